@@ -1,0 +1,116 @@
+# gilua: Lua 5.4 (the system library) with a Global Interpreter Lock.
+#
+#   make            build/gilua, build/libgilua.a, build/libgilua.so
+#   make demo       build, then run the headline demo
+#   make test       the whole test suite (TAP, through prove)
+#   make bench      benchmarks beside CPython and stock lua5.4
+#   make tsan/asan  the test suite on a ThreadSanitizer/AddressSanitizer build
+#   make deps       install the Debian packages the build needs
+#   make install PREFIX=/usr/local
+
+BUILD   ?= build
+PREFIX  ?= /usr/local
+CC      ?= cc
+CFLAGS  ?= -O2 -g
+SAN     ?=
+WARN    := -Wall -Wextra
+LUA_CFLAGS := $(shell pkg-config --cflags lua5.4 2>/dev/null)
+LUA_LIBS   := $(shell pkg-config --libs lua5.4 2>/dev/null || echo -llua5.4)
+CPPFLAGS += -D_GNU_SOURCE -Iinclude -Ivm -Igil $(LUA_CFLAGS) $(GILUA_DEFS)
+ALL_CFLAGS = $(CFLAGS) $(WARN) $(SAN) -fPIC -pthread
+LDLIBS  := $(LUA_LIBS) -lreadline -lpthread -lm -ldl
+
+DEB_PKGS := build-essential pkg-config liblua5.4-dev lua5.4 libreadline-dev \
+            python3 perl clang libclang-rt-dev
+
+LIB_SRC  := $(sort $(wildcard vm/*.c gil/*.c stdlib/*/*.c))
+LUA_SRC  := $(sort $(wildcard vm/lua/*.lua stdlib/*/*.lua))
+REPL_SRC := $(sort $(wildcard repl/*.c))
+CTEST_SRC := $(sort $(wildcard tests/c/*.c))
+
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/embedded.o
+REPL_OBJ := $(REPL_SRC:%.c=$(BUILD)/obj/%.o)
+CTESTS   := $(CTEST_SRC:tests/c/%.c=$(BUILD)/tests/%.t)
+HEADERS  := $(wildcard include/*.h vm/*.h gil/*.h stdlib/*/*.h)
+
+.PHONY: all demo test check-tests bench tsan asan deps install clean
+
+all: $(BUILD)/gilua $(BUILD)/libgilua.a $(BUILD)/libgilua.so
+
+$(BUILD)/obj/%.o: %.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c $< -o $@
+
+# Lua sources that are part of the runtime are compiled into the binary.
+$(BUILD)/embedgen: tools/embedgen.c
+	@mkdir -p $(dir $@)
+	$(CC) -O1 -Wall -Wextra $< -o $@
+
+$(BUILD)/gen/embedded.c: $(BUILD)/embedgen $(LUA_SRC)
+	@mkdir -p $(dir $@)
+	$(BUILD)/embedgen $(LUA_SRC) > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/obj/gen/embedded.o: $(BUILD)/gen/embedded.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/libgilua.a: $(LIB_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/libgilua.so: $(LIB_OBJ)
+	$(CC) $(ALL_CFLAGS) -shared -Wl,-soname,libgilua.so $^ -o $@ $(LDLIBS)
+
+$(BUILD)/gilua: $(REPL_OBJ) $(BUILD)/libgilua.a
+	$(CC) $(ALL_CFLAGS) -Wl,-E $(REPL_OBJ) $(BUILD)/libgilua.a -o $@ $(LDLIBS)
+
+$(BUILD)/tests/%.t: tests/c/%.c $(BUILD)/libgilua.a $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $< $(BUILD)/libgilua.a -o $@ $(LDLIBS)
+
+demo: all
+	./$(BUILD)/gilua samples/demo.lua
+
+# Lua test files are run by the gilua under test (found first on PATH);
+# C tests are TAP executables.
+test: all $(CTESTS)
+	PATH="$(CURDIR)/$(BUILD):$$PATH" GILUA="$(CURDIR)/$(BUILD)/gilua" \
+	  LUA_PATH="$(CURDIR)/tests/?.lua;;" prove $(PROVE_FLAGS) \
+	  $(sort $(wildcard tests/*.lua)) $(CTESTS)
+
+bench: all
+	python3 bench/run.py --gilua ./$(BUILD)/gilua
+
+# ThreadSanitizer: the drop request travels on SIGSYS there, because TSan
+# holds back asynchronous signals until the thread calls into libc, which a
+# CPU-bound Lua loop never does (see gil/gil_signal.c).
+tsan:
+	$(MAKE) BUILD=build-tsan CC=clang CFLAGS="-O1 -g" SAN="-fsanitize=thread" \
+	  GILUA_DEFS="-DGIL_DROP_SIGNAL=SIGSYS" \
+	  PROVE_FLAGS="$(PROVE_FLAGS)" test
+
+asan:
+	ASAN_OPTIONS=detect_leaks=1 $(MAKE) BUILD=build-asan CC=clang CFLAGS="-O1 -g" \
+	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer" \
+	  PROVE_FLAGS="$(PROVE_FLAGS)" test
+
+deps:
+	@missing=""; for p in $(DEB_PKGS); do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update && $$SUDO apt-get install -y $$missing; \
+	else echo "all build dependencies are installed"; fi
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib \
+	  $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 755 $(BUILD)/gilua $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 $(BUILD)/libgilua.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(BUILD)/libgilua.so $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 include/gilua.h $(DESTDIR)$(PREFIX)/include/
+	sed -e 's|@PREFIX@|$(PREFIX)|' tools/gilua.pc.in \
+	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/gilua.pc
+
+clean:
+	rm -rf build build-tsan build-asan

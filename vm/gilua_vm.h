@@ -1,0 +1,113 @@
+/*
+** gilua_vm.h: what the interpreter side offers to the modules.
+** Internal to libgilua; the public API is include/gilua.h.
+*/
+#ifndef gilua_vm_h
+#define gilua_vm_h
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <sys/types.h>
+
+#include <lua.h>
+#include <lauxlib.h>
+
+#include "gilua.h"
+
+/*
+** One per OS thread that runs Lua. Owned by that thread; the fields that
+** other threads or a signal handler read are marked.
+*/
+typedef struct gilua_tstate {
+  lua_State *L;                 /* this thread's own state (lua_newthread) */
+  int ref;                      /* anchors L in the registry */
+  /* The coroutine this OS thread runs right now: L itself or a coroutine
+  ** resumed from it. Written by the owner only, read by its own signal
+  ** handler (hence sig_atomic-safe pointer stores). */
+  lua_State *volatile current;
+  /* Drop-request hook bookkeeping, see gil/gil_signal.c. */
+  lua_State *volatile hooked;   /* coroutine our hook is armed on, or NULL */
+  lua_Hook saved_hook;          /* the user's hook on 'hooked' */
+  int saved_mask, saved_count;
+  volatile sig_atomic_t interrupt; /* Ctrl-C pending (main thread only) */
+  pthread_t thread;             /* read by GIL waiters (under the GIL mutex) */
+  pid_t native_id;
+  unsigned long ident;
+  char name[64];                /* for statistics and traces */
+  /* statistics, written by the owner under the GIL mutex */
+  double hold_since, held, waited;
+  unsigned long acquisitions, drops_requested, drops_received;
+  struct gilua_tstate *next, *prev; /* all thread states, under the GIL mutex */
+} gilua_tstate;
+
+/* The calling thread's state, or NULL if it has none. */
+gilua_tstate *gilua_ts(void);
+
+/* The main state of the interpreter. */
+lua_State *gilua_mainstate(void);
+
+/* Thread states (vm/gilua_state.c). gilua_tstate_new registers the calling
+** thread and takes the GIL; gilua_tstate_free releases it. */
+gilua_tstate *gilua_tstate_new(lua_State *main);
+void gilua_tstate_free(gilua_tstate *ts);
+
+/* Runs coroutine 'co' from the current one, keeping 'current' right so the
+** GIL's drop request reaches the coroutine that runs (vm/gilua_coroutine.c).
+** Same contract as lua_resume. */
+int gilua_resume(lua_State *L, lua_State *co, int narg, int *nres);
+
+/*
+** Errors (vm/gilua_error.c). Exception classes are found by their qualified
+** name ("RuntimeError", "queue.Empty") in the registry of classes that
+** Exception:extend(name) fills. gilua_raise never returns: write
+** "return gilua_raise(...)" as with luaL_error.
+*/
+void gilua_pushexception(lua_State *L, const char *cls, const char *msg);
+int gilua_raise(lua_State *L, const char *cls, const char *fmt, ...);
+
+/*
+** Python-style arguments (vm/gilua_args.c): a call takes either positional
+** arguments from index 'first' on, or one options table there (a table
+** without a metatable). gilua_arg pushes the argument at position 'pos'
+** (0-based from 'first') or the field 'name', and returns its type.
+*/
+typedef struct gilua_args { lua_State *L; int first; int opts; } gilua_args;
+void gilua_args_init(gilua_args *a, lua_State *L, int first);
+int gilua_arg(gilua_args *a, int pos, const char *name);
+int gilua_arg_bool(gilua_args *a, int pos, const char *name, int def);
+/* A timeout in seconds: nil means forever (-1); negative is a ValueError. */
+double gilua_arg_timeout(gilua_args *a, int pos, const char *name);
+
+/* Time helpers (vm/gilua_time.c). */
+double gilua_monotonic(void);
+/* Sleeps without the GIL for 'secs', restarting after signals; returns 1 if
+** interrupted by Ctrl-C (main thread). Caller must NOT hold the GIL. */
+int gilua_nap(double secs);
+/* An absolute CLOCK_MONOTONIC deadline 'secs' from now, for timed waits on
+** condition variables initialised with gilua_cond_init. */
+void gilua_deadline(struct timespec *ts, double secs);
+void gilua_cond_init(pthread_cond_t *c);
+
+/* Ctrl-C (gil/gil_signal.c): with 'on', SIGINT makes the main thread raise
+** KeyboardInterrupt at its next Lua instruction, or cuts short its current
+** gilua_nap; with 0, SIGINT gets its default action back. */
+void gilua_sigint(int on);
+/* Raises KeyboardInterrupt if a Ctrl-C is pending for the calling thread
+** (call with the GIL, after a blocking call). */
+void gilua_checkinterrupt(lua_State *L);
+
+/* Embedded Lua sources and C modules (vm/gilua_modules.c). */
+void gilua_preload(lua_State *L);
+int gilua_loadembedded(lua_State *L, const char *modname);
+
+/* Module openers */
+int luaopen_gilua_thread(lua_State *L);  /* "_thread" */
+int luaopen_gilua_time(lua_State *L);    /* "time" */
+int luaopen_gilua_sys(lua_State *L);     /* "sys" */
+int luaopen_gilua_gil(lua_State *L);     /* "gil" */
+void gilua_openos(lua_State *L);         /* os.getpid, os.getppid, os.cpu_count */
+void gilua_openio(lua_State *L);         /* GIL-releasing io and os.execute */
+void gilua_opencoroutine(lua_State *L);  /* tracking coroutine.resume/wrap */
+
+#endif
