@@ -9,7 +9,7 @@
 #include <string.h>
 
 static void modname(const char *path, char *out, size_t n) {
-  char buf[512], *dir, *base, *dot, *slash;
+  char buf[200], *dir, *base, *dot, *slash;
   snprintf(buf, sizeof buf, "%s", path);
   dot = strrchr(buf, '.');
   if (dot) *dot = '\0';

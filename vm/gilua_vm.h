@@ -31,6 +31,8 @@ typedef struct gilua_tstate {
   lua_Hook saved_hook;          /* the user's hook on 'hooked' */
   int saved_mask, saved_count;
   volatile sig_atomic_t interrupt; /* Ctrl-C pending (main thread only) */
+  volatile sig_atomic_t holds_gil;  /* set and cleared by the owner only */
+  volatile sig_atomic_t in_hookwork; /* owner is changing hooks: hands off */
   pthread_t thread;             /* read by GIL waiters (under the GIL mutex) */
   pid_t native_id;
   unsigned long ident;
@@ -44,8 +46,9 @@ typedef struct gilua_tstate {
 /* The calling thread's state, or NULL if it has none. */
 gilua_tstate *gilua_ts(void);
 
-/* The main state of the interpreter. */
+/* The main state of the interpreter, and the main thread's ident. */
 lua_State *gilua_mainstate(void);
+unsigned long gilua_mainident(void);
 
 /* Thread states (vm/gilua_state.c). gilua_tstate_new registers the calling
 ** thread and takes the GIL; gilua_tstate_free releases it. */

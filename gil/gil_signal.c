@@ -1,0 +1,164 @@
+/*
+** gil_signal.c: getting a drop request (or a Ctrl-C) to the coroutine that
+** the GIL holder is running.
+**
+** Lua checks for hooks on every instruction only while a hook is set, so a
+** one-shot hook is a free way to stop a running VM at its next instruction;
+** lua.c stops a script on Ctrl-C exactly so. But lua_sethook must not be
+** called from another thread: the holder reads those fields while it runs.
+** So a waiter never touches the holder's Lua state; it sends the holder's
+** OS thread a signal, and the handler, which runs on that very thread,
+** sets the hook on the coroutine the thread is running ('current', which
+** the coroutine library keeps up to date). This is how Go preempts a
+** goroutine, and how lua.c handles SIGINT.
+**
+** The hook (gil_hook) puts back whatever hook the user had set on that
+** coroutine (debug.sethook keeps working: events the user asked for are
+** passed on), then answers the request.
+**
+** Rules the handler keeps:
+** - it arms a hook only while its thread holds the GIL and is not itself
+**   changing hooks ('in_hookwork'); otherwise it leaves the flags, and the
+**   thread checks them when it gets back to a safe point;
+** - it touches nothing but its own thread's state.
+**
+** Under ThreadSanitizer the signal is SIGSYS (see the Makefile): TSan
+** delays asynchronous signals until the thread next calls into libc, which
+** a CPU-bound Lua loop never does; it delivers "synchronous" ones such as
+** SIGSYS at once. Otherwise SIGURG, whose default action is to be ignored
+** and which debuggers pass through quietly.
+*/
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+
+#include "gil.h"
+
+#ifndef GIL_DROP_SIGNAL
+#define GIL_DROP_SIGNAL SIGURG
+#endif
+
+static pthread_t main_thread;
+
+
+/* Event codes to mask bits, to pass on the events the user asked for. */
+static int eventmask (int event) {
+  switch (event) {
+    case LUA_HOOKCALL: case LUA_HOOKTAILCALL: return LUA_MASKCALL;
+    case LUA_HOOKRET: return LUA_MASKRET;
+    case LUA_HOOKLINE: return LUA_MASKLINE;
+    default: return LUA_MASKCOUNT;
+  }
+}
+
+
+static void gil_hook (lua_State *L, lua_Debug *ar);
+
+
+/* Arm the one-shot hook on the running coroutine. Signal handler only. */
+static void arm (gilua_tstate *ts) {
+  lua_State *co = ts->current;
+  if (!ts->holds_gil || ts->in_hookwork || co == NULL) return;
+  if (lua_gethook(co) == gil_hook) return;  /* already armed */
+  ts->saved_hook = lua_gethook(co);
+  ts->saved_mask = lua_gethookmask(co);
+  ts->saved_count = lua_gethookcount(co);
+  ts->hooked = co;
+  lua_sethook(co, gil_hook, ts->saved_mask | LUA_MASKCOUNT, 1);
+}
+
+
+/* Put the user's hook back on 'co'. Not in a signal handler. */
+static void restore (gilua_tstate *ts, lua_State *co) {
+  ts->in_hookwork = 1;
+  if (lua_gethook(co) == gil_hook)
+    lua_sethook(co, ts->saved_hook, ts->saved_mask, ts->saved_count);
+  ts->hooked = NULL;
+  ts->in_hookwork = 0;
+}
+
+
+/* A safe point: answer what is pending for this thread. */
+static void answer (gilua_tstate *ts, lua_State *L) {
+  if (ts->interrupt) {
+    ts->interrupt = 0;
+    gilua_raise(L, "KeyboardInterrupt", NULL);
+  }
+  if (gil_drop_requested()) gil_yield(ts);
+}
+
+
+static void gil_hook (lua_State *L, lua_Debug *ar) {
+  gilua_tstate *ts = gilua_ts();
+  lua_Hook user = ts->saved_hook;
+  int usermask = ts->saved_mask;
+  restore(ts, L);
+  answer(ts, L);
+  if (user && (usermask & eventmask(ar->event)))
+    user(L, ar);
+}
+
+
+void gil_signal_disarm (gilua_tstate *ts, lua_State *co) {
+  restore(ts, co);
+  answer(ts, ts->current);
+}
+
+
+static void on_drop_signal (int sig) {
+  int saved = errno;
+  gilua_tstate *ts = gilua_ts();
+  (void)sig;
+  if (ts) arm(ts);
+  errno = saved;
+}
+
+
+/* Ctrl-C belongs to the main thread, as in Python. */
+static void on_sigint (int sig) {
+  int saved = errno;
+  gilua_tstate *ts = gilua_ts();
+  if (!pthread_equal(pthread_self(), main_thread)) {
+    pthread_kill(main_thread, sig);
+  } else if (ts) {
+    ts->interrupt = 1;
+    arm(ts);
+  }
+  errno = saved;
+}
+
+
+void gil_signal_init (void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_drop_signal;
+  sa.sa_flags = SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  sigaction(GIL_DROP_SIGNAL, &sa, NULL);
+  main_thread = pthread_self();
+}
+
+
+void gil_signal_post (gilua_tstate *holder) {
+  pthread_kill(holder->thread, GIL_DROP_SIGNAL);
+}
+
+
+void gilua_sigint (int on) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on ? on_sigint : SIG_DFL;
+  sigemptyset(&sa.sa_mask);
+  /* No SA_RESTART: a sleeping main thread must wake up to be interrupted. */
+  sigaction(SIGINT, &sa, NULL);
+}
+
+
+void gilua_checkinterrupt (lua_State *L) {
+  gilua_tstate *ts = gilua_ts();
+  if (ts && ts->interrupt) {
+    ts->interrupt = 0;
+    gilua_raise(L, "KeyboardInterrupt", NULL);
+  }
+}

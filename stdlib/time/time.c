@@ -1,0 +1,89 @@
+/*
+** time.c: Python's time module (the part the course uses): sleep releases
+** the GIL; clocks are seconds as floats.
+*/
+#include <time.h>
+
+#include "gilua_vm.h"
+
+
+static double clock_secs (clockid_t id) {
+  struct timespec t;
+  clock_gettime(id, &t);
+  return t.tv_sec + t.tv_nsec / 1e9;
+}
+
+
+static lua_Integer clock_ns (clockid_t id) {
+  struct timespec t;
+  clock_gettime(id, &t);
+  return (lua_Integer)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+
+static int t_sleep (lua_State *L) {
+  double secs = luaL_checknumber(L, 1);
+  int interrupted;
+  if (secs < 0) return gilua_raise(L, "ValueError", "sleep length must be non-negative");
+  GILUA_BEGIN_ALLOW_THREADS(L)
+    interrupted = gilua_nap(secs);
+  GILUA_END_ALLOW_THREADS(L)
+  if (interrupted) gilua_checkinterrupt(L);
+  return 0;
+}
+
+
+static int t_time (lua_State *L) {
+  lua_pushnumber(L, clock_secs(CLOCK_REALTIME));
+  return 1;
+}
+
+
+static int t_time_ns (lua_State *L) {
+  lua_pushinteger(L, clock_ns(CLOCK_REALTIME));
+  return 1;
+}
+
+
+static int t_monotonic (lua_State *L) {
+  lua_pushnumber(L, clock_secs(CLOCK_MONOTONIC));
+  return 1;
+}
+
+
+static int t_monotonic_ns (lua_State *L) {
+  lua_pushinteger(L, clock_ns(CLOCK_MONOTONIC));
+  return 1;
+}
+
+
+static int t_thread_time (lua_State *L) {
+  lua_pushnumber(L, clock_secs(CLOCK_THREAD_CPUTIME_ID));
+  return 1;
+}
+
+
+static int t_process_time (lua_State *L) {
+  lua_pushnumber(L, clock_secs(CLOCK_PROCESS_CPUTIME_ID));
+  return 1;
+}
+
+
+static const luaL_Reg funcs[] = {
+  {"sleep", t_sleep},
+  {"time", t_time},
+  {"time_ns", t_time_ns},
+  {"monotonic", t_monotonic},
+  {"monotonic_ns", t_monotonic_ns},
+  {"perf_counter", t_monotonic},      /* CLOCK_MONOTONIC, as CPython on Linux */
+  {"perf_counter_ns", t_monotonic_ns},
+  {"thread_time", t_thread_time},
+  {"process_time", t_process_time},
+  {NULL, NULL}
+};
+
+
+int luaopen_gilua_time (lua_State *L) {
+  luaL_newlib(L, funcs);
+  return 1;
+}

@@ -1,0 +1,69 @@
+/*
+** gilua_modules.c: the module registry. C modules and the embedded Lua
+** sources are found by `require` through package.preload, so the binary
+** needs no file at run time, and a user's own module path still works
+** for everything else.
+*/
+#include <string.h>
+
+#include "gilua_vm.h"
+
+struct gilua_embedded { const char *name, *path, *src; size_t len; };
+extern const struct gilua_embedded gilua_embedded[];
+
+static const luaL_Reg cmodules[] = {
+  {"_thread", luaopen_gilua_thread},
+  {"time", luaopen_gilua_time},
+  {"sys", luaopen_gilua_sys},
+  {"gil", luaopen_gilua_gil},
+  {NULL, NULL}
+};
+
+
+static const struct gilua_embedded *find (const char *name) {
+  const struct gilua_embedded *e;
+  for (e = gilua_embedded; e->name; e++)
+    if (strcmp(e->name, name) == 0) return e;
+  return NULL;
+}
+
+
+int gilua_loadembedded (lua_State *L, const char *modname) {
+  const struct gilua_embedded *e = find(modname);
+  char chunkname[256];
+  if (e == NULL) return luaL_error(L, "no embedded module '%s'", modname);
+  lua_pushfstring(L, "@%s", e->path);
+  strncpy(chunkname, lua_tostring(L, -1), sizeof chunkname - 1);
+  chunkname[sizeof chunkname - 1] = '\0';
+  lua_pop(L, 1);
+  if (luaL_loadbuffer(L, e->src, e->len, chunkname) != LUA_OK)
+    return lua_error(L);
+  return 1;
+}
+
+
+/* package.preload loader: called as loader(name, extra). */
+static int embedded_loader (lua_State *L) {
+  const char *name = luaL_checkstring(L, 1);
+  gilua_loadembedded(L, name);
+  lua_pushvalue(L, 1);
+  lua_pushstring(L, find(name)->path);
+  lua_call(L, 2, 1);
+  return 1;
+}
+
+
+void gilua_preload (lua_State *L) {
+  const luaL_Reg *m;
+  const struct gilua_embedded *e;
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+  for (m = cmodules; m->name; m++) {
+    lua_pushcfunction(L, m->func);
+    lua_setfield(L, -2, m->name);
+  }
+  for (e = gilua_embedded; e->name; e++) {
+    lua_pushcfunction(L, embedded_loader);
+    lua_setfield(L, -2, e->name);
+  }
+  lua_pop(L, 1);
+}

@@ -1,0 +1,273 @@
+/*
+** gilua_state.c: the interpreter and its thread states; the public API of
+** gilua.h.
+**
+** One interpreter per process, because there is one GIL per process (as
+** in CPython). Each OS thread that runs Lua owns a gilua_tstate, found
+** through thread-local storage; its Lua side is a thread made with
+** lua_newthread, so globals and tables are shared exactly as Python
+** threads share objects.
+*/
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+
+#include <lualib.h>
+
+#include "gil.h"
+
+#define CLASSES_KEY "gilua.classes"
+
+/* initial-exec: the signal handlers read it, and must not allocate. */
+static __thread gilua_tstate *tls_ts __attribute__((tls_model("initial-exec")));
+
+static lua_State *main_L;      /* the interpreter, NULL when none is open */
+static lua_State *spawner;     /* makes new thread states, see below */
+static int spawner_ref = LUA_NOREF;
+static unsigned long main_ident;
+
+
+gilua_tstate *gilua_ts (void) {
+  return tls_ts;
+}
+
+
+lua_State *gilua_mainstate (void) {
+  return main_L;
+}
+
+
+unsigned long gilua_mainident (void) {
+  return main_ident;
+}
+
+
+static void tstate_init (gilua_tstate *ts) {
+  memset(ts, 0, sizeof *ts);
+  ts->ref = LUA_NOREF;
+  ts->thread = pthread_self();
+  ts->ident = (unsigned long)ts->thread;
+  ts->native_id = (pid_t)syscall(SYS_gettid);
+  snprintf(ts->name, sizeof ts->name, "Thread-%d", (int)ts->native_id);
+  tls_ts = ts;
+}
+
+
+/*
+** A new thread state for the calling OS thread. Its Lua thread is made on
+** 'spawner', a state used for nothing else: the main state's stack may be
+** in use by the main thread, blocked in a C function without the GIL.
+*/
+gilua_tstate *gilua_tstate_new (lua_State *main) {
+  gilua_tstate *ts = malloc(sizeof *ts);
+  (void)main;
+  if (ts == NULL) return NULL;
+  tstate_init(ts);
+  gil_register(ts);
+  gil_acquire(ts);
+  ts->L = lua_newthread(spawner);
+  ts->ref = luaL_ref(spawner, LUA_REGISTRYINDEX);
+  ts->current = ts->L;
+  return ts;
+}
+
+
+/* Forget the calling thread's state and release the GIL. */
+void gilua_tstate_free (gilua_tstate *ts) {
+  luaL_unref(spawner, LUA_REGISTRYINDEX, ts->ref);
+  ts->current = NULL;
+  gil_release(ts);
+  gil_unregister(ts);
+  tls_ts = NULL;
+  free(ts);
+}
+
+
+/* fork() in a thread that holds the GIL: the child's only thread keeps it. */
+static void after_fork_child (void) {
+  if (main_L != NULL && tls_ts != NULL) gil_after_fork(tls_ts);
+}
+
+
+static int load_runtime (lua_State *L) {
+  /* gilua.class gets the table where named classes are registered. */
+  gilua_loadembedded(L, "gilua.class");
+  lua_getfield(L, LUA_REGISTRYINDEX, CLASSES_KEY);
+  lua_call(L, 1, 1);
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  lua_pushvalue(L, -2);
+  lua_setfield(L, -2, "gilua.class");
+  lua_pop(L, 2);
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "gilua.exceptions");
+  lua_call(L, 1, 0);
+  return 0;
+}
+
+
+int gilua_openlibs (lua_State *L) {
+  static int atfork_set;
+  gilua_tstate *ts;
+  if (main_L != NULL) return -1;
+  ts = malloc(sizeof *ts);
+  if (ts == NULL) return -1;
+  tstate_init(ts);
+  strcpy(ts->name, "MainThread");
+  ts->L = ts->current = L;
+  main_L = L;
+  main_ident = ts->ident;
+  gil_init(ts);
+  if (!atfork_set) {
+    pthread_atfork(NULL, NULL, after_fork_child);
+    atfork_set = 1;
+  }
+  spawner = lua_newthread(L);
+  spawner_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  luaL_openlibs(L);
+  lua_newtable(L);
+  lua_setfield(L, LUA_REGISTRYINDEX, CLASSES_KEY);
+  gilua_preload(L);
+  gilua_opencoroutine(L);
+  gilua_openio(L);
+  gilua_openos(L);
+  lua_pushcfunction(L, load_runtime);
+  if (gilua_pcall(L, 0, 0) != LUA_OK) {
+    gilua_report(L);
+    return -1;
+  }
+  return 0;
+}
+
+
+lua_State *gilua_open (void) {
+  lua_State *L = luaL_newstate();
+  if (L == NULL) return NULL;
+  if (gilua_openlibs(L) != 0) {
+    lua_close(L);
+    return NULL;
+  }
+  return L;
+}
+
+
+void gilua_close (lua_State *L) {
+  gilua_tstate *ts = tls_ts;
+  /* Python's exit rule: wait for the non-daemon threads. */
+  lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  lua_getfield(L, -1, "threading");
+  if (lua_istable(L, -1)) {
+    lua_getfield(L, -1, "_shutdown");
+    if (lua_isfunction(L, -1)) {
+      if (gilua_pcall(L, 0, 0) != LUA_OK) gilua_report(L);
+    } else lua_pop(L, 1);
+  }
+  lua_pop(L, 2);
+  /* Daemon threads park for good the next time they want the GIL. */
+  gil_finalize(ts);
+  lua_close(L);
+  main_L = NULL;
+  spawner = NULL;
+  gil_release(ts);
+  gil_unregister(ts);
+  gil_destroy();
+  tls_ts = NULL;
+  free(ts);
+}
+
+
+lua_State *gilua_attach (lua_State *L) {
+  gilua_tstate *ts = gilua_tstate_new(L);
+  return ts ? ts->L : NULL;
+}
+
+
+void gilua_detach (lua_State *T) {
+  (void)T;
+  gilua_tstate_free(tls_ts);
+}
+
+
+void gilua_release (lua_State *T) {
+  (void)T;
+  gil_release(tls_ts);
+}
+
+
+void gilua_acquire (lua_State *T) {
+  (void)T;
+  gil_acquire(tls_ts);
+}
+
+
+void gilua_setswitchinterval (double seconds) {
+  gil_setinterval(seconds);
+}
+
+
+double gilua_getswitchinterval (void) {
+  return gil_getinterval();
+}
+
+
+void gilua_getstats (gilua_stats *st) {
+  gil_getstats(st);
+}
+
+
+/*
+** Errors keep their traceback: an exception object took one when it was
+** made; a string gets one here, as lua.c does.
+*/
+static int msghandler (lua_State *L) {
+  const char *msg = lua_tostring(L, 1);
+  if (lua_istable(L, 1)) return 1;
+  if (msg == NULL) {
+    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+      return 1;
+    msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+  }
+  luaL_traceback(L, L, msg, 1);
+  return 1;
+}
+
+
+int gilua_pcall (lua_State *L, int nargs, int nresults) {
+  int status, base = lua_gettop(L) - nargs;
+  lua_pushcfunction(L, msghandler);
+  lua_insert(L, base);
+  status = lua_pcall(L, nargs, nresults, base);
+  lua_remove(L, base);
+  return status;
+}
+
+
+void gilua_report (lua_State *L) {
+  const char *msg;
+  if (lua_istable(L, -1)) {
+    lua_getfield(L, -1, "traceback");
+    msg = luaL_tolstring(L, -2, NULL);
+    fprintf(stderr, "%s\n", msg);
+    if (lua_isstring(L, -2)) fprintf(stderr, "%s\n", lua_tostring(L, -2));
+    lua_pop(L, 2);
+  } else {
+    msg = luaL_tolstring(L, -1, NULL);
+    fprintf(stderr, "%s\n", msg);
+    lua_pop(L, 1);
+  }
+  fflush(stderr);
+  lua_pop(L, 1);
+}
+
+
+int gilua_dofile (lua_State *L, const char *path) {
+  int status;
+  lua_pushliteral(L, "__main__");
+  lua_setglobal(L, "__name__");
+  status = luaL_loadfile(L, path);
+  if (status == LUA_OK) status = gilua_pcall(L, 0, 0);
+  if (status != LUA_OK) gilua_report(L);
+  return status;
+}
