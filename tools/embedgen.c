@@ -41,7 +41,7 @@ int main(int argc, char **argv) {
   printf("const struct gilua_embedded { const char *name, *path, *src; size_t len; }"
          " gilua_embedded[] = {\n");
   for (i = 1; i < argc; i++) {
-    char name[256];
+    char name[512];
     modname(argv[i], name, sizeof name);
     printf("  {\"%s\", \"%s\", src%d, sizeof(src%d) - 1},\n", name, argv[i], i, i);
   }
