@@ -1,0 +1,211 @@
+--[[
+gilua.class: the class model every gilua module builds on.
+
+The loader passes one argument, the registry of named classes: a class
+made with `extend(name)` is stored there under `name`, so that C code can
+find an exception class by its qualified name ("queue.Empty").
+
+A class is a table:
+  * an instance is a table whose metatable is its class;
+  * `Cls(...)` makes an instance and calls `init(self, ...)` on it;
+  * `Cls:extend([name])` makes a subclass, `Cls:is(x)` tests membership,
+    `Cls:is_subclass(Other)` tests the hierarchy;
+  * `Cls.__super` is the parent class, `Cls.__name` the qualified name.
+
+Methods reach subclasses through an __index chain, but Lua looks
+metamethods up with rawget on the metatable, so every "__" key of the parent
+is copied into a subclass when it is made, and a metamethod that a class
+gains later (assigned while the key is absent) is pushed down to the
+subclasses that do not define their own. Replacing an existing metamethod
+later only changes that class: define metamethods before subclassing.
+
+Each class has its own small metatable (its "metaclass") holding __call
+(construction), __index (the parent) and __newindex (the propagation
+above). A class may customise construction by setting __call on its
+metaclass, `getmetatable(Cls).__call = function(cls, ...) ... end`;
+subclasses made afterwards inherit it (exceptions use this to capture the
+traceback at the caller's level).
+
+Properties. Python attributes that are computed or checked on write are
+declared with
+
+    Cls:property("value", getter, setter)   -- setter optional
+
+getter(self) is called on `obj.value`, setter(self, v) on `obj.value = v`;
+writing a property without setter raises AttributeError. A class gets the
+__index/__newindex functions that make this work only once it (or an
+ancestor) declares a property, so classes without properties keep the plain
+table lookup. Property values must not be stored as raw fields of the
+instance (they would hide the getter). A class with properties should not
+also define its own __index or __newindex.
+]]
+
+local registry = ...
+if type(registry) ~= "table" then registry = {} end
+
+local rawget, rawset, next, type, tostring, error =
+  rawget, rawset, next, type, tostring, error
+local setmetatable, getmetatable = setmetatable, getmetatable
+local find = string.find
+
+-- Per-class bookkeeping, not inherited by subclasses.
+local OWN = { __index = true, __name = true, __super = true,
+              __getters = true, __setters = true }
+
+-- Subclasses of each class, for pushing late metamethods down.
+local children = setmetatable({}, { __mode = "k" })
+
+local function is_meta_key(k)
+  return type(k) == "string" and find(k, "^__") ~= nil and not OWN[k]
+end
+
+local function push_down(cls, k, v)
+  local subs = children[cls]
+  if not subs then return end
+  for sub in next, subs do
+    if rawget(sub, k) == nil then
+      rawset(sub, k, v)
+      push_down(sub, k, v)
+    end
+  end
+end
+
+-- __newindex of every metaclass: only runs when the key is new.
+local function define(cls, k, v)
+  rawset(cls, k, v)
+  if v ~= nil and is_meta_key(k) then push_down(cls, k, v) end
+end
+
+local function construct(cls, ...)
+  local obj = setmetatable({}, cls)
+  cls.init(obj, ...)
+  return obj
+end
+
+local function class_tostring(cls)
+  return "class " .. tostring(rawget(cls, "__name"))
+end
+
+local Object = { __name = "Object" }
+Object.__index = Object
+setmetatable(Object, { __call = construct, __newindex = define,
+                       __tostring = class_tostring })
+
+function Object.init() end
+
+-- Properties ---------------------------------------------------------------
+
+local function no_setter(self, k)
+  local cls = getmetatable(self)
+  local msg = "property '" .. tostring(k) .. "' of '" ..
+              tostring(rawget(cls, "__name")) .. "' object has no setter"
+  local AttributeError = registry.AttributeError
+  if AttributeError then error(AttributeError(msg), 3) end
+  error(msg, 3)
+end
+
+-- Gives cls its getter/setter tables and the instance access functions.
+local function equip(cls)
+  local g, s = rawget(cls, "__getters"), rawget(cls, "__setters")
+  if g then return g, s end
+  g, s = {}, {}
+  rawset(cls, "__getters", g)
+  rawset(cls, "__setters", s)
+  rawset(cls, "__index", function(self, k)
+    local get = g[k]
+    if get then return get(self) end
+    return cls[k]
+  end)
+  rawset(cls, "__newindex", function(self, k, v)
+    local set = s[k]
+    if set then return set(self, v) end
+    if g[k] then return no_setter(self, k) end
+    rawset(self, k, v)
+  end)
+  -- The nearest ancestor with properties lends them.
+  local up = rawget(cls, "__super")
+  while up and not rawget(up, "__getters") do up = rawget(up, "__super") end
+  if up then
+    setmetatable(g, { __index = rawget(up, "__getters") })
+    setmetatable(s, { __index = rawget(up, "__setters") })
+  end
+  return g, s
+end
+
+local function spread(cls, g, s)
+  local subs = children[cls]
+  if not subs then return end
+  for sub in next, subs do
+    local sg, ss = equip(sub)
+    setmetatable(sg, { __index = g })
+    setmetatable(ss, { __index = s })
+    spread(sub, sg, ss)
+  end
+end
+
+function Object.property(cls, name, getter, setter)
+  if type(getter) ~= "function" then
+    error("property(): getter must be a function", 2)
+  end
+  local g, s = equip(cls)
+  g[name] = getter
+  s[name] = setter
+  spread(cls, g, s)
+  return cls
+end
+
+-- Class API -----------------------------------------------------------------
+
+function Object.extend(parent, name)
+  if name ~= nil and type(name) ~= "string" then
+    error("extend(): the class name must be a string", 2)
+  end
+  local cls = {}
+  for k, v in next, parent do
+    if is_meta_key(k) then cls[k] = v end
+  end
+  local pindex = rawget(parent, "__index")
+  if pindex == parent or pindex == nil or rawget(parent, "__getters") then
+    cls.__index = cls
+  else
+    cls.__index = pindex            -- a custom __index function or table
+  end
+  cls.__super = parent
+  cls.__name = name or rawget(parent, "__name")
+  local pmeta = getmetatable(parent)
+  setmetatable(cls, { __index = parent, __newindex = define,
+                      __call = pmeta and pmeta.__call or construct,
+                      __tostring = class_tostring })
+  local subs = children[parent]
+  if not subs then
+    subs = setmetatable({}, { __mode = "k" })
+    children[parent] = subs
+  end
+  subs[cls] = true
+  if rawget(parent, "__getters") then equip(cls) end
+  if name then registry[name] = cls end
+  return cls
+end
+
+-- True when x is an instance of cls or of one of its subclasses.
+function Object.is(cls, x)
+  if type(x) ~= "table" then return false end
+  local c = getmetatable(x)
+  while type(c) == "table" do
+    if c == cls then return true end
+    c = rawget(c, "__super")
+  end
+  return false
+end
+
+-- True when cls is other or descends from it.
+function Object.is_subclass(cls, other)
+  local c = cls
+  while type(c) == "table" do
+    if c == other then return true end
+    c = rawget(c, "__super")
+  end
+  return false
+end
+
+return Object
