@@ -1,0 +1,405 @@
+/*
+** main.c: the gilua command.
+**
+**   gilua [options] [script [args]]
+**
+** Reads the whole command line first (so that a bad option stops the
+** command before any code runs), opens the interpreter, applies the
+** settings, runs -e and -l in the order given, then the script (or
+** standard input), then the interactive loop if asked for or if there was
+** nothing else to do. gilua_close at the end waits for the non-daemon
+** threads, which is Python's rule for program exit.
+**
+** Options live in one table: adding one (say --gil-stats) is one entry
+** with up to four hooks, called at the four moments an option can matter.
+*/
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <lua.h>
+#include <lauxlib.h>
+#include <lualib.h>
+
+#include "gilua.h"
+#include "repl.h"
+
+
+/* What the command line asked for. */
+typedef struct Cmd {
+  int argc;
+  char **argv;
+  int script;          /* argv index of the script ("-" for stdin), or 0 */
+  int interactive;     /* -i */
+  int version;         /* -v */
+  int help;            /* -h */
+  int runs_code;       /* -e: no interactive loop unless -i */
+  struct Given *given; /* the options, in command-line order */
+  int ngiven;
+  int status;          /* EXIT_SUCCESS or EXIT_FAILURE */
+} Cmd;
+
+
+/*
+** {==================================================================
+** The option table
+** ===================================================================
+*/
+
+typedef struct Option {
+  const char *name;    /* "-e" or "--switch-interval" */
+  const char *argname; /* NULL: a flag; else the value's name in the usage */
+  const char *help;
+  /* While the command line is read, before the interpreter exists: check
+  ** the value and note what it means in 'c'. Returns NULL, or an error
+  ** message (in 'err', of size 'n'). */
+  const char *(*parse)(Cmd *c, const char *val, char *err, size_t n);
+  /* Once the interpreter is open and before any code runs. */
+  void (*setup)(lua_State *L, const char *val);
+  /* In command-line order with the other 'run' hooks, before the script.
+  ** Returns a Lua status; an error has been reported already. */
+  int (*run)(lua_State *L, const char *val);
+  /* After gilua_close, when every thread is done. */
+  void (*done)(const char *val);
+} Option;
+
+typedef struct Given {
+  const Option *opt;
+  const char *val;
+} Given;
+
+
+static const char *parse_interactive (Cmd *c, const char *val,
+                                      char *err, size_t n) {
+  (void)val; (void)err; (void)n;
+  c->interactive = 1;
+  return NULL;
+}
+
+static const char *parse_version (Cmd *c, const char *val,
+                                  char *err, size_t n) {
+  (void)val; (void)err; (void)n;
+  c->version = 1;
+  return NULL;
+}
+
+static const char *parse_help (Cmd *c, const char *val, char *err, size_t n) {
+  (void)val; (void)err; (void)n;
+  c->help = 1;
+  return NULL;
+}
+
+static const char *parse_execute (Cmd *c, const char *val,
+                                  char *err, size_t n) {
+  (void)val; (void)err; (void)n;
+  c->runs_code = 1;
+  return NULL;
+}
+
+static int run_execute (lua_State *L, const char *code) {
+  int status = luaL_loadbuffer(L, code, strlen(code), "=(command line)");
+  if (status == LUA_OK)
+    status = repl_docall(L, 0, 0);
+  if (status != LUA_OK)
+    gilua_report(L);
+  return status;
+}
+
+/* -l mod puts require("mod") in global 'mod'; -l g=mod in global 'g'. */
+static int run_library (lua_State *L, const char *val) {
+  const char *eq = strchr(val, '=');
+  const char *mod = eq ? eq + 1 : val;
+  int status;
+  lua_getglobal(L, "require");
+  lua_pushstring(L, mod);
+  status = repl_docall(L, 1, 1);
+  if (status != LUA_OK) {
+    gilua_report(L);
+    return status;
+  }
+  if (eq)
+    lua_pushlstring(L, val, (size_t)(eq - val));
+  else
+    lua_pushstring(L, val);
+  lua_insert(L, -2);
+  lua_setglobal(L, lua_tostring(L, -2));
+  lua_pop(L, 1);
+  return LUA_OK;
+}
+
+static void setup_warnings (lua_State *L, const char *val) {
+  (void)val;
+  lua_warning(L, "@on", 0);
+}
+
+/* Python's sys.setswitchinterval accepts any strictly positive float. */
+static const char *parse_interval (Cmd *c, const char *val,
+                                   char *err, size_t n) {
+  char *end;
+  double s;
+  (void)c;
+  errno = 0;
+  s = strtod(val, &end);
+  if (end == val || *end != '\0' || errno != 0 || !isfinite(s) || s <= 0) {
+    snprintf(err, n, "bad value '%s' for --switch-interval "
+             "(seconds, a number > 0, e.g. 0.005)", val);
+    return err;
+  }
+  return NULL;
+}
+
+static void setup_interval (lua_State *L, const char *val) {
+  (void)L;
+  gilua_setswitchinterval(strtod(val, NULL));
+}
+
+static const Option options[] = {
+  {"-e", "code", "run the Lua code 'code'",
+   parse_execute, NULL, run_execute, NULL},
+  {"-l", "mod", "require module 'mod' into global 'mod' (g=mod: into 'g')",
+   NULL, NULL, run_library, NULL},
+  {"-i", NULL, "enter interactive mode after running the script",
+   parse_interactive, NULL, NULL, NULL},
+  {"-v", NULL, "show version information",
+   parse_version, NULL, NULL, NULL},
+  {"-W", NULL, "turn warnings on",
+   NULL, setup_warnings, NULL, NULL},
+  {"-h", NULL, "show this help and exit",
+   parse_help, NULL, NULL, NULL},
+  {"--help", NULL, "same as -h",
+   parse_help, NULL, NULL, NULL},
+  {"--switch-interval", "S", "hand the GIL over every S seconds "
+   "(default 0.005)", parse_interval, setup_interval, NULL, NULL},
+  {NULL, NULL, NULL, NULL, NULL, NULL, NULL}
+};
+
+/* }================================================================== */
+
+
+static void print_usage (FILE *f) {
+  const Option *o;
+  fprintf(f, "usage: %s [options] [script [args]]\n"
+             "Available options are:\n", PROGNAME);
+  for (o = options; o->name; o++) {
+    char left[64];
+    if (o->argname == NULL)
+      snprintf(left, sizeof left, "%s", o->name);
+    else if (o->name[1] == '-')  /* long options take --name=VALUE */
+      snprintf(left, sizeof left, "%s=%s", o->name, o->argname);
+    else
+      snprintf(left, sizeof left, "%s %s", o->name, o->argname);
+    fprintf(f, "  %-22s %s\n", left, o->help);
+  }
+  fprintf(f, "  %-22s %s\n", "--", "stop handling options");
+  fprintf(f, "  %-22s %s\n", "-", "stop handling options and run stdin");
+  fprintf(f, "With no script and no -e, %s is interactive when stdin is a "
+             "terminal,\nand runs stdin as a script otherwise.\n", PROGNAME);
+}
+
+/* Prints a command-line error and the usage; the command exits with 1. */
+static int bad_usage (const char *fmt, const char *what) {
+  fprintf(stderr, "%s: ", PROGNAME);
+  fprintf(stderr, fmt, what);
+  fputc('\n', stderr);
+  print_usage(stderr);
+  return 0;
+}
+
+/* Finds the option that 'arg' names; sets '*inlined' to the value written
+** in the same word ("-ecode", "--switch-interval=S"), if any. */
+static const Option *find_option (const char *arg, const char **inlined) {
+  const Option *o;
+  *inlined = NULL;
+  for (o = options; o->name; o++) {
+    size_t len = strlen(o->name);
+    if (strncmp(arg, o->name, len) != 0)
+      continue;
+    if (arg[len] == '\0')
+      return o;
+    if (o->name[1] == '-' && arg[len] == '=') {  /* --name=value */
+      *inlined = arg + len + 1;
+      return o;
+    }
+    if (o->name[1] != '-' && o->argname != NULL) {  /* -evalue, as lua */
+      *inlined = arg + len;
+      return o;
+    }
+  }
+  return NULL;
+}
+
+/* Reads the options up to the script name. Returns 0 after printing
+** a usage error. */
+static int parse_args (Cmd *c) {
+  char err[256];
+  int i;
+  for (i = 1; i < c->argc; i++) {
+    const char *arg = c->argv[i], *val;
+    const Option *o;
+    if (arg[0] != '-' || strcmp(arg, "-") == 0) {  /* script (or stdin) */
+      c->script = i;
+      return 1;
+    }
+    if (strcmp(arg, "--") == 0) {
+      if (i + 1 < c->argc)
+        c->script = i + 1;
+      return 1;
+    }
+    o = find_option(arg, &val);
+    if (o == NULL)
+      return bad_usage("unrecognized option '%s'", arg);
+    if (o->argname == NULL && val != NULL)
+      return bad_usage("option '%s' takes no value", o->name);
+    if (o->argname != NULL && val == NULL) {
+      if (i + 1 >= c->argc)
+        return bad_usage("option '%s' needs a value", o->name);
+      val = c->argv[++i];
+    }
+    if (o->parse) {
+      const char *msg = o->parse(c, val, err, sizeof err);
+      if (msg) {  /* the option is right, its value is not: no usage */
+        fprintf(stderr, "%s: %s\n", PROGNAME, msg);
+        return 0;
+      }
+    }
+    c->given[c->ngiven].opt = o;
+    c->given[c->ngiven].val = val;
+    c->ngiven++;
+  }
+  return 1;
+}
+
+
+/* The global 'arg' as lua makes it: arg[0] is the script, arg[1..] its
+** arguments, and the interpreter and its options at negative indexes.
+** Without a script, arg[0] is the interpreter. */
+static void create_arg (lua_State *L, Cmd *c) {
+  int i;
+  lua_createtable(L, c->argc - c->script - 1, c->script + 1);
+  for (i = 0; i < c->argc; i++) {
+    lua_pushstring(L, c->argv[i]);
+    lua_rawseti(L, -2, i - c->script);
+  }
+  lua_setglobal(L, "arg");
+}
+
+/* Runs the script with its arguments as '...'. A "-" right after "--" is
+** a file named "-"; otherwise it means standard input. */
+static int run_script (lua_State *L, Cmd *c) {
+  const char *fname = c->argv[c->script];
+  int i, n, status;
+  if (strcmp(fname, "-") == 0 && strcmp(c->argv[c->script - 1], "--") != 0)
+    fname = NULL;
+  status = luaL_loadfile(L, fname);
+  if (status == LUA_OK) {
+    n = c->argc - c->script - 1;
+    luaL_checkstack(L, n + 3, "too many arguments to script");
+    for (i = c->script + 1; i < c->argc; i++)
+      lua_pushstring(L, c->argv[i]);
+    status = repl_docall(L, n, 0);
+  }
+  if (status != LUA_OK)
+    gilua_report(L);
+  return status;
+}
+
+static int run_stdin (lua_State *L) {
+  int status = luaL_loadfile(L, NULL);
+  if (status == LUA_OK)
+    status = repl_docall(L, 0, 0);
+  if (status != LUA_OK)
+    gilua_report(L);
+  return status;
+}
+
+/* Everything that needs the interpreter, in protected mode so that a
+** memory error in here is reported instead of aborting. */
+static int pmain (lua_State *L) {
+  Cmd *c = (Cmd *)lua_touserdata(L, 1);
+  int i, status = LUA_OK, ran_something;
+  lua_settop(L, 0);
+  create_arg(L, c);
+  lua_pushliteral(L, "__main__");  /* Python's name for the main program */
+  lua_setglobal(L, "__name__");
+  for (i = 0; i < c->ngiven; i++)
+    if (c->given[i].opt->setup)
+      c->given[i].opt->setup(L, c->given[i].val);
+  if (c->version) {
+    puts(REPL_VERSION_LINE);
+    fflush(stdout);
+  }
+  for (i = 0; i < c->ngiven && status == LUA_OK; i++)
+    if (c->given[i].opt->run)
+      status = c->given[i].opt->run(L, c->given[i].val);
+  if (status == LUA_OK && c->script)
+    status = run_script(L, c);
+  /* As Python's -i: the interactive loop follows even a failed script, to
+  ** look at what it left behind. */
+  ran_something = c->script || c->runs_code || c->version;
+  if (c->interactive) {
+    repl_loop(L, !c->version && isatty(STDIN_FILENO));
+    status = LUA_OK;
+  }
+  else if (!ran_something && status == LUA_OK) {
+    if (isatty(STDIN_FILENO))
+      repl_loop(L, !c->version);
+    else  /* as lua: "gilua < file" runs the file */
+      status = run_stdin(L);
+  }
+  c->status = (status == LUA_OK) ? EXIT_SUCCESS : EXIT_FAILURE;
+  return 0;
+}
+
+
+int main (int argc, char **argv) {
+  Cmd c;
+  lua_State *L;
+  int i;
+  memset(&c, 0, sizeof c);
+  c.argc = argc;
+  c.argv = argv;
+  c.status = EXIT_FAILURE;
+  if (argc < 1 || argv[0] == NULL) {  /* execve with no argv at all */
+    static char *noargs[] = {PROGNAME, NULL};
+    c.argc = 1;
+    c.argv = noargs;
+  }
+  c.given = (Given *)calloc((size_t)c.argc, sizeof(Given));
+  if (c.given == NULL) {
+    fprintf(stderr, "%s: not enough memory\n", PROGNAME);
+    return EXIT_FAILURE;
+  }
+  if (!parse_args(&c)) {
+    free(c.given);
+    return EXIT_FAILURE;
+  }
+  if (c.help) {
+    print_usage(stdout);
+    free(c.given);
+    return EXIT_SUCCESS;
+  }
+  L = gilua_open();
+  if (L == NULL) {
+    fprintf(stderr, "%s: cannot create the interpreter: not enough memory\n",
+            PROGNAME);
+    free(c.given);
+    return EXIT_FAILURE;
+  }
+  lua_pushcfunction(L, pmain);
+  lua_pushlightuserdata(L, &c);
+  if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+    fprintf(stderr, "%s: %s\n", PROGNAME, lua_tostring(L, -1));
+    lua_pop(L, 1);
+    c.status = EXIT_FAILURE;
+  }
+  fflush(stdout);
+  gilua_close(L);  /* waits for the non-daemon threads */
+  for (i = 0; i < c.ngiven; i++)
+    if (c.given[i].opt->done)
+      c.given[i].opt->done(c.given[i].val);
+  free(c.given);
+  return c.status;
+}
