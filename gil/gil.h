@@ -40,6 +40,8 @@ void gil_setname(gilua_tstate *ts, const char *name);
 ** coroutine through a per-thread signal and a one-shot Lua hook. */
 void gil_signal_init(void);
 void gil_signal_post(gilua_tstate *holder);
+/* Prepare a new thread state (only the TSan build needs anything). */
+void gil_signal_thread(lua_State *L);
 /* Remove our hook from 'co', which leaves this OS thread (a coroutine that
 ** yielded or ended); then answer any request that arrived meanwhile. */
 void gil_signal_disarm(gilua_tstate *ts, lua_State *co);

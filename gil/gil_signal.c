@@ -22,11 +22,16 @@
 **   thread checks them when it gets back to a safe point;
 ** - it touches nothing but its own thread's state.
 **
-** Under ThreadSanitizer the signal is SIGSYS (see the Makefile): TSan
-** delays asynchronous signals until the thread next calls into libc, which
-** a CPU-bound Lua loop never does; it delivers "synchronous" ones such as
-** SIGSYS at once. Otherwise SIGURG, whose default action is to be ignored
-** and which debuggers pass through quietly.
+** Under ThreadSanitizer (GIL_POLL_HOOK, see the Makefile) no signal is
+** used: TSan holds asynchronous signals back until the thread next calls
+** into libc, which a CPU-bound Lua loop never does, and it runs
+** "synchronous" ones (SIGSYS...) even inside its own runtime, where our
+** handler then deadlocks TSan itself. There, every thread state carries a
+** count hook that polls the request every POLL_COUNT instructions. It is
+** the same protocol seen from the GIL's side, which is what TSan checks;
+** the price (a permanent hook) only matters for speed, which a TSan build
+** does not measure. Otherwise the signal is SIGURG, whose default action
+** is to be ignored and which debuggers pass through quietly.
 */
 #include <errno.h>
 #include <pthread.h>
@@ -35,9 +40,8 @@
 
 #include "gil.h"
 
-#ifndef GIL_DROP_SIGNAL
 #define GIL_DROP_SIGNAL SIGURG
-#endif
+#define POLL_COUNT 1000
 
 static pthread_t main_thread;
 
@@ -140,9 +144,36 @@ void gil_signal_init (void) {
 }
 
 
+#ifndef GIL_POLL_HOOK
+
 void gil_signal_post (gilua_tstate *holder) {
   pthread_kill(holder->thread, GIL_DROP_SIGNAL);
 }
+
+
+void gil_signal_thread (lua_State *L) {
+  (void)L;
+}
+
+#else
+
+static void poll_hook (lua_State *L, lua_Debug *ar) {
+  (void)ar;
+  answer(gilua_ts(), L);
+}
+
+
+void gil_signal_post (gilua_tstate *holder) {
+  (void)holder;
+}
+
+
+/* Coroutines made from L inherit its hook (lua_newthread copies it). */
+void gil_signal_thread (lua_State *L) {
+  lua_sethook(L, poll_hook, LUA_MASKCOUNT, POLL_COUNT);
+}
+
+#endif
 
 
 void gilua_sigint (int on) {

@@ -71,6 +71,7 @@ gilua_tstate *gilua_tstate_new (lua_State *main) {
   ts->L = lua_newthread(spawner);
   ts->ref = luaL_ref(spawner, LUA_REGISTRYINDEX);
   ts->current = ts->L;
+  gil_signal_thread(ts->L);
   return ts;
 }
 
@@ -124,6 +125,7 @@ int gilua_openlibs (lua_State *L) {
     pthread_atfork(NULL, NULL, after_fork_child);
     atfork_set = 1;
   }
+  gil_signal_thread(L);
   spawner = lua_newthread(L);
   spawner_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   luaL_openlibs(L);
