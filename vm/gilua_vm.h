@@ -100,6 +100,24 @@ void gilua_sigint(int on);
 ** (call with the GIL, after a blocking call). */
 void gilua_checkinterrupt(lua_State *L);
 
+/*
+** Waiting for state protected by the GIL (vm/gilua_waitq.c): the one way a
+** C object (lock, queue, ...) puts threads to sleep. Call with the GIL;
+** gilua_waitq_wait releases it while sleeping and returns 0 if 'deadline'
+** (from gilua_deadline; NULL: none) passed. After waking, look at the state
+** again: another thread may have got there first.
+*/
+typedef struct gilua_waitq {
+  int waiters;                  /* under the GIL */
+  unsigned long gen;            /* under the GIL and 'm' */
+  pthread_mutex_t m;
+  pthread_cond_t c;
+} gilua_waitq;
+void gilua_waitq_init(gilua_waitq *wq);
+void gilua_waitq_destroy(gilua_waitq *wq);
+int gilua_waitq_wait(lua_State *L, gilua_waitq *wq, const struct timespec *deadline);
+void gilua_waitq_wake(gilua_waitq *wq, int all);
+
 /* Embedded Lua sources and C modules (vm/gilua_modules.c). */
 void gilua_preload(lua_State *L);
 int gilua_loadembedded(lua_State *L, const char *modname);

@@ -187,22 +187,17 @@ static int t_set_name (lua_State *L) {
 
 
 /*
-** Locks. The state of a lock ('locked', 'owner', 'count', 'waiters') is
-** only ever read or written by a thread holding the GIL, so taking a free
-** lock costs no atomic operation at all. A thread that must wait records
-** itself in 'waiters', notes the release generation, drops the GIL and
-** sleeps on the lock's own condition variable until the generation moves;
-** then it takes the GIL back and tries again. Like CPython's locks these
-** are not fair: a running thread may take the lock again before a woken
-** waiter gets the GIL.
+** Locks. The state of a lock is only ever read or written by a thread
+** holding the GIL, so taking a free lock costs no atomic operation at all;
+** waiting goes through a gilua_waitq. Like CPython's locks these are not
+** fair: a running thread may take the lock again before a woken waiter
+** gets the GIL.
 */
 typedef struct lock {
-  int locked, waiters, rlock;
-  unsigned long owner;          /* RLock: ident of the owner */
+  int locked, rlock;
+  unsigned long owner;          /* ident of the owner */
   lua_Integer count;            /* RLock: recursion depth */
-  unsigned long gen;            /* releases; written under the GIL and 'm' */
-  pthread_mutex_t m;
-  pthread_cond_t c;
+  gilua_waitq wq;
 } lock;
 
 
@@ -228,39 +223,18 @@ static int try_take (lock *lk, unsigned long me) {
 }
 
 
-static void wake_one (lock *lk) {
-  if (lk->waiters > 0) {
-    pthread_mutex_lock(&lk->m);
-    lk->gen++;
-    pthread_cond_signal(&lk->c);
-    pthread_mutex_unlock(&lk->m);
-  }
-}
-
-
 /* Take the lock, waiting at most 'timeout' seconds (negative: forever). */
 static int take (lua_State *L, lock *lk, double timeout) {
   unsigned long me = gilua_ts()->ident;
   struct timespec deadline;
-  int timedout = 0, got = 0;
   if (try_take(lk, me)) return 1;
   if (timeout == 0) return 0;
   if (timeout > 0) gilua_deadline(&deadline, timeout);
-  lk->waiters++;
-  while (!got && !timedout) {
-    unsigned long seen = lk->gen;
-    GILUA_BEGIN_ALLOW_THREADS(L)
-      pthread_mutex_lock(&lk->m);
-      while (lk->gen == seen && !timedout) {
-        if (timeout < 0) pthread_cond_wait(&lk->c, &lk->m);
-        else timedout = pthread_cond_timedwait(&lk->c, &lk->m, &deadline) == ETIMEDOUT;
-      }
-      pthread_mutex_unlock(&lk->m);
-    GILUA_END_ALLOW_THREADS(L)
-    got = try_take(lk, me);
+  for (;;) {
+    int intime = gilua_waitq_wait(L, &lk->wq, timeout > 0 ? &deadline : NULL);
+    if (try_take(lk, me)) return 1;
+    if (!intime) return 0;
   }
-  lk->waiters--;
-  return got;
 }
 
 
@@ -298,7 +272,7 @@ static int release (lua_State *L, lock *lk) {
   }
   lk->locked = 0;
   lk->owner = 0;
-  wake_one(lk);
+  gilua_waitq_wake(&lk->wq, 0);
   return 0;
 }
 
@@ -349,9 +323,7 @@ static int l_tostring (lua_State *L) {
 
 
 static int l_gc (lua_State *L) {
-  lock *lk = tolock(L, 1);
-  pthread_mutex_destroy(&lk->m);
-  pthread_cond_destroy(&lk->c);
+  gilua_waitq_destroy(&tolock(L, 1)->wq);
   return 0;
 }
 
@@ -389,8 +361,7 @@ static int newlock (lua_State *L, int rlock) {
   lock *lk = lua_newuserdatauv(L, sizeof *lk, 0);
   memset(lk, 0, sizeof *lk);
   lk->rlock = rlock;
-  pthread_mutex_init(&lk->m, NULL);
-  gilua_cond_init(&lk->c);
+  gilua_waitq_init(&lk->wq);
   luaL_setmetatable(L, rlock ? RLOCK_MT : LOCK_MT);
   return 1;
 }

@@ -1,0 +1,58 @@
+/*
+** gilua_waitq.c: waiting for a change of state that is protected by the
+** GIL (a lock becoming free, a queue getting an item).
+**
+** The state itself is only touched by threads that hold the GIL, so its
+** fast paths need no atomic operation. A thread that must wait notes the
+** wait queue's generation, drops the GIL and sleeps on the queue's own
+** condition variable until the generation moves (or its deadline passes);
+** then it takes the GIL back and looks at the state again. The generation
+** is written under the GIL and the queue's mutex, so the waiter, which read
+** it under the GIL, cannot miss a wake-up that happens after it decided to
+** wait.
+*/
+#include <errno.h>
+
+#include "gilua_vm.h"
+
+
+void gilua_waitq_init (gilua_waitq *wq) {
+  wq->waiters = 0;
+  wq->gen = 0;
+  pthread_mutex_init(&wq->m, NULL);
+  gilua_cond_init(&wq->c);
+}
+
+
+void gilua_waitq_destroy (gilua_waitq *wq) {
+  pthread_mutex_destroy(&wq->m);
+  pthread_cond_destroy(&wq->c);
+}
+
+
+int gilua_waitq_wait (lua_State *L, gilua_waitq *wq, const struct timespec *deadline) {
+  unsigned long seen = wq->gen;
+  int timedout = 0;
+  wq->waiters++;
+  GILUA_BEGIN_ALLOW_THREADS(L)
+    pthread_mutex_lock(&wq->m);
+    while (wq->gen == seen && !timedout) {
+      if (deadline == NULL) pthread_cond_wait(&wq->c, &wq->m);
+      else timedout = pthread_cond_timedwait(&wq->c, &wq->m, deadline) == ETIMEDOUT;
+    }
+    pthread_mutex_unlock(&wq->m);
+  GILUA_END_ALLOW_THREADS(L)
+  wq->waiters--;
+  return !timedout;
+}
+
+
+void gilua_waitq_wake (gilua_waitq *wq, int all) {
+  if (wq->waiters > 0) {
+    pthread_mutex_lock(&wq->m);
+    wq->gen++;
+    if (all) pthread_cond_broadcast(&wq->c);
+    else pthread_cond_signal(&wq->c);
+    pthread_mutex_unlock(&wq->m);
+  }
+}
