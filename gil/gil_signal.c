@@ -44,6 +44,7 @@
 #define POLL_COUNT 1000
 
 static pthread_t main_thread;
+static volatile sig_atomic_t sigint_on;
 
 
 /* Event codes to mask bits, to pass on the events the user asked for. */
@@ -183,6 +184,12 @@ void gilua_sigint (int on) {
   sigemptyset(&sa.sa_mask);
   /* No SA_RESTART: a sleeping main thread must wake up to be interrupted. */
   sigaction(SIGINT, &sa, NULL);
+  sigint_on = on;
+}
+
+
+int gilua_sigint_on (void) {
+  return sigint_on;
 }
 
 

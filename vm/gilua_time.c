@@ -57,3 +57,31 @@ void gilua_cond_init (pthread_cond_t *c) {
   pthread_cond_init(c, &attr);
   pthread_condattr_destroy(&attr);
 }
+
+
+/*
+** pthread_cond_wait with an optional deadline, that the main thread leaves
+** when Ctrl-C is pressed. A signal handler cannot signal a condition
+** variable, so while Ctrl-C raises KeyboardInterrupt (gilua_sigint) the
+** main thread waits in slices and looks at its interrupt flag in between.
+** Returns 0 (woken, perhaps spuriously), ETIMEDOUT or EINTR.
+*/
+#define SLICE 0.05
+
+int gilua_condwait (pthread_cond_t *c, pthread_mutex_t *m,
+                    const struct timespec *deadline) {
+  gilua_tstate *ts = gilua_ts();
+  struct timespec slice;
+  int rc;
+  if (!gilua_sigint_on() || ts == NULL || ts->ident != gilua_mainident())
+    return deadline ? pthread_cond_timedwait(c, m, deadline)
+                    : pthread_cond_wait(c, m);
+  if (ts->interrupt) return EINTR;
+  gilua_deadline(&slice, SLICE);
+  if (deadline && (deadline->tv_sec < slice.tv_sec ||
+      (deadline->tv_sec == slice.tv_sec && deadline->tv_nsec < slice.tv_nsec)))
+    return pthread_cond_timedwait(c, m, deadline);
+  rc = pthread_cond_timedwait(c, m, &slice);
+  if (ts->interrupt) return EINTR;
+  return rc == ETIMEDOUT ? 0 : rc;
+}

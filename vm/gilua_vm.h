@@ -91,11 +91,17 @@ int gilua_nap(double secs);
 ** condition variables initialised with gilua_cond_init. */
 void gilua_deadline(struct timespec *ts, double secs);
 void gilua_cond_init(pthread_cond_t *c);
+/* The one timed wait on a condition variable: with 'deadline' NULL it waits
+** for ever; the main thread leaves it on Ctrl-C. Returns 0, ETIMEDOUT or
+** EINTR (Ctrl-C: call gilua_checkinterrupt once the GIL is back). */
+int gilua_condwait(pthread_cond_t *c, pthread_mutex_t *m,
+                   const struct timespec *deadline);
 
 /* Ctrl-C (gil/gil_signal.c): with 'on', SIGINT makes the main thread raise
 ** KeyboardInterrupt at its next Lua instruction, or cuts short its current
 ** gilua_nap; with 0, SIGINT gets its default action back. */
 void gilua_sigint(int on);
+int gilua_sigint_on(void);
 /* Raises KeyboardInterrupt if a Ctrl-C is pending for the calling thread
 ** (call with the GIL, after a blocking call). */
 void gilua_checkinterrupt(lua_State *L);
@@ -104,8 +110,9 @@ void gilua_checkinterrupt(lua_State *L);
 ** Waiting for state protected by the GIL (vm/gilua_waitq.c): the one way a
 ** C object (lock, queue, ...) puts threads to sleep. Call with the GIL;
 ** gilua_waitq_wait releases it while sleeping and returns 0 if 'deadline'
-** (from gilua_deadline; NULL: none) passed. After waking, look at the state
-** again: another thread may have got there first.
+** (from gilua_deadline; NULL: none) passed; it raises KeyboardInterrupt on
+** Ctrl-C in the main thread. After waking, look at the state again: another
+** thread may have got there first.
 */
 typedef struct gilua_waitq {
   int waiters;                  /* under the GIL */

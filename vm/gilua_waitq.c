@@ -32,18 +32,17 @@ void gilua_waitq_destroy (gilua_waitq *wq) {
 
 int gilua_waitq_wait (lua_State *L, gilua_waitq *wq, const struct timespec *deadline) {
   unsigned long seen = wq->gen;
-  int timedout = 0;
+  int rc = 0;
   wq->waiters++;
   GILUA_BEGIN_ALLOW_THREADS(L)
     pthread_mutex_lock(&wq->m);
-    while (wq->gen == seen && !timedout) {
-      if (deadline == NULL) pthread_cond_wait(&wq->c, &wq->m);
-      else timedout = pthread_cond_timedwait(&wq->c, &wq->m, deadline) == ETIMEDOUT;
-    }
+    while (wq->gen == seen && rc == 0)
+      rc = gilua_condwait(&wq->c, &wq->m, deadline);
     pthread_mutex_unlock(&wq->m);
   GILUA_END_ALLOW_THREADS(L)
   wq->waiters--;
-  return !timedout;
+  if (rc == EINTR) gilua_checkinterrupt(L);
+  return rc != ETIMEDOUT;
 }
 
 

@@ -81,18 +81,17 @@ static handle *tohandle (lua_State *L) {
 /* Waits until *flag is set or 'timeout' runs out (negative: forever),
 ** with the GIL released. */
 static int handle_wait (lua_State *L, handle *h, volatile int *flag, double timeout) {
-  int ok;
+  int ok, rc = 0;
   struct timespec deadline;
   if (timeout >= 0) gilua_deadline(&deadline, timeout);
   GILUA_BEGIN_ALLOW_THREADS(L)
     pthread_mutex_lock(&h->m);
-    while (!*flag) {
-      if (timeout < 0) pthread_cond_wait(&h->c, &h->m);
-      else if (pthread_cond_timedwait(&h->c, &h->m, &deadline) == ETIMEDOUT) break;
-    }
+    while (!*flag && (rc == 0))
+      rc = gilua_condwait(&h->c, &h->m, timeout >= 0 ? &deadline : NULL);
     ok = *flag;
     pthread_mutex_unlock(&h->m);
   GILUA_END_ALLOW_THREADS(L)
+  if (rc == EINTR) gilua_checkinterrupt(L);
   return ok;
 }
 
