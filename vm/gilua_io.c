@@ -84,7 +84,7 @@ typedef luaL_Stream LStream;
 ** enough to call them again.
 */
 static lua_CFunction orig_input, orig_output, orig_open, orig_popen;
-static lua_CFunction orig_close, orig_seek, orig_setvbuf;
+static lua_CFunction orig_close, orig_seek, orig_setvbuf, orig_gc;
 
 /*
 ** liolib's 'closef' for each kind of stream. Standard streams are seen at
@@ -306,7 +306,7 @@ static void buf_init (Buf *B) {
 
 static void buf_free (Buf *B) {
   if (B->b != B->init) free(B->b);
-  B->b = B->init;
+  buf_init(B);
 }
 
 
@@ -322,6 +322,18 @@ static int buf_grow (Buf *B, size_t want) {
   if (nb == NULL) return 0;
   B->b = nb;
   B->size = size;
+  return 1;
+}
+
+
+/* Room for 'len' bytes in an empty buffer. */
+static int buf_reserve (Buf *B, size_t len) {
+  char *nb;
+  if (len <= B->size) return 1;
+  if ((nb = malloc(len)) == NULL) return 0;
+  buf_free(B);
+  B->b = nb;
+  B->size = len;
   return 1;
 }
 
@@ -363,12 +375,17 @@ static LStream *checkopen (lua_State *L, int idx) {
 
 
 /*
-** Runs 'op' on the file at 'idx'. The FILE is looked up again each time:
-** another thread may have closed it while this one waited.
+** Runs 'op' on the file at 'idx', a file handle the caller has checked.
+** Whether it is open is checked each time: another thread may have closed
+** it while this one waited.
 */
 static void run (lua_State *L, int idx, Op *op) {
-  FILE *f = checkopen(L, idx)->f;
+  LStream *p = (LStream *)lua_touserdata(L, idx);
+  FILE *f;
   Busy b;
+  if (isclosed(p))
+    luaL_error(L, "attempt to use a closed file");
+  f = p->f;
   if (op->fast != NULL && ftrylockfile(f) == 0) {
     int done;
     if (op->clear) clearerr_unlocked(f);
@@ -407,8 +424,6 @@ static void settle (lua_State *L, Op *op) {
 static void pushbuf (lua_State *L, Buf *B) {
   lua_pushlstring(L, B->b, B->n);
   buf_free(B);
-  B->n = 0;
-  B->size = BUFINIT;
 }
 
 
@@ -430,10 +445,9 @@ static int fileerror (lua_State *L, int en) {
 static int line_fast (Op *op, FILE *f) {
   const char *p, *nl;
   size_t avail = readable(f, &p), len;
-  if (avail == 0) return 0;
-  nl = memchr(p, '\n', avail < BUFINIT ? avail : BUFINIT);
-  if (nl == NULL) return 0;
+  if (avail == 0 || (nl = memchr(p, '\n', avail)) == NULL) return 0;
   len = (size_t)(nl - p) + 1;
+  if (!buf_reserve(op->buf, len)) return 0;
   op->buf->n = fread_unlocked(op->buf->b, 1, len, f) - (size_t)op->chop;
   op->ok = 1;
   return 1;
@@ -462,7 +476,8 @@ static void line_slow (Op *op, FILE *f) {
 
 static int chars_fast (Op *op, FILE *f) {
   const char *p;
-  if (op->count > BUFINIT || readable(f, &p) < op->count) return 0;
+  if (readable(f, &p) < op->count || !buf_reserve(op->buf, op->count))
+    return 0;
   op->buf->n = fread_unlocked(op->buf->b, 1, op->count, f);
   op->ok = 1;
   return 1;
@@ -821,6 +836,18 @@ static int f_tbc (lua_State *L) {
     closefile(L, 1, 1);
   }
   return 0;
+}
+
+
+/*
+** A file that a thread uses is on that thread's stack, so it is collected
+** only when Lua closes, with the thread blocked for good (a daemon thread
+** at exit). fclose would wait for its FILE lock forever: leave it to exit.
+*/
+static int f_gc (lua_State *L) {
+  LStream *p = (LStream *)luaL_checkudata(L, 1, LUA_FILEHANDLE);
+  if (!isclosed(p) && isbusy(p->f)) return 0;
+  return orig_gc(L);
 }
 
 
@@ -1202,13 +1229,16 @@ void gilua_openio (lua_State *L) {
   orig_close = original(L, m, "close");
   orig_seek = original(L, m, "seek");
   orig_setvbuf = original(L, m, "setvbuf");
+  orig_gc = original(L, mt, "__gc");
   if (!orig_input || !orig_output || !orig_open || !orig_popen
-      || !orig_close || !orig_seek || !orig_setvbuf || !learnstd(L, io))
+      || !orig_close || !orig_seek || !orig_setvbuf || !orig_gc
+      || !learnstd(L, io))
     goto done;
   pthread_once(&once, busy_atfork);
   for (r = iofuncs; r->name != NULL; r++) replace(L, io, r->name, r->func);
   for (r = methods; r->name != NULL; r++) replace(L, m, r->name, r->func);
   replace(L, mt, "__close", f_tbc);
+  replace(L, mt, "__gc", f_gc);
   lua_getglobal(L, "os");
   if (lua_istable(L, -1))
     replace(L, lua_gettop(L), "execute", os_execute);
