@@ -28,7 +28,10 @@ LUA_SRC  := $(sort $(wildcard vm/lua/*.lua stdlib/*/*.lua))
 REPL_SRC := $(sort $(wildcard repl/*.c))
 CTEST_SRC := $(sort $(wildcard tests/c/*.c))
 
-LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/embedded.o
+RES_SRC  := $(sort $(wildcard gil/*.html))
+
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/embedded.o \
+            $(BUILD)/obj/gen/resources.o
 REPL_OBJ := $(REPL_SRC:%.c=$(BUILD)/obj/%.o)
 CTESTS   := $(CTEST_SRC:tests/c/%.c=$(BUILD)/tests/%.t)
 HEADERS  := $(wildcard include/*.h vm/*.h gil/*.h stdlib/*/*.h)
@@ -50,7 +53,13 @@ $(BUILD)/gen/embedded.c: $(BUILD)/embedgen $(LUA_SRC)
 	@mkdir -p $(dir $@)
 	$(BUILD)/embedgen $(LUA_SRC) > $@.tmp && mv $@.tmp $@
 
-$(BUILD)/obj/gen/embedded.o: $(BUILD)/gen/embedded.c
+# ... and so are other files the library needs at run time (the GIL
+# timeline page).
+$(BUILD)/gen/resources.c: $(BUILD)/embedgen $(RES_SRC)
+	@mkdir -p $(dir $@)
+	$(BUILD)/embedgen -r $(RES_SRC) > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c $< -o $@
 

@@ -12,10 +12,31 @@
 **       n = read(fd, buf, sizeof buf);      -- no Lua API call in here
 **     GILUA_END_ALLOW_THREADS(T)
 **
-** "GIL: held" below means the caller must hold the GIL when it calls.
+** A host thread of its own (a pthread the host started) runs Lua so:
+**
+**     lua_State *T = gilua_attach(L);       -- now holds the GIL
+**     lua_getglobal(T, "work");
+**     if (gilua_pcall(T, 0, 0) != LUA_OK) gilua_report(T);
+**     gilua_detach(T);                      -- GIL released, T is gone
+**
+** Build a host with  cc host.c $(pkg-config --cflags --libs gilua)
+**
+** Every function says who must hold the GIL when it is called:
+**   "GIL: held"      the calling thread holds it (through the state given);
+**   "GIL: not held"  the calling thread must not hold it (it would wait for
+**                    itself);
+**   "GIL: any"       either; such functions take only the GIL's own short
+**                    internal lock.
+**
+** While a thread holds the GIL it may receive SIGURG: that is how another
+** thread asks it to let go (the handler only sets a Lua hook). A blocking
+** system call made while holding the GIL may therefore fail with EINTR; make
+** blocking calls with the GIL released, which is the rule anyway.
 */
 #ifndef gilua_h
 #define gilua_h
+
+#include <stdio.h>
 
 #include <lua.h>
 
@@ -25,65 +46,176 @@
 extern "C" {
 #endif
 
+/*
+** {==================================================================
+** The interpreter
+** ===================================================================
+*/
+
 /* A new interpreter with Lua's libraries and every gilua module loaded.
 ** The calling thread becomes the main thread and holds the GIL on return.
 ** Returns NULL if out of memory or if an interpreter is already open.
-** GIL: none yet. */
+** GIL: none exists yet. */
 lua_State *gilua_open(void);
 
-/* Waits for the non-daemon threads (Python's exit rule), stops the daemon
-** ones from ever running Lua again, and closes the interpreter.
+/* Waits for the non-daemon threads (Python's exit rule), then closes the
+** interpreter. Threads that still want the GIL afterwards (daemon threads,
+** and host threads still attached) are parked for good the next time they
+** try to take it: they never run Lua again and gilua_acquire does not
+** return for them. So detach (and join) your own threads before closing.
+** A new interpreter may be opened after this one is closed.
 ** GIL: held, by the thread that called gilua_open. */
 void gilua_close(lua_State *L);
 
 /* Opens Lua's standard libraries plus gilua's modules into L, a state that
 ** the host made itself with luaL_newstate. The calling thread becomes the
-** main thread and holds the GIL. Returns 0 on success. GIL: none yet. */
+** main thread and holds the GIL. Returns 0 on success; on failure the
+** state is not usable with gilua (close it with lua_close).
+** GIL: none exists yet. */
 int gilua_openlibs(lua_State *L);
 
+/* }================================================================== */
+
+
+/*
+** {==================================================================
+** Threads
+** ===================================================================
+*/
+
 /* Called by a host thread that wants to run Lua: gives it its own thread
-** state and takes the GIL for it. Returns the new thread state.
-** GIL: not held by the calling thread. */
+** state (a lua_State whose globals are the interpreter's) and takes the GIL
+** for it, waiting as long as needed. Returns the new state, or NULL if no
+** interpreter is open or memory ran out. A thread attaches once; Lua sees
+** it as a daemon thread (threading.current_thread() is a dummy thread).
+** GIL: not held (the calling thread has no state yet). */
 lua_State *gilua_attach(lua_State *L);
 
-/* Forgets a state made by gilua_attach and releases the GIL.
-** GIL: held, through T. */
+/* Forgets a state made by gilua_attach and releases the GIL. Call it from
+** the thread that attached, before that thread ends. The figures of the
+** thread stay in the statistics.
+** GIL: held through T (or released with gilua_release: it is not released
+** twice). */
 void gilua_detach(lua_State *T);
 
 /* Release and take back the GIL around blocking code. T is any lua_State of
 ** the calling thread (its thread state or a coroutine it runs); between the
-** two calls, no Lua API function may be called. */
+** two calls no Lua API function may be called on any state.
+** Calls nest: a gilua_release made while the GIL is released already only
+** counts, and only the matching outermost gilua_acquire takes the GIL back.
+** So a library function may wrap its blocking call in the macros without
+** knowing whether its caller has released the GIL already.
+** gilua_release: GIL held (or released by an enclosing gilua_release).
+** gilua_acquire: GIL released by a matching gilua_release. */
 void gilua_release(lua_State *T);
 void gilua_acquire(lua_State *T);
 
 #define GILUA_BEGIN_ALLOW_THREADS(T) { lua_State *gilua_T_ = (T); gilua_release(gilua_T_);
 #define GILUA_END_ALLOW_THREADS(T) gilua_acquire(gilua_T_); (void)(T); }
 
-/* The switch interval, in seconds (default 0.005). GIL: any. */
+/* 1 if the calling thread holds the GIL now, else 0. GIL: any. */
+int gilua_hasgil(void);
+
+/* Names the calling thread in statistics and traces (threading.Thread
+** names its threads itself; an attached host thread is "Thread-<tid>"
+** until named). GIL: any, from a thread that has a state. */
+void gilua_setthreadname(const char *name);
+
+/* The switch interval, in seconds (default 0.005): how long a thread waits
+** for the GIL before it asks the holder to let go. GIL: any. */
 void gilua_setswitchinterval(double seconds);
 double gilua_getswitchinterval(void);
 
+/* }================================================================== */
+
+
+/*
+** {==================================================================
+** Running code
+** ===================================================================
+*/
+
 /* Loads and runs a script file (NULL: standard input) with __name__ set to
-** "__main__" and arg set from argv; an error is printed with its traceback
-** to stderr. Returns 0 on success. GIL: held. */
+** "__main__"; an error is printed with its traceback to stderr. Returns 0
+** on success. GIL: held. */
 int gilua_dofile(lua_State *L, const char *path);
 
 /* Runs the function on top of the stack (with nargs arguments under it)
 ** in protected mode, adding a traceback to an error: like lua_pcall, with
-** the message handler of the gilua command. GIL: held. */
+** the message handler of the gilua command. On error the error object is
+** on the stack: an exception object (a table: tostring gives
+** "ValueError: message", its field 'traceback' the traceback) or a string
+** with the traceback appended. GIL: held. */
 int gilua_pcall(lua_State *L, int nargs, int nresults);
 
 /* Prints the error on top of the stack (a string or an exception object)
 ** with its traceback to stderr, and pops it. GIL: held. */
 void gilua_report(lua_State *L);
 
-/* GIL statistics, totals since start or since the last reset. */
+/* }================================================================== */
+
+
+/*
+** {==================================================================
+** Seeing the GIL: statistics and traces
+** ===================================================================
+*/
+
+/* Totals since gilua_open or the last gilua_resetstats. */
 typedef struct gilua_stats {
   unsigned long switches;        /* the GIL changed hands */
   unsigned long forced_switches; /* ... because of a drop request */
   unsigned long drop_requests;   /* drop requests posted */
+  double elapsed;                /* seconds these figures cover */
+  int threads;                   /* records gilua_getthreadstats has */
 } gilua_stats;
+
+/* One thread's figures. Finished threads are kept too (alive == 0): the
+** first 1000 one by one, then summed up in one last record named
+** "(N more finished threads)". */
+typedef struct gilua_threadstats {
+  char name[64];
+  unsigned long ident;           /* threading.get_ident() */
+  long native_id;                /* the OS thread id (threading.get_native_id()) */
+  int alive;                     /* 0 once the thread has left */
+  double hold_time;              /* seconds holding the GIL */
+  double wait_time;              /* seconds waiting for it */
+  unsigned long acquisitions;    /* times it took the GIL */
+  unsigned long drop_requests_made;     /* asked the holder to let go */
+  unsigned long drop_requests_received; /* had to let go when asked */
+} gilua_threadstats;
+
+/* GIL: any. These also work after gilua_close, and then give the figures
+** of the interpreter that was closed (until the next gilua_open). */
 void gilua_getstats(gilua_stats *st);
+/* Fills up to 'max' records, oldest thread first, and returns how many
+** there are (call with max 0 to learn the count). */
+int gilua_getthreadstats(gilua_threadstats *threads, int max);
+void gilua_resetstats(void);
+/* The readable summary that `gilua --gil-stats` prints: totals, then one
+** line per thread. */
+void gilua_printstats(FILE *out);
+
+/* Starts recording every acquire, release, drop request and blocking-call
+** release of every thread, with CLOCK_MONOTONIC timestamps and thread
+** names. gilua_trace_stop writes them to 'path': Chrome trace-event JSON
+** (open it in https://ui.perfetto.dev or chrome://tracing), or, if 'path'
+** ends in ".html", a self-contained page drawing the timeline (one lane per
+** thread: running, waiting for the GIL, blocked; drop requests marked).
+** The file is created at once. Returns 0, or -1 with errno set (EBUSY: a
+** trace is running already). Recording costs a few stores per GIL hand-over
+** and no lock beyond the GIL's own; off, it costs nothing.
+** GIL: any. */
+int gilua_trace_start(const char *path);
+/* Stops recording and writes the file. Returns 0, 1 if no trace was
+** running, or -1 with errno set. GIL: any (the GIL is not needed to write,
+** so a caller holding it may release it around this call). */
+int gilua_trace_stop(void);
+/* Writes the timeline page for a trace file that gilua_trace_start wrote.
+** Returns 0, or -1 with errno set. GIL: any. */
+int gilua_timeline(const char *trace_path, const char *html_path);
+
+/* }================================================================== */
 
 #ifdef __cplusplus
 }

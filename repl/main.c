@@ -156,6 +156,80 @@ static void setup_interval (lua_State *L, const char *val) {
   gilua_setswitchinterval(strtod(val, NULL));
 }
 
+/*
+** --gil-stats, --gil-trace=FILE, --gil-timeline=FILE.html. Given together,
+** the trace and the timeline come from one recording: the JSON file is
+** written first, and the page is made from it. The reports are written
+** by the process that started them (not by a fork child that returns
+** through main).
+*/
+static struct {
+  const char *trace, *timeline;
+  int tracing;
+  pid_t pid;
+} gilview;
+
+/* The file must be creatable now: finding out at exit would waste the run. */
+static const char *parse_outfile (const char *opt, const char *val,
+                                  char *err, size_t n) {
+  FILE *f = (*val != '\0') ? fopen(val, "a") : NULL;
+  if (f == NULL) {
+    snprintf(err, n, "cannot write %s file '%s': %s", opt, val,
+             *val ? strerror(errno) : "empty name");
+    return err;
+  }
+  fclose(f);
+  return NULL;
+}
+
+static const char *parse_trace (Cmd *c, const char *val, char *err, size_t n) {
+  (void)c;
+  gilview.trace = val;
+  return parse_outfile("--gil-trace", val, err, n);
+}
+
+static const char *parse_timeline (Cmd *c, const char *val,
+                                   char *err, size_t n) {
+  (void)c;
+  gilview.timeline = val;
+  return parse_outfile("--gil-timeline", val, err, n);
+}
+
+static void setup_tracing (lua_State *L, const char *val) {
+  const char *path = gilview.trace ? gilview.trace : gilview.timeline;
+  (void)L; (void)val;
+  if (gilview.tracing) return;
+  gilview.pid = getpid();
+  if (gilua_trace_start(path) != 0)
+    fprintf(stderr, "%s: cannot trace the GIL to '%s': %s\n", PROGNAME, path,
+            strerror(errno));
+  else
+    gilview.tracing = 1;
+}
+
+static void done_tracing (const char *val) {
+  (void)val;
+  if (!gilview.tracing || getpid() != gilview.pid) return;
+  gilview.tracing = 0;
+  if (gilua_trace_stop() < 0)
+    fprintf(stderr, "%s: cannot write the GIL trace: %s\n", PROGNAME,
+            strerror(errno));
+  else if (gilview.trace && gilview.timeline &&
+           gilua_timeline(gilview.trace, gilview.timeline) != 0)
+    fprintf(stderr, "%s: cannot write the GIL timeline '%s': %s\n", PROGNAME,
+            gilview.timeline, strerror(errno));
+}
+
+static void setup_stats (lua_State *L, const char *val) {
+  (void)L; (void)val;
+  gilview.pid = getpid();
+}
+
+static void done_stats (const char *val) {
+  (void)val;
+  if (getpid() == gilview.pid) gilua_printstats(stderr);
+}
+
 static const Option options[] = {
   {"-e", "code", "run the Lua code 'code'",
    parse_execute, NULL, run_execute, NULL},
@@ -173,6 +247,14 @@ static const Option options[] = {
    parse_help, NULL, NULL, NULL},
   {"--switch-interval", "S", "hand the GIL over every S seconds "
    "(default 0.005)", parse_interval, setup_interval, NULL, NULL},
+  {"--gil-stats", NULL, "print GIL statistics on stderr at exit",
+   NULL, setup_stats, NULL, done_stats},
+  {"--gil-trace", "FILE", "record the GIL's hand-overs into FILE "
+   "(Chrome trace JSON, for Perfetto)",
+   parse_trace, setup_tracing, NULL, done_tracing},
+  {"--gil-timeline", "FILE", "draw the GIL's hand-overs as an HTML "
+   "timeline in FILE",
+   parse_timeline, setup_tracing, NULL, done_tracing},
   {NULL, NULL, NULL, NULL, NULL, NULL, NULL}
 };
 

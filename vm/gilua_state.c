@@ -76,12 +76,14 @@ gilua_tstate *gilua_tstate_new (lua_State *main) {
 }
 
 
-/* Forget the calling thread's state and release the GIL. */
+/* Forget the calling thread's state and release the GIL (unless an
+** enclosing gilua_release let it go already: then the state is dropped
+** without touching Lua). */
 void gilua_tstate_free (gilua_tstate *ts) {
-  luaL_unref(spawner, LUA_REGISTRYINDEX, ts->ref);
+  if (ts->released == 0 && main_L != NULL)
+    luaL_unref(spawner, LUA_REGISTRYINDEX, ts->ref);
   ts->current = NULL;
-  gil_release(ts);
-  gil_unregister(ts);
+  gil_exit(ts);
   tls_ts = NULL;
   free(ts);
 }
@@ -172,8 +174,7 @@ void gilua_close (lua_State *L) {
   lua_close(L);
   main_L = NULL;
   spawner = NULL;
-  gil_release(ts);
-  gil_unregister(ts);
+  gil_exit(ts);
   gil_destroy();
   tls_ts = NULL;
   free(ts);
@@ -181,26 +182,47 @@ void gilua_close (lua_State *L) {
 
 
 lua_State *gilua_attach (lua_State *L) {
-  gilua_tstate *ts = gilua_tstate_new(L);
+  gilua_tstate *ts;
+  if (main_L == NULL || tls_ts != NULL) return NULL;
+  ts = gilua_tstate_new(L);
   return ts ? ts->L : NULL;
 }
 
 
 void gilua_detach (lua_State *T) {
   (void)T;
-  gilua_tstate_free(tls_ts);
+  if (tls_ts != NULL) gilua_tstate_free(tls_ts);
 }
 
 
+/*
+** Releases nest (see gilua.h): only the outermost pair lets the GIL go and
+** takes it back. The depth is the owner's alone, so it needs no lock.
+*/
 void gilua_release (lua_State *T) {
+  gilua_tstate *ts = tls_ts;
   (void)T;
-  gil_release(tls_ts);
+  if (ts != NULL && ts->released++ == 0)
+    gil_release(ts);
 }
 
 
 void gilua_acquire (lua_State *T) {
+  gilua_tstate *ts = tls_ts;
   (void)T;
-  gil_acquire(tls_ts);
+  if (ts != NULL && ts->released > 0 && --ts->released == 0)
+    gil_acquire(ts);
+}
+
+
+int gilua_hasgil (void) {
+  gilua_tstate *ts = tls_ts;
+  return ts != NULL && ts->holds_gil;
+}
+
+
+void gilua_setthreadname (const char *name) {
+  if (tls_ts != NULL) gil_setname(tls_ts, name);
 }
 
 
@@ -216,6 +238,16 @@ double gilua_getswitchinterval (void) {
 
 void gilua_getstats (gilua_stats *st) {
   gil_getstats(st);
+}
+
+
+int gilua_getthreadstats (gilua_threadstats *threads, int max) {
+  return gil_threadstats(threads, max);
+}
+
+
+void gilua_resetstats (void) {
+  gil_resetstats();
 }
 
 

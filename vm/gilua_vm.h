@@ -40,6 +40,12 @@ typedef struct gilua_tstate {
   /* statistics, written by the owner under the GIL mutex */
   double hold_since, held, waited;
   unsigned long acquisitions, drops_requested, drops_received;
+  /* the rest of the GIL's bookkeeping, under the GIL mutex (gil/gil.c) */
+  int gstate;                   /* running, waiting or blocked, for traces */
+  unsigned long seq;            /* registration order, for listings */
+  unsigned epoch;               /* the interpreter this state belongs to */
+  struct gil_tbuf *trace;       /* events being recorded, or NULL */
+  int released;                 /* nesting depth of gilua_release (owner) */
   struct gilua_tstate *next, *prev; /* all thread states, under the GIL mutex */
 } gilua_tstate;
 

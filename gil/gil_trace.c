@@ -1,0 +1,448 @@
+/*
+** gil_trace.c: writing what gil.c recorded. A trace becomes Chrome
+** trace-event JSON (Perfetto and chrome://tracing open it) or the timeline
+** page (gil/timeline.html with the JSON inside); the statistics become the
+** summary table of --gil-stats.
+**
+** gil.c records raw events per thread (take, release and why, start of a
+** wait, drop request). Each thread's events turn here into
+** - spans ("X" events), one per state the thread was in: "running" (holds
+**   the GIL), "waiting for GIL", "blocked" (released it around a blocking
+**   call), which is what a timeline draws;
+** - instant events ("i"), one per raw event: "acquire", "blocking-call
+**   release", "forced release", "release" (the thread left) and "drop
+**   request" (posted by a waiter; args name the holder it was meant for).
+** Timestamps are CLOCK_MONOTONIC in microseconds, as the format wants.
+*/
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "gil.h"
+
+#define TIMELINE_TEMPLATE "gil/timeline.html"
+#define TRACE_MARK "@GIL_TRACE@"
+
+struct gilua_resource { const char *path, *data; size_t len; };
+extern const struct gilua_resource gilua_resources[];
+
+/* The running trace's output; start and stop may come from any thread. */
+static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
+static FILE *out_file;
+static char *out_path;
+static int out_html;
+
+
+/*
+** {======================================================
+** JSON
+** =======================================================
+*/
+
+/* A JSON string. '<', '>' and '&' are escaped too, so that the text can
+** sit inside an HTML <script> element as it is. */
+static void jstr (FILE *f, const char *s) {
+  putc('"', f);
+  for (; *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
+    else if (c < 0x20 || c == '<' || c == '>' || c == '&')
+      fprintf(f, "\\u%04x", c);
+    else putc(c, f);
+  }
+  putc('"', f);
+}
+
+
+static const char *const statename[] = {"blocked", "waiting for GIL",
+                                        "running"};
+
+typedef struct W {
+  FILE *f;
+  int pid;
+  int first;                    /* no event written yet */
+  gil_tbuf *all;                /* for holder names */
+} W;
+
+
+static void begin (W *w, const char *ph, const char *name, long tid,
+                   double t) {
+  fprintf(w->f, "%s\n{\"ph\":\"%s\",\"name\":", w->first ? "" : ",", ph);
+  w->first = 0;
+  jstr(w->f, name);
+  fprintf(w->f, ",\"pid\":%d,\"tid\":%ld", w->pid, tid);
+  if (t >= 0) fprintf(w->f, ",\"ts\":%.3f", t * 1e6);
+}
+
+
+static void span (W *w, long tid, int state, double from, double to) {
+  if (to <= from) return;
+  begin(w, "X", statename[state], tid, from);
+  fprintf(w->f, ",\"dur\":%.3f,\"cat\":\"gil\"}", (to - from) * 1e6);
+}
+
+
+static void instant (W *w, long tid, const char *name, double t) {
+  begin(w, "i", name, tid, t);
+  fprintf(w->f, ",\"s\":\"t\",\"cat\":\"gil\"");
+}
+
+
+static const char *nameof (W *w, long tid) {
+  gil_tbuf *b;
+  for (b = w->all; b; b = b->next)
+    if (b->tid == tid) return b->name;
+  return "?";
+}
+
+
+/* One thread's events, as spans and instants. */
+static void thread_events (W *w, gil_tbuf *b) {
+  int state = -1;               /* none yet, or gone */
+  double since = 0;
+  gil_chunk *c;
+  int i;
+  for (c = b->first; c; c = c->next) {
+    for (i = 0; i < c->n; i++) {
+      gil_event *e = &c->ev[i];
+      int next = state;
+      switch (e->kind) {
+        case EV_STATE: next = (int)e->arg; break;
+        case EV_WANT: next = GIL_WAITING; break;
+        case EV_TAKE:
+          instant(w, b->tid, "acquire", e->t);
+          fprintf(w->f, ",\"args\":{\"waited_ms\":%.3f}}",
+                  state == GIL_WAITING ? (e->t - since) * 1e3 : 0.0);
+          next = GIL_RUNNING;
+          break;
+        case EV_REL_BLOCK:
+          instant(w, b->tid, "blocking-call release", e->t);
+          fputc('}', w->f);
+          next = GIL_BLOCKED;
+          break;
+        case EV_REL_FORCED:
+          instant(w, b->tid, "forced release", e->t);
+          fputc('}', w->f);
+          next = GIL_WAITING;
+          break;
+        case EV_REL_EXIT:
+          instant(w, b->tid, "release", e->t);
+          fprintf(w->f, ",\"args\":{\"reason\":\"thread left\"}}");
+          next = -1;
+          break;
+        case EV_DROP:
+          instant(w, b->tid, "drop request", e->t);
+          fprintf(w->f, ",\"args\":{\"holder\":%ld,\"holder_name\":",
+                  (long)e->arg);
+          jstr(w->f, nameof(w, (long)e->arg));
+          fputs("}}", w->f);
+          break;
+        case EV_END: next = -1; break;
+      }
+      if (next != state || e->kind == EV_STATE) {
+        if (state >= 0) span(w, b->tid, state, since, e->t);
+        state = next;
+        since = e->t;
+      }
+    }
+  }
+}
+
+
+/* The command line, for the reader: /proc/self/cmdline where there is one. */
+static void command (FILE *f) {
+  char buf[1024];
+  size_t n = 0, i;
+  FILE *p = fopen("/proc/self/cmdline", "rb");
+  if (p != NULL) {
+    n = fread(buf, 1, sizeof buf - 1, p);
+    fclose(p);
+  }
+  while (n > 0 && buf[n - 1] == '\0') n--;
+  for (i = 0; i < n; i++)
+    if (buf[i] == '\0') buf[i] = ' ';
+  buf[n] = '\0';
+  jstr(f, buf);
+}
+
+
+static void write_json (FILE *f, gil_tbuf *all, double t0, double t1) {
+  W w;
+  gil_tbuf *b;
+  unsigned long lost = 0;
+  char pname[64];
+  w.f = f;
+  w.pid = (int)getpid();
+  w.first = 1;
+  w.all = all;
+  fputs("{\"traceEvents\":[", f);
+  snprintf(pname, sizeof pname, "gilua (pid %d)", w.pid);
+  begin(&w, "M", "process_name", 0, -1);
+  fputs(",\"args\":{\"name\":", f);
+  jstr(f, pname);
+  fputs("}}", f);
+  for (b = all; b; b = b->next) {
+    begin(&w, "M", "thread_name", b->tid, -1);
+    fputs(",\"args\":{\"name\":", f);
+    jstr(f, b->name);
+    fputs("}}", f);
+    begin(&w, "M", "thread_sort_index", b->tid, -1);
+    fprintf(f, ",\"args\":{\"sort_index\":%lu}}", b->seq);
+    lost += b->lost;
+  }
+  for (b = all; b; b = b->next) thread_events(&w, b);
+  fprintf(f, "\n],\n\"displayTimeUnit\":\"ms\",\n\"otherData\":{"
+             "\"producer\":\"%s\",\"clock\":\"CLOCK_MONOTONIC\","
+             "\"start_us\":%.3f,\"end_us\":%.3f,"
+             "\"switch_interval_ms\":%.3f,\"lost_events\":%lu,\"command\":",
+          GILUA_VERSION, t0 * 1e6, t1 * 1e6, gil_getinterval() * 1e3, lost);
+  command(f);
+  fputs("}}\n", f);
+}
+
+/* }====================================================== */
+
+
+/*
+** {======================================================
+** The timeline page
+** =======================================================
+*/
+
+/* The page's text before and after the place of the trace. */
+static int template (const char **pre, size_t *npre, const char **post,
+                     size_t *npost) {
+  const struct gilua_resource *r;
+  for (r = gilua_resources; r->path; r++) {
+    if (strcmp(r->path, TIMELINE_TEMPLATE) == 0) {
+      const char *mark = strstr(r->data, TRACE_MARK);
+      if (mark == NULL) break;
+      *pre = r->data;
+      *npre = (size_t)(mark - r->data);
+      *post = mark + strlen(TRACE_MARK);
+      *npost = r->len - *npre - strlen(TRACE_MARK);
+      return 0;
+    }
+  }
+  errno = ENOENT;
+  return -1;
+}
+
+
+/* "</" may not appear inside a <script> element; in JSON it can only be
+** inside a string, where "<\/" means the same. */
+static void copy_escaped (FILE *f, const char *s, size_t n) {
+  size_t i;
+  for (i = 0; i < n; i++) {
+    putc(s[i], f);
+    if (s[i] == '<' && i + 1 < n && s[i + 1] == '/') putc('\\', f);
+  }
+}
+
+
+static int ishtml (const char *path) {
+  size_t n = strlen(path);
+  return (n >= 5 && strcasecmp(path + n - 5, ".html") == 0) ||
+         (n >= 4 && strcasecmp(path + n - 4, ".htm") == 0);
+}
+
+
+static int write_trace (FILE *f, int html, gil_tbuf *all, double t0,
+                        double t1) {
+  const char *pre, *post;
+  size_t npre, npost;
+  if (html) {
+    if (template(&pre, &npre, &post, &npost) != 0) return -1;
+    fwrite(pre, 1, npre, f);
+  }
+  write_json(f, all, t0, t1);
+  if (html) fwrite(post, 1, npost, f);
+  return 0;
+}
+
+
+int gilua_timeline (const char *trace_path, const char *html_path) {
+  const char *pre, *post;
+  size_t npre, npost, n = 0, size = 1 << 16;
+  char *buf;
+  FILE *in, *out;
+  int err = 0;
+  if (template(&pre, &npre, &post, &npost) != 0) return -1;
+  if ((in = fopen(trace_path, "rb")) == NULL) return -1;
+  if ((buf = malloc(size)) == NULL) {
+    fclose(in);
+    return -1;
+  }
+  for (;;) {
+    size_t got = fread(buf + n, 1, size - n, in);
+    char *nb;
+    n += got;
+    if (n < size) break;
+    if ((nb = realloc(buf, size *= 2)) == NULL) {
+      err = errno;
+      break;
+    }
+    buf = nb;
+  }
+  if (ferror(in) && !err) err = errno ? errno : EIO;
+  fclose(in);
+  if (!err && (n == 0 || memchr(buf, '{', n) == NULL))
+    err = EINVAL;  /* not a trace: the page would only show an error */
+  if (!err && (out = fopen(html_path, "w")) == NULL) err = errno;
+  if (!err) {
+    fwrite(pre, 1, npre, out);
+    copy_escaped(out, buf, n);
+    fwrite(post, 1, npost, out);
+    if (fclose(out) != 0) err = errno;
+  }
+  free(buf);
+  if (err) {
+    errno = err;
+    return -1;
+  }
+  return 0;
+}
+
+/* }====================================================== */
+
+
+/*
+** {======================================================
+** Starting and stopping
+** =======================================================
+*/
+
+/* The file is created at once, so that a wrong path fails here and not
+** after the program ran. */
+int gilua_trace_start (const char *path) {
+  FILE *f;
+  char *p;
+  pthread_mutex_lock(&out_lock);
+  if (out_file != NULL) {
+    pthread_mutex_unlock(&out_lock);
+    errno = EBUSY;
+    return -1;
+  }
+  if ((p = strdup(path)) == NULL || (f = fopen(path, "w")) == NULL) {
+    int e = errno;
+    free(p);
+    pthread_mutex_unlock(&out_lock);
+    errno = e;
+    return -1;
+  }
+  if (gil_trace_begin() != 0) {  /* started by other means? not possible */
+    fclose(f);
+    free(p);
+    pthread_mutex_unlock(&out_lock);
+    errno = EBUSY;
+    return -1;
+  }
+  out_file = f;
+  out_path = p;
+  out_html = ishtml(path);
+  pthread_mutex_unlock(&out_lock);
+  return 0;
+}
+
+
+int gilua_trace_stop (void) {
+  gil_tbuf *all;
+  double t0, t1;
+  int rc = 0, e = 0;
+  FILE *f;
+  pthread_mutex_lock(&out_lock);
+  if ((f = out_file) == NULL) {
+    pthread_mutex_unlock(&out_lock);
+    return 1;
+  }
+  all = gil_trace_end(&t0, &t1);
+  if (write_trace(f, out_html, all, t0, t1) != 0) {
+    rc = -1;
+    e = errno;
+  }
+  if (fclose(f) != 0 && rc == 0) {
+    rc = -1;
+    e = errno;
+  }
+  gil_trace_free(all);
+  out_file = NULL;
+  free(out_path);
+  out_path = NULL;
+  pthread_mutex_unlock(&out_lock);
+  errno = e;
+  return rc;
+}
+
+
+char *gil_trace_path (void) {
+  char *p = NULL;
+  pthread_mutex_lock(&out_lock);
+  if (out_path != NULL) p = strdup(out_path);
+  pthread_mutex_unlock(&out_lock);
+  return p;
+}
+
+
+/* In a fork child: the file and the events are the parent's. */
+void gil_trace_forget (void) {
+  pthread_mutex_init(&out_lock, NULL);
+  out_file = NULL;
+  out_path = NULL;
+}
+
+/* }====================================================== */
+
+
+/*
+** {======================================================
+** The summary table (--gil-stats)
+** =======================================================
+*/
+
+static double pct (double part, double whole) {
+  return whole > 0 ? 100.0 * part / whole : 0.0;
+}
+
+
+void gilua_printstats (FILE *out) {
+  gilua_stats st;
+  gilua_threadstats *ts;
+  int n, m, i, alive = 0;
+  gil_getstats(&st);
+  n = gil_threadstats(NULL, 0);
+  ts = calloc((size_t)(n > 0 ? n : 1), sizeof *ts);
+  if (ts == NULL) return;
+  m = gil_threadstats(ts, n);  /* threads may have come or gone meanwhile */
+  if (m < n) n = m;
+  for (i = 0; i < n; i++) alive |= ts[i].alive;
+  fprintf(out, "GIL statistics: %.3f s, switch interval %.1f ms\n",
+          st.elapsed, gil_getinterval() * 1e3);
+  fprintf(out, "  %lu switches (%.0f/s), %lu forced (%.0f%%), "
+               "%lu drop requests\n",
+          st.switches, st.elapsed > 0 ? st.switches / st.elapsed : 0.0,
+          st.forced_switches, pct((double)st.forced_switches, (double)st.switches),
+          st.drop_requests);
+  fprintf(out, "  %-22s %8s  %-15s  %-15s  %8s  %s\n", "thread", "tid",
+          "holding the GIL", "waiting for it", "acquired", "drop requests");
+  fprintf(out, "  %-22s %8s  %8s %6s  %8s %6s  %8s  %6s %7s\n", "", "",
+          "s", "%", "s", "%", "", "made", "recvd");
+  for (i = 0; i < n; i++) {
+    char name[40];
+    /* while some threads run, say which ones have finished */
+    snprintf(name, sizeof name, "%s%s", ts[i].name,
+             alive && !ts[i].alive && ts[i].ident != 0 ? " (done)" : "");
+    fprintf(out, "  %-22.22s %8ld  %8.3f %5.1f%%  %8.3f %5.1f%%  %8lu  "
+                 "%6lu %7lu\n",
+            name, ts[i].native_id, ts[i].hold_time,
+            pct(ts[i].hold_time, st.elapsed), ts[i].wait_time,
+            pct(ts[i].wait_time, st.elapsed), ts[i].acquisitions,
+            ts[i].drop_requests_made, ts[i].drop_requests_received);
+  }
+  fflush(out);
+  free(ts);
+}
+
+/* }====================================================== */
