@@ -102,6 +102,7 @@ void gil_signal_init(void);
 void gil_signal_post(gilua_tstate *holder);
 /* Prepare a new thread state (only the TSan build needs anything). */
 void gil_signal_thread(lua_State *L);
+void gil_signal_openlibs(lua_State *L);  /* after luaL_openlibs */
 /* Remove our hook from 'co', which leaves this OS thread (a coroutine that
 ** yielded or ended); then answer any request that arrived meanwhile. */
 void gil_signal_disarm(gilua_tstate *ts, lua_State *co);

@@ -156,11 +156,100 @@ void gil_signal_thread (lua_State *L) {
   (void)L;
 }
 
+
+
+void gil_signal_openlibs (lua_State *L) {
+  (void)L;
+}
+
 #else
 
+/*
+** The polling hook must live beside the user's hooks: debug.sethook would
+** replace it, and a coroutine with a user hook would never be preempted.
+** So in this build debug.sethook and debug.gethook are wrapped: the user's
+** hook is kept in a side table (coroutine -> userhook) and called from
+** poll_hook for the events it asked for; gethook shows the user's hook,
+** never ours.
+*/
+#define USERHOOKS "gilua.userhooks"
+
+typedef struct userhook { lua_Hook h; int mask, count; } userhook;
+
+static void poll_hook (lua_State *L, lua_Debug *ar);
+
+
+/* The user's hook on 'co', looked up with L's stack. */
+static userhook *finduser (lua_State *L, lua_State *co) {
+  userhook *u;
+  lua_getfield(L, LUA_REGISTRYINDEX, USERHOOKS);
+  lua_pushthread(co);
+  if (co != L) lua_xmove(co, L, 1);
+  lua_rawget(L, -2);
+  u = lua_touserdata(L, -1);
+  lua_pop(L, 2);
+  return u;
+}
+
+
 static void poll_hook (lua_State *L, lua_Debug *ar) {
-  (void)ar;
-  answer(gilua_ts(), L);
+  userhook *u = finduser(L, L);
+  if (ar->event == LUA_HOOKCOUNT) answer(gilua_ts(), L);
+  if (u && (u->mask & eventmask(ar->event))) u->h(L, ar);
+}
+
+
+/* Take whatever hook 'co' now has as the user's, and put ours on top. */
+static void remember (lua_State *L, lua_State *co) {
+  lua_Hook h = lua_gethook(co);
+  int mask = lua_gethookmask(co), count = lua_gethookcount(co);
+  lua_getfield(L, LUA_REGISTRYINDEX, USERHOOKS);
+  lua_pushthread(co);
+  if (co != L) lua_xmove(co, L, 1);
+  if (h == NULL || h == poll_hook) {
+    lua_pushnil(L);
+    mask = 0;
+  } else {
+    userhook *u = lua_newuserdatauv(L, sizeof *u, 0);
+    u->h = h; u->mask = mask; u->count = count;
+  }
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+  lua_sethook(co, poll_hook, mask | LUA_MASKCOUNT,
+              (mask & LUA_MASKCOUNT) ? count : POLL_COUNT);
+}
+
+
+static lua_State *hooktarget (lua_State *L) {
+  return lua_isthread(L, 1) ? lua_tothread(L, 1) : L;
+}
+
+
+static int poll_sethook (lua_State *L) {
+  lua_State *co = hooktarget(L);
+  int n = lua_gettop(L);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, n, 0);
+  remember(L, co);
+  return 0;
+}
+
+
+static int poll_gethook (lua_State *L) {
+  lua_State *co = hooktarget(L);
+  lua_Hook h = lua_gethook(co);
+  int mask = lua_gethookmask(co), count = lua_gethookcount(co);
+  int n = lua_gettop(L), nres;
+  userhook *u = finduser(L, co);
+  if (h == poll_hook)  /* show the user's hook (or none) to the original */
+    lua_sethook(co, u ? u->h : NULL, u ? u->mask : 0, u ? u->count : 0);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, n, LUA_MULTRET);
+  nres = lua_gettop(L);
+  if (h == poll_hook) lua_sethook(co, poll_hook, mask, count);
+  return nres;
 }
 
 
@@ -169,9 +258,29 @@ void gil_signal_post (gilua_tstate *holder) {
 }
 
 
-/* Coroutines made from L inherit its hook (lua_newthread copies it). */
 void gil_signal_thread (lua_State *L) {
   lua_sethook(L, poll_hook, LUA_MASKCOUNT, POLL_COUNT);
+}
+
+
+static void wrap (lua_State *L, const char *name, lua_CFunction f) {
+  lua_getfield(L, -1, name);
+  lua_pushcclosure(L, f, 1);
+  lua_setfield(L, -2, name);
+}
+
+
+void gil_signal_openlibs (lua_State *L) {
+  lua_newtable(L);
+  lua_createtable(L, 0, 1);
+  lua_pushliteral(L, "k");
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
+  lua_setfield(L, LUA_REGISTRYINDEX, USERHOOKS);
+  lua_getglobal(L, "debug");
+  wrap(L, "sethook", poll_sethook);
+  wrap(L, "gethook", poll_gethook);
+  lua_pop(L, 1);
 }
 
 #endif

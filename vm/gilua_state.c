@@ -131,6 +131,7 @@ int gilua_openlibs (lua_State *L) {
   spawner = lua_newthread(L);
   spawner_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   luaL_openlibs(L);
+  gil_signal_openlibs(L);
   lua_newtable(L);
   lua_setfield(L, LUA_REGISTRYINDEX, CLASSES_KEY);
   gilua_preload(L);
@@ -169,8 +170,12 @@ void gilua_close (lua_State *L) {
     } else lua_pop(L, 1);
   }
   lua_pop(L, 2);
-  /* Daemon threads park for good the next time they want the GIL. */
+  /* Daemon threads park for good the next time they want the GIL. From
+  ** now on nobody posts drop requests, and none may reach a state that
+  ** lua_close is freeing: the signal handler arms no hook without a
+  ** 'current' coroutine. */
   gil_finalize(ts);
+  ts->current = NULL;
   lua_close(L);
   main_L = NULL;
   spawner = NULL;
