@@ -21,7 +21,7 @@ ALL_CFLAGS = $(CFLAGS) $(WARN) $(SAN) -fPIC -pthread
 LDLIBS  := $(LUA_LIBS) -lreadline -lpthread -lm -ldl
 
 DEB_PKGS := build-essential pkg-config liblua5.4-dev lua5.4 libreadline-dev \
-            python3 perl clang libclang-rt-dev
+            python3 perl clang libclang-rt-dev chromium
 
 LIB_SRC  := $(sort $(wildcard vm/*.c gil/*.c stdlib/*/*.c))
 LUA_SRC  := $(sort $(wildcard vm/lua/*.lua stdlib/*/*.lua))
@@ -35,8 +35,13 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/embedded.o \
 REPL_OBJ := $(REPL_SRC:%.c=$(BUILD)/obj/%.o)
 CTESTS   := $(CTEST_SRC:tests/c/%.c=$(BUILD)/tests/%.t)
 HEADERS  := $(wildcard include/*.h vm/*.h gil/*.h stdlib/*/*.h)
+# C hosts in samples/embed/, built as any host is: against an installed
+# libgilua (staged under $(BUILD)/stage) with pkg-config.
+STAGE    := $(CURDIR)/$(BUILD)/stage
+EMBED_SAMPLES := $(patsubst samples/embed/%.c,$(BUILD)/samples/embed/%,\
+                   $(wildcard samples/embed/*.c))
 
-.PHONY: all demo test check-tests bench tsan asan deps install clean
+.PHONY: all demo embed-samples test check-tests bench tsan asan deps install clean
 
 all: $(BUILD)/gilua $(BUILD)/libgilua.a $(BUILD)/libgilua.so
 
@@ -76,13 +81,26 @@ $(BUILD)/tests/%.t: tests/c/%.c $(BUILD)/libgilua.a $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $< $(BUILD)/libgilua.a -o $@ $(LDLIBS)
 
+$(STAGE)/lib/pkgconfig/gilua.pc: $(BUILD)/gilua $(BUILD)/libgilua.a \
+    $(BUILD)/libgilua.so include/gilua.h tools/gilua.pc.in
+	$(MAKE) --no-print-directory install PREFIX=$(STAGE) DESTDIR=
+
+$(BUILD)/samples/embed/%: samples/embed/%.c $(STAGE)/lib/pkgconfig/gilua.pc
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(WARN) $(SAN) -pthread $< -o $@ \
+	  $$(PKG_CONFIG_PATH=$(STAGE)/lib/pkgconfig pkg-config --cflags --libs gilua) \
+	  -Wl,-rpath,$(STAGE)/lib
+
+embed-samples: $(EMBED_SAMPLES)
+
 demo: all
 	./$(BUILD)/gilua samples/demo.lua
 
 # Lua test files are run by the gilua under test (found first on PATH);
 # C tests are TAP executables.
-test: all $(CTESTS)
+test: all $(CTESTS) $(EMBED_SAMPLES)
 	PATH="$(CURDIR)/$(BUILD):$$PATH" GILUA="$(CURDIR)/$(BUILD)/gilua" \
+	  GILUA_BUILD="$(CURDIR)/$(BUILD)" \
 	  LUA_PATH="$(CURDIR)/tests/?.lua;;" prove $(PROVE_FLAGS) \
 	  $(sort $(wildcard tests/*.lua)) $(CTESTS)
 

@@ -44,7 +44,9 @@
 #define POLL_COUNT 1000
 
 static pthread_t main_thread;
-static volatile sig_atomic_t sigint_on;
+/* Whether Ctrl-C raises KeyboardInterrupt: set by the main thread, read by
+** any thread that waits (gilua_condwait), GIL or not; hence atomic. */
+static atomic_int sigint_on;
 
 
 /* Event codes to mask bits, to pass on the events the user asked for. */
@@ -293,12 +295,12 @@ void gilua_sigint (int on) {
   sigemptyset(&sa.sa_mask);
   /* No SA_RESTART: a sleeping main thread must wake up to be interrupted. */
   sigaction(SIGINT, &sa, NULL);
-  sigint_on = on;
+  atomic_store_explicit(&sigint_on, on, memory_order_relaxed);
 }
 
 
 int gilua_sigint_on (void) {
-  return sigint_on;
+  return atomic_load_explicit(&sigint_on, memory_order_relaxed);
 }
 
 
