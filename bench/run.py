@@ -89,6 +89,14 @@ WORKLOADS = [
     Workload("startup", "start the interpreter, import threading and "
              "time, exit (whole process timed)",
              twins=["python3"], timing="process"),
+    Workload("queue_pingpong", "100,000 round trips through two Queues "
+             "between 2 threads", twins=["python3"]),
+    Workload("queue_throughput", "200,000 items through a Queue, 1 "
+             "producer thread and 1 consumer", twins=["python3"]),
+    Workload("pool_tasks", "50,000 trivial tasks on ThreadPoolExecutor(4), "
+             "submit then result", twins=["python3"]),
+    Workload("pool_sleep", "10 tasks of sleep(0.1) on "
+             "ThreadPoolExecutor(max_workers=4)", twins=["python3"]),
 ]
 
 

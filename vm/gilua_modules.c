@@ -16,6 +16,7 @@ static const luaL_Reg cmodules[] = {
   {"time", luaopen_gilua_time},
   {"sys", luaopen_gilua_sys},
   {"gil", luaopen_gilua_gil},
+  {"_queue", luaopen_gilua_queue},
   {NULL, NULL}
 };
 
