@@ -39,7 +39,7 @@ Where Lua and Python differ:
     `with`, shutdown with wait at the end of the scope. shutdown(wait,
     cancel_futures) or shutdown{wait =, cancel_futures =}.
   * Program exit waits for the pools' queued work, as Python 3.9+ does:
-    the module hooks threading._shutdown (Python's threading atexit).
+    the module registers with threading._register_atexit, as Python's does.
     An executor that is garbage-collected without shutdown lets its idle
     workers end.
   * A callback that raises is reported on stderr ("exception calling
@@ -663,12 +663,7 @@ local function at_exit()
   for i = 1, n do ts[i]:join() end
 end
 
-local threading_shutdown = threading._shutdown
-threading._shutdown = function(...)
-  local ok, err = pcall(at_exit)
-  threading_shutdown(...)
-  if not ok then error(err, 0) end
-end
+threading._register_atexit(at_exit)
 
 -- Ends a task: the future gets the values or the error of xpcall.
 local function finish(f, ok, ...)

@@ -678,9 +678,29 @@ function M.excepthook(a)
 end
 M.__excepthook__ = M.excepthook
 
+-- Functions run at exit before the non-daemon threads are joined, last
+-- registered first (Python's threading._register_atexit: executors use it
+-- to drain their work queues).
+local _atexits, _shutting_down = {}, false
+
+function M._register_atexit(fn, ...)
+  if _shutting_down then
+    error(RuntimeError("can't register atexit after shutdown"), 2)
+  end
+  _atexits[#_atexits + 1] = table.pack(fn, ...)
+end
+
 -- Python's exit rule, called by the interpreter when the main script ends.
 function M._shutdown()
   if _main._stopped then return end
+  _shutting_down = true
+  for i = #_atexits, 1, -1 do
+    local call = _atexits[i]
+    local ok, err = pcall(call[1], table.unpack(call, 2, call.n))
+    if not ok then
+      io.stderr:write("Exception in threading atexit callback: ", tostring(err), "\n")
+    end
+  end
   _main._stopped = true
   pcall(_main_lock.release, _main_lock)
   local me = _active[get_ident()]
