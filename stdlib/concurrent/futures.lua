@@ -86,15 +86,7 @@ M.BrokenThreadPool = M.BrokenExecutor:extend("concurrent.futures.thread.BrokenTh
 local CancelledError, InvalidStateError, TimeoutError, BrokenThreadPool =
   M.CancelledError, M.InvalidStateError, M.TimeoutError, M.BrokenThreadPool
 
-local function is_options(x)
-  return type(x) == "table" and getmetatable(x) == nil
-end
-
-local function callable(v)
-  if type(v) == "function" then return true end
-  local mt = getmetatable(v)
-  return type(mt) == "table" and mt.__call ~= nil
-end
+local is_options, callable = args.is_options, args.callable
 
 -- Python's rule for future and condition timeouts: a number or nil, and a
 -- negative one means "do not wait".

@@ -83,11 +83,13 @@ local function typename(v)
   return mtype(v) or type(v)
 end
 
+-- A function, or an object whose metatable has __call.
 local function callable(v)
   if type(v) == "function" then return true end
   local mt = getmetatable(v)
   return type(mt) == "table" and mt.__call ~= nil
 end
+M.callable = callable
 
 --[[
 Checks that `value` has the Lua type `tname` and returns it; otherwise a
