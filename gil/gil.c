@@ -124,13 +124,17 @@ static gil_tbuf *tbuf_new (gilua_tstate *ts) {
 static gil_event *grow (gilua_tstate *ts) {
   gil_tbuf *b = ts->trace;
   gil_chunk *c;
+  int size;
   if (b == NULL && (b = ts->trace = tbuf_new(ts)) == NULL) return NULL;
-  if ((c = malloc(sizeof *c)) == NULL) {
+  size = b->last ? 2 * b->last->size : GIL_CHUNK0;
+  if (size > GIL_CHUNK) size = GIL_CHUNK;
+  if ((c = malloc(sizeof *c + (size_t)size * sizeof(gil_event))) == NULL) {
     b->lost++;
     return NULL;
   }
   c->next = NULL;
   c->n = 0;
+  c->size = size;
   if (b->last) b->last->next = c;
   else b->first = c;
   b->last = c;
@@ -144,7 +148,7 @@ static gil_event *grow (gilua_tstate *ts) {
 static void record (gilua_tstate *ts, int kind, double t, unsigned long arg) {
   gil_tbuf *b = ts->trace;
   gil_event *e;
-  if (b != NULL && b->last != NULL && b->last->n < GIL_CHUNK)
+  if (b != NULL && b->last != NULL && b->last->n < b->last->size)
     e = &b->last->ev[b->last->n++];
   else if ((e = grow(ts)) == NULL)
     return;

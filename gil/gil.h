@@ -71,12 +71,15 @@ typedef struct gil_event {
   int kind;
 } gil_event;
 
-#define GIL_CHUNK 1024
+/* A thread's first chunk is small (a trace may see thousands of short-lived
+** threads), the next ones twice as big, up to GIL_CHUNK events. */
+#define GIL_CHUNK0 32
+#define GIL_CHUNK 4096
 
 typedef struct gil_chunk {
   struct gil_chunk *next;
-  int n;
-  gil_event ev[GIL_CHUNK];
+  int n, size;
+  gil_event ev[];
 } gil_chunk;
 
 typedef struct gil_tbuf {       /* one thread's events */

@@ -60,34 +60,91 @@ static void jstr (FILE *f, const char *s) {
 static const char *const statename[] = {"blocked", "waiting for GIL",
                                         "running"};
 
+/*
+** The events are most of the file, and a long trace has millions: each is
+** put together in a line buffer with the number formatting done here
+** (fprintf's "%.3f" would be most of the cost), then written at once.
+** Event names are constants that need no escaping; thread names go
+** through jstr.
+*/
 typedef struct W {
   FILE *f;
   int pid;
   int first;                    /* no event written yet */
   gil_tbuf *all;                /* for holder names */
+  char *p;                      /* end of the line being made */
+  char line[256];
 } W;
 
 
+static void add (W *w, const char *s) {
+  while (*s) *w->p++ = *s++;
+}
+
+
+static void addint (W *w, unsigned long long v) {
+  char tmp[24];
+  int n = 0;
+  do { tmp[n++] = (char)('0' + v % 10); v /= 10; } while (v);
+  while (n) *w->p++ = tmp[--n];
+}
+
+
+/* v >= 0 with three decimals, rounded as "%.3f" would. */
+static void add3 (W *w, double v) {
+  unsigned long long m = (unsigned long long)(v * 1000.0 + 0.5);
+  unsigned frac = (unsigned)(m % 1000);
+  addint(w, m / 1000);
+  *w->p++ = '.';
+  *w->p++ = (char)('0' + frac / 100);
+  *w->p++ = (char)('0' + frac / 10 % 10);
+  *w->p++ = (char)('0' + frac % 10);
+}
+
+
+static void flush (W *w) {
+  fwrite(w->line, 1, (size_t)(w->p - w->line), w->f);
+  w->p = w->line;
+}
+
+
+/* Starts an event; t < 0: no timestamp (metadata). */
 static void begin (W *w, const char *ph, const char *name, long tid,
                    double t) {
-  fprintf(w->f, "%s\n{\"ph\":\"%s\",\"name\":", w->first ? "" : ",", ph);
+  w->p = w->line;
+  add(w, w->first ? "\n{\"ph\":\"" : ",\n{\"ph\":\"");
   w->first = 0;
-  jstr(w->f, name);
-  fprintf(w->f, ",\"pid\":%d,\"tid\":%ld", w->pid, tid);
-  if (t >= 0) fprintf(w->f, ",\"ts\":%.3f", t * 1e6);
+  add(w, ph);
+  add(w, "\",\"name\":\"");
+  add(w, name);
+  add(w, "\",\"pid\":");
+  addint(w, (unsigned long long)w->pid);
+  add(w, ",\"tid\":");
+  addint(w, (unsigned long long)tid);
+  if (t >= 0) {
+    add(w, ",\"ts\":");
+    add3(w, t * 1e6);
+  }
 }
 
 
 static void span (W *w, long tid, int state, double from, double to) {
   if (to <= from) return;
   begin(w, "X", statename[state], tid, from);
-  fprintf(w->f, ",\"dur\":%.3f,\"cat\":\"gil\"}", (to - from) * 1e6);
+  add(w, ",\"dur\":");
+  add3(w, (to - from) * 1e6);
+  add(w, ",\"cat\":\"gil\"}");
+  flush(w);
 }
 
 
-static void instant (W *w, long tid, const char *name, double t) {
+/* An instant event; 'args' (or NULL) ends it. */
+static void instant (W *w, long tid, const char *name, double t,
+                     const char *args) {
   begin(w, "i", name, tid, t);
-  fprintf(w->f, ",\"s\":\"t\",\"cat\":\"gil\"");
+  add(w, ",\"s\":\"t\",\"cat\":\"gil\"");
+  if (args) add(w, args);
+  else add(w, "}");
 }
 
 
@@ -113,30 +170,33 @@ static void thread_events (W *w, gil_tbuf *b) {
         case EV_STATE: next = (int)e->arg; break;
         case EV_WANT: next = GIL_WAITING; break;
         case EV_TAKE:
-          instant(w, b->tid, "acquire", e->t);
-          fprintf(w->f, ",\"args\":{\"waited_ms\":%.3f}}",
-                  state == GIL_WAITING ? (e->t - since) * 1e3 : 0.0);
+          instant(w, b->tid, "acquire", e->t, ",\"args\":{\"waited_ms\":");
+          add3(w, state == GIL_WAITING ? (e->t - since) * 1e3 : 0.0);
+          add(w, "}}");
+          flush(w);
           next = GIL_RUNNING;
           break;
         case EV_REL_BLOCK:
-          instant(w, b->tid, "blocking-call release", e->t);
-          fputc('}', w->f);
+          instant(w, b->tid, "blocking-call release", e->t, NULL);
+          flush(w);
           next = GIL_BLOCKED;
           break;
         case EV_REL_FORCED:
-          instant(w, b->tid, "forced release", e->t);
-          fputc('}', w->f);
+          instant(w, b->tid, "forced release", e->t, NULL);
+          flush(w);
           next = GIL_WAITING;
           break;
         case EV_REL_EXIT:
-          instant(w, b->tid, "release", e->t);
-          fprintf(w->f, ",\"args\":{\"reason\":\"thread left\"}}");
+          instant(w, b->tid, "release", e->t,
+                  ",\"args\":{\"reason\":\"thread left\"}}");
+          flush(w);
           next = -1;
           break;
         case EV_DROP:
-          instant(w, b->tid, "drop request", e->t);
-          fprintf(w->f, ",\"args\":{\"holder\":%ld,\"holder_name\":",
-                  (long)e->arg);
+          instant(w, b->tid, "drop request", e->t, ",\"args\":{\"holder\":");
+          addint(w, (unsigned long long)e->arg);
+          add(w, ",\"holder_name\":");
+          flush(w);
           jstr(w->f, nameof(w, (long)e->arg));
           fputs("}}", w->f);
           break;
@@ -181,16 +241,21 @@ static void write_json (FILE *f, gil_tbuf *all, double t0, double t1) {
   fputs("{\"traceEvents\":[", f);
   snprintf(pname, sizeof pname, "gilua (pid %d)", w.pid);
   begin(&w, "M", "process_name", 0, -1);
-  fputs(",\"args\":{\"name\":", f);
+  add(&w, ",\"args\":{\"name\":");
+  flush(&w);
   jstr(f, pname);
   fputs("}}", f);
   for (b = all; b; b = b->next) {
     begin(&w, "M", "thread_name", b->tid, -1);
-    fputs(",\"args\":{\"name\":", f);
+    add(&w, ",\"args\":{\"name\":");
+    flush(&w);
     jstr(f, b->name);
     fputs("}}", f);
     begin(&w, "M", "thread_sort_index", b->tid, -1);
-    fprintf(f, ",\"args\":{\"sort_index\":%lu}}", b->seq);
+    add(&w, ",\"args\":{\"sort_index\":");
+    addint(&w, b->seq);
+    add(&w, "}}");
+    flush(&w);
     lost += b->lost;
   }
   for (b = all; b; b = b->next) thread_events(&w, b);
