@@ -17,6 +17,7 @@ static const luaL_Reg cmodules[] = {
   {"sys", luaopen_gilua_sys},
   {"gil", luaopen_gilua_gil},
   {"_queue", luaopen_gilua_queue},
+  {"_multiprocessing", luaopen_gilua_multiprocessing},
   {NULL, NULL}
 };
 

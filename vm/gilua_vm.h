@@ -141,6 +141,7 @@ int luaopen_gilua_time(lua_State *L);    /* "time" */
 int luaopen_gilua_sys(lua_State *L);     /* "sys" */
 int luaopen_gilua_gil(lua_State *L);     /* "gil" */
 int luaopen_gilua_queue(lua_State *L);   /* "_queue" */
+int luaopen_gilua_multiprocessing(lua_State *L); /* "_multiprocessing" */
 void gilua_openos(lua_State *L);         /* os.getpid, os.getppid, os.cpu_count */
 void gilua_openio(lua_State *L);         /* GIL-releasing io and os.execute */
 void gilua_opencoroutine(lua_State *L);  /* tracking coroutine.resume/wrap */
