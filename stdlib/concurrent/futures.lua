@@ -843,4 +843,16 @@ function ThreadPoolExecutor:__tostring()
     self._nthreads, self._shutdown and " shutdown" or "")
 end
 
+-- The process half lives with multiprocessing, loaded on first use.
+local PROCESS_NAMES = { ProcessPoolExecutor = true, BrokenProcessPool = true }
+setmetatable(M, { __index = function(t, k)
+  if PROCESS_NAMES[k] or k == "process" then
+    local process = require "multiprocessing.executor"
+    rawset(t, "process", process)
+    rawset(t, "ProcessPoolExecutor", process.ProcessPoolExecutor)
+    rawset(t, "BrokenProcessPool", process.BrokenProcessPool)
+    return rawget(t, k)
+  end
+end })
+
 return M
