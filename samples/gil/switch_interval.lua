@@ -93,7 +93,7 @@ if timeline then
   print("timeline: " .. timeline)
 end
 print("The GIL changes hands about once an interval, and a thread that wakes"
-      .. " up from I/o beside a busy one waits about one interval.")
+      .. " up from I/O beside a busy one waits about one interval.")
 for _, r in ipairs(results) do
   print(("interval_ms=%.3f switches_per_s=%.1f slice_ms=%.3f latency_ms=%.3f")
         :format(r[1] * 1e3, r[2], r[3] * 1e3, r[4] * 1e3))
