@@ -1,0 +1,344 @@
+#!/usr/bin/env gilua
+-- multiprocessing: processes, the serializer, Pipe, Queue, shared memory
+-- and locks, Pool, ProcessPoolExecutor.
+local t = require "tap"
+local mp = require "multiprocessing"
+local queue = require "queue"
+local time = require "time"
+local futures = require "concurrent.futures"
+
+local function fdcount()
+  local p = io.popen("ls /proc/" .. os.getpid() .. "/fd")
+  local n = 0
+  for _ in p:lines() do n = n + 1 end
+  p:close()
+  return n
+end
+
+-- serializer
+do
+  local dumps, loads = mp.dumps, mp.loads
+  local v = loads(dumps({ 1, 2.0, "s", true, false, x = { y = 3 } }))
+  t.is(math.type(v[1]), "integer", "integers stay integers")
+  t.is(math.type(v[2]), "float", "floats stay floats")
+  t.is(v.x.y, 3, "nested tables")
+  local c = { name = "c" }; c.self = c
+  local shared = {}
+  local w = loads(dumps({ c, shared, shared }))
+  t.ok(w[1].self == w[1], "cycles survive")
+  t.ok(w[2] == w[3], "shared references stay shared")
+  local k = 10
+  local f = loads(dumps(function(x) return x + k end))
+  t.is(f(5), 15, "functions travel with their upvalues")
+  local g = loads(dumps(function() return string.format("%d", 7) end))
+  t.is(g(), "7", "_ENV is the receiver's globals")
+  local err = t.raises(function() dumps({ a = { coroutine.create(print) } }) end, TypeError,
+                       "a coroutine cannot travel")
+  t.like(tostring(err), "coroutine.*value%.a%[1%]", "the error names where the value is")
+  t.raises(function() dumps(io.stdin:lines()) end, TypeError, "a C closure cannot travel")
+  for _, bad in ipairs({ "", "\xc5", "\xc5\x01", "\xc5\x01\x06\x05", "\xc5\x01\x09\x10\x00\x00\x00",
+                         "\xc5\x01\x08\x09", "garbage", "\xc5\x01\x05\xff\xff\xff\xff\x0f" }) do
+    t.raises(function() loads(bad) end, ValueError, "malformed input is a ValueError: " .. #bad)
+  end
+  local blob = dumps(function() return 1 end)
+  local corrupt = blob:sub(1, 20) .. string.char((blob:byte(21) + 1) % 256) .. blob:sub(22)
+  t.raises(function() loads(corrupt) end, ValueError, "corrupted bytecode is refused")
+  local e = loads(dumps(ValueError("x")))
+  t.ok(ValueError:is(e), "exception classes travel by name")
+end
+
+-- processes
+do
+  local p = mp.Process{ target = function(a, b) os.exit(a + b == 3 and 0 or 9) end, args = { 1, 2 } }
+  t.is(p.name:match("^Process%-"), "Process-", "default name")
+  p:start(); p:join()
+  t.is(p.exitcode, 0, "exitcode 0")
+  local p2 = mp.Process{ target = function() error("boom") end }
+  p2:start(); p2:join()
+  t.is(p2.exitcode, 1, "exitcode 1 after an uncaught error")
+  local p3 = mp.Process{ target = function() time.sleep(30) end }
+  p3:start()
+  t.ok(p3:is_alive(), "is_alive while running")
+  local t0 = time.monotonic()
+  p3:join(0.2)
+  t.between(time.monotonic() - t0, 0.15, 5, "join(timeout) returns after the timeout")
+  t.is(p3.exitcode, nil, "no exitcode while running")
+  p3:terminate(); p3:join()
+  t.is(p3.exitcode, -15, "terminate: -SIGTERM")
+  local p4 = mp.Process{ target = function() time.sleep(30) end }
+  p4:start(); p4:kill(); p4:join()
+  t.is(p4.exitcode, -9, "kill: -SIGKILL")
+  t.ok(not p4:is_alive(), "not alive after join")
+  p4:close()
+  t.raises(function() p4:is_alive() end, ValueError, "closed process")
+  local p5 = mp.Process{ target = function() error(SystemExit(7)) end }
+  p5:start(); p5:join()
+  t.is(p5.exitcode, 7, "SystemExit(code)")
+
+  local Sub = mp.Process:extend()
+  function Sub:init(x) mp.Process.init(self, { name = "sub" }); self.x = x end
+  function Sub:run() os.exit(self.x) end
+  local s = Sub(5); s:start(); s:join()
+  t.is(s.exitcode, 5, "subclass overriding run")
+  t.is(s.name, "sub", "name")
+
+  local a, b = mp.Pipe()
+  local p6 = mp.Process{ target = function()
+    local cp = mp.current_process()
+    b:send({ cp.name, cp.pid, mp.parent_process().pid, os.getpid() })
+  end, name = "worker-x" }
+  p6:start()
+  local info = a:recv()
+  p6:join()
+  t.is(info[1], "worker-x", "current_process().name in the child")
+  t.is(info[2], info[4], "current_process().pid in the child")
+  t.is(info[3], os.getpid(), "parent_process().pid")
+  t.is(mp.current_process().name, "MainProcess", "MainProcess")
+  t.is(mp.parent_process(), nil, "no parent in the main process")
+  t.ok(mp.cpu_count() >= 1, "cpu_count")
+  a:close(); b:close()
+end
+
+-- nothing printed twice at fork
+do
+  local out = os.tmpname()
+  local script = os.tmpname()
+  local f = io.open(script, "w")
+  f:write([[
+local mp = require "multiprocessing"
+io.write("before ")
+local p = mp.Process{target = function() io.write("child ") end}
+p:start(); p:join()
+io.write("after\n")
+]])
+  f:close()
+  local gilua = os.getenv("GILUA") or "gilua"
+  os.execute(gilua .. " " .. script .. " > " .. out)
+  local r = io.open(out):read("a")
+  t.is(r, "before child after\n", "buffered output is not duplicated")
+  os.remove(out); os.remove(script)
+end
+
+-- pipes
+do
+  local a, b = mp.Pipe()
+  local p = mp.Process{ target = function()
+    while true do
+      local v = b:recv()
+      if v == nil then break end
+      b:send(v)
+    end
+  end }
+  p:start()
+  local c = { 1, 2 }; c.c = c
+  local sh = {}
+  a:send({ c, sh, sh })
+  local r = a:recv()
+  t.ok(r[1].c == r[1] and r[2] == r[3], "cycles and shared references through a Pipe")
+  a:send("hello")
+  t.is(a:recv(), "hello", "a string round trip")
+  t.ok(not a:poll(0.05), "poll times out when nothing is there")
+  a:send(nil)
+  p:join()
+  b:close()
+  t.raises(function() a:recv() end, EOFError, "EOFError on a closed peer")
+  t.raises(function() a:send(print == print and coroutine.create(print)) end, TypeError,
+           "unserializable values are refused before sending")
+  a:close()
+  local r1, w1 = mp.Pipe(false)
+  w1:send_bytes("xabcx", 1, 3)
+  t.is(r1:recv_bytes(), "abc", "simplex pipe, send_bytes with offset and size")
+  t.raises(function() r1:send(1) end, OSError, "read end cannot send")
+  r1:close(); w1:close()
+end
+
+-- queues
+do
+  local q = mp.Queue()
+  local p = mp.Process{ target = function()
+    for i = 1, 1000 do q:put(i) end
+    q:put(nil)
+  end }
+  p:start()
+  local n, s = 0, 0
+  while true do
+    local v = q:get()
+    if v == nil then break end
+    n, s = n + 1, s + v
+  end
+  p:join()
+  t.is(n, 1000, "1000 items from a child")
+  t.is(s, 500500, "in full")
+  t.raises(function() q:get(true, 0.1) end, queue.Empty, "get timeout: queue.Empty")
+  t.raises(function() q:get(false) end, queue.Empty, "get_nowait on empty")
+  local bq = mp.Queue(2)
+  bq:put(1); bq:put(2)
+  t.raises(function() bq:put(3, true, 0.1) end, queue.Full, "put timeout: queue.Full")
+  t.is(bq:qsize(), 2, "qsize")
+  for i = 1, 5000 do q:put(i) end
+  local m = 0
+  for _ = 1, 5000 do m = m + q:get() end
+  t.is(m, 12502500, "one process can put many then get them (feeder thread)")
+  local jq = mp.JoinableQueue()
+  local w = mp.Process{ target = function()
+    while true do
+      local x = jq:get()
+      jq:task_done()
+      if x == nil then break end
+    end
+  end }
+  w:start()
+  for i = 1, 10 do jq:put(i) end
+  jq:put(nil)
+  jq:join()
+  t.ok(true, "JoinableQueue.join returns once every item is done")
+  w:join()
+  local sq = mp.SimpleQueue()
+  sq:put({ a = 1 })
+  t.is(sq:get().a, 1, "SimpleQueue")
+end
+
+-- shared memory and locks
+do
+  local v = mp.Value("i", 0)
+  local arr = mp.Array("d", 4)
+  local ps = {}
+  for i = 1, 4 do
+    ps[i] = mp.Process{ target = function()
+      for _ = 1, 500 do
+        local _ <close> = v:get_lock():acquire()
+        v.value = v.value + 1
+      end
+      arr[i] = i * 1.5
+    end }
+    ps[i]:start()
+  end
+  for i = 1, 4 do ps[i]:join() end
+  t.is(v.value, 2000, "Value with get_lock across processes")
+  t.is(#arr, 4, "# of an Array")
+  t.is(arr[4], 6.0, "Array written by a child")
+  t.raises(function() return arr[5] end, IndexError, "Array bounds")
+  local rv = mp.RawValue("d", 1.5)
+  t.is(rv.value, 1.5, "RawValue")
+  t.raises(function() mp.Value("z", 1) end, TypeError, "bad typecode")
+  local lock = mp.Lock()
+  t.ok(lock:acquire(), "Lock acquire")
+  t.is(lock:acquire(false), false, "Lock is not recursive")
+  lock:release()
+  t.raises(function() lock:release() end, ValueError, "release an unlocked Lock")
+  local sem = mp.BoundedSemaphore(1)
+  t.raises(function() sem:release() end, ValueError, "BoundedSemaphore over-release")
+  local ev = mp.Event()
+  local pe = mp.Process{ target = function() time.sleep(0.1); ev:set() end }
+  pe:start()
+  t.ok(ev:wait(10), "Event set by a child")
+  pe:join()
+  local cond = mp.Condition()
+  local flag = mp.Value("i", 0)
+  local pc = mp.Process{ target = function()
+    cond:acquire(); flag.value = 1; cond:notify(); cond:release()
+  end }
+  cond:acquire()
+  pc:start()
+  local ok = cond:wait_for(function() return flag.value == 1 end, 10)
+  cond:release()
+  t.ok(ok, "Condition notified by a child")
+  pc:join()
+  local bar = mp.Barrier(2)
+  local pb = mp.Process{ target = function() bar:wait() end }
+  pb:start()
+  t.ok(bar:wait(10) >= 0, "Barrier between two processes")
+  pb:join()
+end
+
+-- Pool
+do
+  local pool <close> = mp.Pool(2)
+  local function sq(x) return x * x end
+  t.is(table.concat(pool:map(sq, { 1, 2, 3, 4 }), ","), "1,4,9,16", "map")
+  t.is(table.concat(pool:starmap(function(a, b) return a * b end, { { 2, 3 }, { 4, 5 } }), ","), "6,20", "starmap")
+  local r = pool:map_async(sq, { 5 })
+  t.is(r:get(10)[1], 25, "map_async get")
+  t.ok(r:ready() and r:successful(), "ready, successful")
+  local got
+  local ar = pool:apply_async(sq, { 3 }, function(x) got = x end)
+  t.is(ar:get(10), 9, "apply_async")
+  t.is(got, 9, "callback")
+  local s = 0
+  for x in pool:imap_unordered(sq, { 1, 2, 3 }) do s = s + x end
+  t.is(s, 14, "imap_unordered")
+  local err = t.raises(function() pool:apply(function() error(ValueError("in worker")) end) end,
+                       ValueError, "an error in a worker re-raises in the parent")
+  t.like(tostring(err and err.traceback), "worker_main", "with the worker's traceback")
+  local slow = pool:apply_async(function() time.sleep(5) end)
+  t.raises(function() slow:get(0.1) end, mp.TimeoutError, "get(timeout)")
+  local dead = pool:apply_async(function() os.execute("kill -9 " .. mp.current_process().pid) end)
+  t.raises(function() dead:get(20) end, mp.pool.WorkerLostError, "a worker killed with SIGKILL fails its task, no hang")
+  t.is(table.concat(pool:map(sq, { 1, 2, 3 }), ","), "1,4,9", "the pool goes on")
+  local p2 = mp.Pool{ processes = 1, initializer = function(x) INITED = x end, initargs = { 42 },
+                      maxtasksperchild = 1 }
+  t.is(p2:apply(function() return INITED end), 42, "initializer")
+  t.is(p2:apply(function() return INITED end), 42, "maxtasksperchild replaces the worker")
+  p2:close(); p2:join()
+end
+
+-- ProcessPoolExecutor
+do
+  local ex = futures.ProcessPoolExecutor{ max_workers = 2 }
+  local fs = {}
+  for i = 1, 20 do fs[i] = ex:submit(function(x) return x * 2 end, i) end
+  local s = 0
+  for f in futures.as_completed(fs) do s = s + f:result() end
+  t.is(s, 420, "submit and as_completed")
+  local done = futures.wait(fs)
+  local n = 0
+  for _ in next, done do n = n + 1 end
+  t.is(n, 20, "wait")
+  t.is(table.concat(ex:map(function(x) return -x end, { 1, 2 }, { chunksize = 2 }), ","), "-1,-2", "map")
+  local bad = ex:submit(function() os.execute("kill -9 " .. mp.current_process().pid) end)
+  t.raises(function() bad:result() end, futures.BrokenProcessPool, "BrokenProcessPool")
+  t.raises(function() ex:submit(print) end, futures.BrokenProcessPool, "submit after broken")
+  ex:shutdown()
+  local ex2 <close> = futures.ProcessPoolExecutor{ max_workers = 1, initializer = function() INIT2 = 1 end }
+  t.is(ex2:submit(function() return INIT2 end):result(), 1, "executor initializer")
+end
+
+-- no zombies, no leaked descriptors after 200 processes
+do
+  collectgarbage(); collectgarbage()
+  local before = fdcount()
+  for _ = 1, 200 do
+    local p = mp.Process{ target = function() end }
+    p:start(); p:join()
+  end
+  collectgarbage(); collectgarbage()
+  t.is(fdcount(), before, "descriptors unchanged around 200 processes")
+  local zombies = 0
+  local ps = io.popen("ps -o stat= --ppid " .. os.getpid())
+  for line in ps:lines() do if line:match("Z") then zombies = zombies + 1 end end
+  ps:close()
+  t.is(zombies, 0, "no zombie children")
+  t.is(#mp.active_children(), 0, "no active children left")
+end
+
+-- daemon children are terminated at exit
+do
+  local script = os.tmpname()
+  local f = io.open(script, "w")
+  f:write([[
+local mp = require "multiprocessing"
+local p = mp.Process{target = function() require("time").sleep(60) end, daemon = true}
+p:start()
+print(p.pid)
+]])
+  f:close()
+  local gilua = os.getenv("GILUA") or "gilua"
+  local pipe = io.popen(gilua .. " " .. script)
+  local pid = tonumber(pipe:read("l"))
+  pipe:close()
+  time.sleep(0.2)
+  t.ok(pid and not os.execute("kill -0 " .. pid .. " 2>/dev/null"), "daemon child gone after the parent exits")
+  os.remove(script)
+end
+
+t.done_testing()
