@@ -257,6 +257,12 @@ function Engine:_worker_gone(w)
   if broken and self._on_broken then self._on_broken(code) end
 end
 
+-- A connection that a terminate() closed meanwhile has nothing to read.
+local function polled(conn)
+  local ok, ready = pcall(conn.poll, conn, 0)
+  return ok and ready
+end
+
 function Engine:_recv_loop()
   local cv = self._cv
   while true do
@@ -280,7 +286,7 @@ function Engine:_recv_loop()
       if w and not seen[w] then
         seen[w] = true
         -- read all whole results first: a worker may have died after sending
-        while not w.dead and w.conn:poll(0) do
+        while not w.dead and polled(w.conn) do
           local ok, r = pcall(w.conn.recv, w.conn)
           if not ok then self:_worker_gone(w); break end
           local id = r[0]
