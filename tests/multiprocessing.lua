@@ -305,16 +305,24 @@ end
 
 -- no zombies, no leaked descriptors after 200 processes
 do
-  -- the pools above close their last descriptors from their own threads
-  time.sleep(0.5)
-  collectgarbage(); collectgarbage()
-  local before = fdcount()
+  -- the pools above close their last descriptors from their own threads:
+  -- wait until the count is steady
+  local function steady()
+    local n, last = fdcount(), -1
+    for _ = 1, 30 do
+      if n == last then break end
+      time.sleep(0.1)
+      collectgarbage(); collectgarbage()
+      last, n = n, fdcount()
+    end
+    return n
+  end
+  local before = steady()
   for _ = 1, 200 do
     local p = mp.Process{ target = function() end }
     p:start(); p:join()
   end
-  collectgarbage(); collectgarbage()
-  t.is(fdcount(), before, "descriptors unchanged around 200 processes")
+  t.is(steady(), before, "descriptors unchanged around 200 processes")
   local zombies = 0
   local ps = io.popen("ps -o stat= --ppid " .. os.getpid())
   for line in ps:lines() do if line:match("Z") then zombies = zombies + 1 end end
