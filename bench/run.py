@@ -97,6 +97,20 @@ WORKLOADS = [
              "submit then result", twins=["python3"]),
     Workload("pool_sleep", "10 tasks of sleep(0.1) on "
              "ThreadPoolExecutor(max_workers=4)", twins=["python3"]),
+    Workload("mp_cpu", "2 CPU-bound calls: sequential, in 2 threads, in "
+             "2 processes", twins=["python3"],
+             modes=["seq", "threads", "processes"],
+             ratio=("processes", "seq")),
+    Workload("mp_pool_map", "multiprocessing.Pool(2).map of a CPU-bound "
+             "function over 8 chunks (pool start included)",
+             twins=["python3"]),
+    Workload("mp_queue", "100,000 items from a child process through a "
+             "multiprocessing.Queue", twins=["python3"]),
+    Workload("mp_pipe", "20,000 round trips over a Pipe with a child "
+             "process", twins=["python3"]),
+    Workload("mp_executor", "5,000 trivial tasks on "
+             "ProcessPoolExecutor(2), start and shutdown included",
+             twins=["python3"]),
 ]
 
 
