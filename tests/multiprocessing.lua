@@ -303,6 +303,41 @@ do
   t.is(ex2:submit(function() return INIT2 end):result(), 1, "executor initializer")
 end
 
+-- Manager
+do
+  local manager = mp.Manager()
+  local d, l = manager:dict(), manager:list()
+  local p = mp.Process{ target = function() d["modifié"] = true; l:append(42); l:append({ x = 1 }) end }
+  p:start(); p:join()
+  t.is(d["modifié"], true, "Manager dict written by a child")
+  t.is(l[1], 42, "Manager list written by a child")
+  t.is(l[2].x, 1, "tables travel into the manager")
+  t.is(#l, 2, "# of a list proxy")
+  t.is(tostring(d), "{'modifié': True}", "print of a dict proxy shows its contents")
+  t.is(tostring(l), "[42, {'x': 1}]", "print of a list proxy")
+  local ns = manager:Namespace()
+  ns.x = 3
+  t.is(ns.x, 3, "Namespace")
+  local q = manager:Queue()
+  q:put(nil)
+  t.is(q:get(), nil, "manager Queue carries nil")
+  local v = manager:Value("i", 1)
+  v.value = v.value + 1
+  t.is(v.value, 2, "manager Value")
+  local lk = manager:Lock()
+  t.ok(lk:acquire(), "manager Lock")
+  lk:release()
+  t.raises(function() return l[9] end, IndexError, "errors of the server re-raise in the client")
+  local mode = io.popen("stat -c %a " .. manager.address):read("l")
+  t.is(mode, "600", "the server's socket is private to the user")
+  local dmode = io.popen("stat -c %a " .. manager._dir):read("l")
+  t.is(dmode, "700", "in a private directory")
+  local srv = manager._process
+  manager:shutdown()
+  t.ok(not srv:is_alive(), "the server stops with the manager")
+  t.ok(not io.open(manager.address), "and its socket is gone")
+end
+
 -- no zombies, no leaked descriptors after 200 processes
 do
   -- the pools above close their last descriptors from their own threads:
