@@ -1,0 +1,522 @@
+/*
+** aio.c: `_asyncio`, the C side of asyncio: the poller under the event
+** loop and non-blocking TCP sockets. asyncio.lua builds the loop, tasks
+** and streams on it.
+**
+** Choices:
+** - epoll, level-triggered, with the GIL released around epoll_wait only:
+**   the loop's own Lua code keeps the GIL, other OS threads run while it
+**   waits for I/O or its next timer. The timeout is rounded up to the
+**   millisecond, so the loop never wakes before a timer is due.
+** - An eventfd in the epoll set wakes the loop from other threads
+**   (call_soon_threadsafe): poller:wakeup() writes to it; poll() drains it
+**   and says so instead of reporting it as an event.
+** - Sockets are plain descriptors (integers) made non-blocking and
+**   close-on-exec at birth; recv/send/accept return nil when the call
+**   would block, and the loop waits for readiness. Name resolution
+**   (getaddrinfo) runs with the GIL released.
+** - Errors are OSError objects of Python's subclass for the errno
+**   (ConnectionRefusedError, BrokenPipeError, ...). Sends use
+**   MSG_NOSIGNAL: a closed peer is an error, never SIGPIPE.
+*/
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+
+#include "gilua_vm.h"
+
+#define POLLER_MT "_asyncio.poller"
+#define MAXEVENTS 256
+#define READ_BIT 1
+#define WRITE_BIT 2
+
+
+/*
+** {======================================================
+** Errors
+** =======================================================
+*/
+
+static const char *errclass (int en) {
+  switch (en) {
+    case ECONNREFUSED: return "ConnectionRefusedError";
+    case ECONNRESET: case ECONNABORTED: return "ConnectionResetError";
+    case EPIPE: case ESHUTDOWN: return "BrokenPipeError";
+    case ETIMEDOUT: return "TimeoutError";
+    case EINTR: return "InterruptedError";
+    case ENOENT: return "FileNotFoundError";
+    case EACCES: case EPERM: return "PermissionError";
+    default: return "OSError";
+  }
+}
+
+
+/* Raises OSError(errno, strerror) with Python's subclass. */
+static int oserror (lua_State *L, int en) {
+  lua_getfield(L, LUA_REGISTRYINDEX, "gilua.classes");
+  if (!lua_istable(L, -1) || lua_getfield(L, -1, errclass(en)) == LUA_TNIL)
+    return luaL_error(L, "[Errno %d] %s", en, strerror(en));
+  lua_pushinteger(L, en);
+  lua_pushstring(L, strerror(en));
+  lua_call(L, 2, 1);
+  return lua_error(L);
+}
+
+
+/* A resolver failure: OSError with gai_strerror's text. */
+static int gaierror (lua_State *L, int rc, const char *host) {
+  return gilua_raise(L, "OSError", "[Errno %d] %s: '%s'", rc,
+                     rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc),
+                     host);
+}
+
+/* }====================================================== */
+
+
+/*
+** {======================================================
+** Poller
+** =======================================================
+*/
+
+typedef struct Poller {
+  int epfd;                     /* -1 once closed */
+  int wakefd;                   /* eventfd */
+  struct epoll_event ev[MAXEVENTS];
+} Poller;
+
+
+static Poller *topoller (lua_State *L) {
+  Poller *p = (Poller *)luaL_checkudata(L, 1, POLLER_MT);
+  if (p->epfd < 0) luaL_error(L, "poller is closed");
+  return p;
+}
+
+
+static int l_poller (lua_State *L) {
+  Poller *p = (Poller *)lua_newuserdatauv(L, sizeof(Poller), 0);
+  struct epoll_event ev;
+  p->epfd = p->wakefd = -1;
+  luaL_setmetatable(L, POLLER_MT);
+  p->epfd = epoll_create1(EPOLL_CLOEXEC);
+  if (p->epfd < 0) return oserror(L, errno);
+  p->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (p->wakefd < 0) {
+    int en = errno;
+    close(p->epfd);
+    p->epfd = -1;
+    return oserror(L, en);
+  }
+  memset(&ev, 0, sizeof ev);
+  ev.events = EPOLLIN;
+  ev.data.fd = p->wakefd;
+  epoll_ctl(p->epfd, EPOLL_CTL_ADD, p->wakefd, &ev);
+  return 1;
+}
+
+
+static unsigned int tomask (int bits) {
+  unsigned int m = 0;
+  if (bits & READ_BIT) m |= EPOLLIN;
+  if (bits & WRITE_BIT) m |= EPOLLOUT;
+  return m;
+}
+
+
+/* poller:modify(fd, old, new): the events watched on fd go from the
+** bits 'old' to 'new' (1 read, 2 write; 0 none). */
+static int p_modify (lua_State *L) {
+  Poller *p = topoller(L);
+  int fd = (int)luaL_checkinteger(L, 2);
+  int old = (int)luaL_checkinteger(L, 3);
+  int new = (int)luaL_checkinteger(L, 4);
+  struct epoll_event ev;
+  int op;
+  memset(&ev, 0, sizeof ev);
+  ev.events = tomask(new);
+  ev.data.fd = fd;
+  if (old == 0 && new == 0) return 0;
+  op = old == 0 ? EPOLL_CTL_ADD : new == 0 ? EPOLL_CTL_DEL : EPOLL_CTL_MOD;
+  if (epoll_ctl(p->epfd, op, fd, &ev) < 0) {
+    if (op == EPOLL_CTL_DEL && (errno == EBADF || errno == ENOENT)) return 0;
+    return oserror(L, errno);
+  }
+  return 0;
+}
+
+
+/*
+** poller:poll(timeout, out) -> n, woken: waits (GIL released) at most
+** 'timeout' seconds (negative: no limit) and puts the ready descriptors
+** in out[1..2n] as fd, bits pairs. 'woken' is true when wakeup() was
+** called (the eventfd is drained, not listed).
+*/
+static int p_poll (lua_State *L) {
+  Poller *p = topoller(L);
+  double timeout = luaL_checknumber(L, 2);
+  int ms, n, i, k = 0, woken = 0, en = 0;
+  luaL_checktype(L, 3, LUA_TTABLE);
+  if (timeout < 0) ms = -1;
+  else if (timeout == 0) ms = 0;
+  else {
+    double t = ceil(timeout * 1e3);
+    ms = t > 2e9 ? 2000000000 : (int)t;
+  }
+  if (ms == 0) {
+    n = epoll_wait(p->epfd, p->ev, MAXEVENTS, 0);
+    if (n < 0) en = errno;
+  }
+  else {
+    GILUA_BEGIN_ALLOW_THREADS(L)
+      n = epoll_wait(p->epfd, p->ev, MAXEVENTS, ms);
+      if (n < 0) en = errno;
+    GILUA_END_ALLOW_THREADS(L)
+  }
+  if (n < 0) {
+    if (en == EINTR) {
+      gilua_checkinterrupt(L);
+      n = 0;
+    }
+    else return oserror(L, en);
+  }
+  for (i = 0; i < n; i++) {
+    int fd = p->ev[i].data.fd;
+    unsigned int e = p->ev[i].events;
+    int bits = 0;
+    if (fd == p->wakefd) {
+      uint64_t v;
+      while (read(p->wakefd, &v, sizeof v) > 0) {}
+      woken = 1;
+      continue;
+    }
+    if (e & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) bits |= READ_BIT;
+    if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR)) bits |= WRITE_BIT;
+    lua_pushinteger(L, fd);
+    lua_rawseti(L, 3, ++k);
+    lua_pushinteger(L, bits);
+    lua_rawseti(L, 3, ++k);
+  }
+  lua_pushinteger(L, k / 2);
+  lua_pushboolean(L, woken);
+  return 2;
+}
+
+
+/* poller:wakeup(): makes a poll() in progress (or the next one) return.
+** Any thread may call it. */
+static int p_wakeup (lua_State *L) {
+  Poller *p = topoller(L);
+  uint64_t one = 1;
+  ssize_t r = write(p->wakefd, &one, sizeof one);
+  (void)r;                      /* EAGAIN: the counter is full, so it is set */
+  return 0;
+}
+
+
+static int p_close (lua_State *L) {
+  Poller *p = (Poller *)luaL_checkudata(L, 1, POLLER_MT);
+  if (p->epfd >= 0) close(p->epfd);
+  if (p->wakefd >= 0) close(p->wakefd);
+  p->epfd = p->wakefd = -1;
+  return 0;
+}
+
+
+static const luaL_Reg poller_methods[] = {
+  {"modify", p_modify},
+  {"poll", p_poll},
+  {"wakeup", p_wakeup},
+  {"close", p_close},
+  {NULL, NULL}
+};
+
+/* }====================================================== */
+
+
+/*
+** {======================================================
+** Sockets
+** =======================================================
+*/
+
+static int setnonblock (int fd) {
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0) return -1;
+  return fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+}
+
+
+/* Resolves host:port (GIL released); the caller frees the list. */
+static struct addrinfo *resolve (lua_State *L, const char *host, int port,
+                                 int passive) {
+  struct addrinfo hints, *res = NULL;
+  char service[16];
+  int rc;
+  memset(&hints, 0, sizeof hints);
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0);
+  snprintf(service, sizeof service, "%d", port);
+  GILUA_BEGIN_ALLOW_THREADS(L)
+    rc = getaddrinfo(host, service, &hints, &res);
+  GILUA_END_ALLOW_THREADS(L)
+  if (rc != 0) gaierror(L, rc, host ? host : "");
+  return res;
+}
+
+
+static int pushaddr (lua_State *L, const struct sockaddr_storage *ss) {
+  char buf[INET6_ADDRSTRLEN];
+  if (ss->ss_family == AF_INET) {
+    const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+    inet_ntop(AF_INET, &a->sin_addr, buf, sizeof buf);
+    lua_pushstring(L, buf);
+    lua_pushinteger(L, ntohs(a->sin_port));
+  }
+  else if (ss->ss_family == AF_INET6) {
+    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+    inet_ntop(AF_INET6, &a->sin6_addr, buf, sizeof buf);
+    lua_pushstring(L, buf);
+    lua_pushinteger(L, ntohs(a->sin6_port));
+  }
+  else {
+    lua_pushnil(L);
+    lua_pushnil(L);
+  }
+  return 2;
+}
+
+
+/* listen(host, port, backlog) -> fd, host, port: a listening socket on
+** the first address that binds. */
+static int l_listen (lua_State *L) {
+  const char *host = luaL_optstring(L, 1, NULL);
+  int port = (int)luaL_checkinteger(L, 2);
+  int backlog = (int)luaL_optinteger(L, 3, 100);
+  struct addrinfo *res = resolve(L, host, port, 1), *ai;
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  int fd = -1, en = EADDRNOTAVAIL, one = 1;
+  for (ai = res; ai; ai = ai->ai_next) {
+    fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                ai->ai_protocol);
+    if (fd < 0) { en = errno; continue; }
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, backlog) == 0)
+      break;
+    en = errno;
+    close(fd);
+    fd = -1;
+  }
+  freeaddrinfo(res);
+  if (fd < 0) return oserror(L, en);
+  lua_pushinteger(L, fd);
+  if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+    memset(&ss, 0, sizeof ss);
+  pushaddr(L, &ss);
+  return 3;
+}
+
+
+/* accept(fd) -> newfd, host, port; nil when no connection is waiting. */
+static int l_accept (lua_State *L) {
+  int fd = (int)luaL_checkinteger(L, 1);
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  int nfd, one = 1;
+  do {
+    nfd = accept4(fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  } while (nfd < 0 && errno == EINTR);
+  if (nfd < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ECONNABORTED)
+      return 0;
+    return oserror(L, errno);
+  }
+  setsockopt(nfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  lua_pushinteger(L, nfd);
+  pushaddr(L, &ss);
+  return 3;
+}
+
+
+/*
+** connect(host, port) -> fd, pending: starts a connection to the first
+** address that accepts it at once or is in progress; 'pending' tells to
+** wait for writability, then call connect_result(fd).
+*/
+static int l_connect (lua_State *L) {
+  const char *host = luaL_checkstring(L, 1);
+  int port = (int)luaL_checkinteger(L, 2);
+  struct addrinfo *res = resolve(L, host, port, 0), *ai;
+  int fd = -1, en = EADDRNOTAVAIL, pending = 0, one = 1;
+  for (ai = res; ai; ai = ai->ai_next) {
+    int rc;
+    fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                ai->ai_protocol);
+    if (fd < 0) { en = errno; continue; }
+    do {
+      rc = connect(fd, ai->ai_addr, ai->ai_addrlen);
+    } while (rc < 0 && errno == EINTR);
+    if (rc == 0) break;
+    if (errno == EINPROGRESS) { pending = 1; break; }
+    en = errno;
+    close(fd);
+    fd = -1;
+  }
+  freeaddrinfo(res);
+  if (fd < 0) return oserror(L, en);
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  lua_pushinteger(L, fd);
+  lua_pushboolean(L, pending);
+  return 2;
+}
+
+
+/* connect_result(fd): raises the error of a finished non-blocking connect. */
+static int l_connect_result (lua_State *L) {
+  int fd = (int)luaL_checkinteger(L, 1);
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
+  if (err != 0) return oserror(L, err);
+  return 0;
+}
+
+
+/* recv(fd, n) -> data ("" at end of stream), or nil if it would block. */
+static int l_recv (lua_State *L) {
+  int fd = (int)luaL_checkinteger(L, 1);
+  lua_Integer n = luaL_optinteger(L, 2, 65536);
+  luaL_Buffer b;
+  char *p;
+  ssize_t r;
+  if (n <= 0) n = 65536;
+  p = luaL_buffinitsize(L, &b, (size_t)n);
+  do {
+    r = read(fd, p, (size_t)n);
+  } while (r < 0 && errno == EINTR);
+  if (r < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+    return oserror(L, errno);
+  }
+  luaL_pushresultsize(&b, (size_t)r);
+  return 1;
+}
+
+
+/* send(fd, data, i) -> bytes written from position i (1-based), 0 if it
+** would block. Pipes (not sockets) are written with write(2). */
+static int l_send (lua_State *L) {
+  int fd = (int)luaL_checkinteger(L, 1);
+  size_t len;
+  const char *s = luaL_checklstring(L, 2, &len);
+  lua_Integer i = luaL_optinteger(L, 3, 1);
+  ssize_t r;
+  if (i < 1) i = 1;
+  if ((size_t)i > len) {
+    lua_pushinteger(L, 0);
+    return 1;
+  }
+  do {
+    r = send(fd, s + i - 1, len - (size_t)(i - 1), MSG_NOSIGNAL);
+    if (r < 0 && errno == ENOTSOCK)
+      r = write(fd, s + i - 1, len - (size_t)(i - 1));
+  } while (r < 0 && errno == EINTR);
+  if (r < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK) r = 0;
+    else return oserror(L, errno);
+  }
+  lua_pushinteger(L, (lua_Integer)r);
+  return 1;
+}
+
+
+static int l_shutdown_write (lua_State *L) {
+  int fd = (int)luaL_checkinteger(L, 1);
+  shutdown(fd, SHUT_WR);
+  return 0;
+}
+
+
+static int l_close (lua_State *L) {
+  int fd = (int)luaL_checkinteger(L, 1);
+  if (fd >= 0) close(fd);
+  return 0;
+}
+
+
+static int l_sockname (lua_State *L) {
+  int fd = (int)luaL_checkinteger(L, 1);
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  int rc = lua_toboolean(L, 2)
+    ? getpeername(fd, (struct sockaddr *)&ss, &len)
+    : getsockname(fd, (struct sockaddr *)&ss, &len);
+  if (rc < 0) return oserror(L, errno);
+  return pushaddr(L, &ss);
+}
+
+
+/* set_nonblocking(fd): for pipes handed to the loop. */
+static int l_set_nonblocking (lua_State *L) {
+  int fd = (int)luaL_checkinteger(L, 1);
+  if (setnonblock(fd) < 0) return oserror(L, errno);
+  return 0;
+}
+
+
+/* A pipe (read end, write end), non-blocking and close-on-exec. */
+static int l_pipe (lua_State *L) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) < 0) return oserror(L, errno);
+  lua_pushinteger(L, fds[0]);
+  lua_pushinteger(L, fds[1]);
+  return 2;
+}
+
+/* }====================================================== */
+
+
+static const luaL_Reg funcs[] = {
+  {"poller", l_poller},
+  {"listen", l_listen},
+  {"accept", l_accept},
+  {"connect", l_connect},
+  {"connect_result", l_connect_result},
+  {"recv", l_recv},
+  {"send", l_send},
+  {"shutdown_write", l_shutdown_write},
+  {"close", l_close},
+  {"sockname", l_sockname},
+  {"set_nonblocking", l_set_nonblocking},
+  {"pipe", l_pipe},
+  {NULL, NULL}
+};
+
+
+int luaopen_gilua_asyncio (lua_State *L) {
+  luaL_newmetatable(L, POLLER_MT);
+  lua_newtable(L);
+  luaL_setfuncs(L, poller_methods, 0);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, p_close);
+  lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
+  luaL_newlib(L, funcs);
+  lua_pushinteger(L, READ_BIT);
+  lua_setfield(L, -2, "READ");
+  lua_pushinteger(L, WRITE_BIT);
+  lua_setfield(L, -2, "WRITE");
+  return 1;
+}

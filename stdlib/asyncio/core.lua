@@ -1,0 +1,1870 @@
+--[[
+asyncio.core: the event loop, futures, tasks, coroutine objects and the
+combinators of Python's asyncio. `require "asyncio"` gathers this module
+with asyncio.locks, asyncio.queues, asyncio.streams and
+asyncio.subprocess; docs/asyncio.md is the user's guide.
+
+How it works:
+  * `async(fn)` returns a coroutine function; calling it makes a
+    Coroutine object (the function and its arguments), which runs only
+    when awaited or wrapped in a Task. Lua coroutines are stackful, so
+    awaiting a coroutine object inside a task simply calls its function
+    in place, on the task's own Lua coroutine: only tasks own one.
+  * A Task drives its Lua coroutine with coroutine.resume (gilua's, which
+    the GIL's preemption follows). Awaiting a pending future yields it to
+    the task's step, which registers the task itself (not a closure) in
+    the future's callbacks; the future's completion queues the step
+    again. A bare yield (sleep(0)) queues the step at once. Cancellation
+    is delivered as the value the yield returns (a CancelledError to
+    raise) or through the awaited future's own cancellation.
+  * The ready queue is three parallel arrays (function, two arguments),
+    double-buffered: one iteration runs what was queued before it
+    started. Timers are a binary heap of handles (when, insertion order).
+    Cancelled timers stay in the heap until they reach its top.
+  * I/O readiness and the wake-ups of other threads come from the poller
+    of `_asyncio` (epoll), which waits with the GIL released.
+]]
+
+local Object = require "gilua.class"
+local exc = require "gilua.exceptions"
+local args = require "gilua.args"
+local aio = require "_asyncio"
+local _thread = require "_thread"
+local time = require "time"
+
+local BaseException, Exception, RuntimeError, ValueError, TypeError =
+  exc.BaseException, exc.Exception, exc.RuntimeError, exc.ValueError, exc.TypeError
+local type, select, error, tostring, pcall, xpcall, next, rawget, rawset,
+      getmetatable, setmetatable =
+  type, select, error, tostring, pcall, xpcall, next, rawget, rawset,
+  getmetatable, setmetatable
+local pack, unpack, traceback, getinfo = table.pack, table.unpack,
+  debug.traceback, debug.getinfo
+local cocreate, coresume, yield, running, costatus =
+  coroutine.create, coroutine.resume, coroutine.yield, coroutine.running,
+  coroutine.status
+local monotonic = time.monotonic
+local get_ident = _thread.get_ident
+local is_options, callable = args.is_options, args.callable
+local huge = math.huge
+
+local M = {}
+
+-- Exceptions ------------------------------------------------------------------
+
+-- As in Python 3.8+: CancelledError is a BaseException, so that
+-- `Exception:is(e)` handlers do not swallow a cancellation.
+local CancelledError = BaseException:extend("asyncio.CancelledError")
+local InvalidStateError = Exception:extend("asyncio.InvalidStateError")
+local TimeoutError = exc.TimeoutError       -- the builtin, as in 3.11
+M.CancelledError, M.InvalidStateError, M.TimeoutError =
+  CancelledError, InvalidStateError, TimeoutError
+M.IncompleteReadError = exc.EOFError:extend("asyncio.IncompleteReadError")
+M.LimitOverrunError = Exception:extend("asyncio.LimitOverrunError")
+M.SendfileNotAvailableError = RuntimeError:extend("asyncio.SendfileNotAvailableError")
+
+function M.IncompleteReadError:init(partial, expected)
+  local msg = ("%d bytes read on a total of %s expected bytes"):format(
+    #partial, expected == nil and "undefined" or tostring(expected))
+  exc.EOFError.init(self, msg)
+  self.partial, self.expected = partial, expected
+end
+
+function M.LimitOverrunError:init(message, consumed)
+  Exception.init(self, message)
+  self.consumed = consumed
+end
+
+-- Errors raised in tasks and callbacks: a string error keeps the
+-- traceback of where it happened (exception objects have their own).
+local BOX = {}
+local function handler(e)
+  if type(e) == "table" and getmetatable(e) and BaseException:is(e) then
+    return e
+  end
+  return setmetatable({ e, traceback(nil, 2) }, BOX)
+end
+
+local function unbox(e)
+  if getmetatable(e) == BOX then return e[1], e[2] end
+  return e, nil
+end
+
+local function report(msg, e, tb)
+  local ok, s = pcall(tostring, e)
+  if not ok then s = "(unprintable error)" end
+  if tb == nil and type(e) == "table" and BaseException:is(e) then
+    tb = e.traceback
+  end
+  io.stderr:write(msg, "\n", tb and (tb .. "\n") or "", s, "\n")
+  io.stderr:flush()
+end
+
+local function typename(v)
+  if Object:is(v) then return tostring(rawget(getmetatable(v), "__name")) end
+  return math.type(v) or type(v)
+end
+
+-- Running loops and tasks --------------------------------------------------------
+
+local running_loops = {}        -- OS thread ident -> its running loop
+local event_loops = {}          -- OS thread ident -> loop set by set_event_loop
+-- The task each task coroutine belongs to, until the task is done. Not a
+-- weak table: the key (the coroutine) is only reachable through the value
+-- (the task), and the collector's handling of such ephemerons costs
+-- passes over the whole table.
+local tasks_by_co = {}
+
+local function current_task_or_fail(what)
+  local task = tasks_by_co[running()]
+  if task == nil then
+    error(RuntimeError((what or "await") ..
+      " outside of a task (run the code with asyncio.run or create_task)"), 3)
+  end
+  return task
+end
+
+function M._get_running_loop()
+  return running_loops[get_ident()]
+end
+
+function M.get_running_loop()
+  local loop = running_loops[get_ident()]
+  if loop == nil then error(RuntimeError("no running event loop"), 2) end
+  return loop
+end
+
+-- Yields of awaiting code carry this tag first, so that a step tells a
+-- yield (AWAIT, future or nil) from the values the task's function
+-- returned.
+local AWAIT = setmetatable({}, { __name = "asyncio.AWAIT" })
+M._AWAIT = AWAIT
+
+-- Coroutine objects -------------------------------------------------------------
+
+local Coroutine = Object:extend("asyncio.Coroutine")
+M.Coroutine = Coroutine
+Coroutine._is_coro = true
+Coroutine._started = false
+
+local function coro_name(fn)
+  local info = getinfo(fn, "S")
+  return info.short_src .. ":" .. info.linedefined
+end
+
+-- A coroutine object that is collected without having run tells so, as
+-- Python does.
+local function never_awaited(self)
+  if not rawget(self, "_started") then
+    local ok = pcall(io.stderr.write, io.stderr,
+      "RuntimeWarning: coroutine '", tostring(self._name),
+      "' was never awaited\n")
+    if ok then pcall(io.stderr.flush, io.stderr) end
+  end
+end
+
+--[[
+Each coroutine function has two small classes under Coroutine holding
+its function and name: one with the finalizer above for coroutine
+objects not started yet, one without for those started (the finalizer's
+call is skipped by switching the metatable when the coroutine starts).
+So a coroutine object itself holds only its arguments.
+]]
+local function coro_classes(fn, name)
+  local started = Coroutine:extend()
+  started._fn, started._name = fn, name
+  rawset(started, "__gc", nil)
+  local fresh = started:extend()
+  rawset(fresh, "__gc", never_awaited)
+  fresh._started_cls = started
+  started._started_cls = started
+  return fresh
+end
+
+--[[ async(fn[, name]): a coroutine function. The name is what messages
+show (default: where fn was defined). ]]
+function M.async(fn, name)
+  args.check(fn, "callable", "asyncio.async", "fn")
+  if name == nil then
+    name = type(fn) == "function" and coro_name(fn) or tostring(fn)
+  end
+  local cls = coro_classes(fn, tostring(name))
+  return function(...)
+    local n = select("#", ...)
+    if n == 0 then return setmetatable({ _n = 0 }, cls) end
+    if n == 1 then return setmetatable({ _n = 1, _a = ... }, cls) end
+    return setmetatable({ _n = n, _args = pack(...) }, cls)
+  end
+end
+M.coroutine = M.async
+
+local function iscoro(x)
+  return type(x) == "table" and x._is_coro == true
+end
+M.iscoroutine = iscoro
+
+local function mark_started(c)
+  c._started = true
+  setmetatable(c, c._started_cls)
+end
+
+-- Runs the coroutine's function in the calling coroutine.
+local function coro_run(c)
+  if rawget(c, "_started") then
+    error(RuntimeError("cannot reuse already awaited coroutine '" ..
+                       tostring(c._name) .. "'"), 3)
+  end
+  mark_started(c)
+  local n = c._n
+  if n == 0 then return c._fn() end
+  if n == 1 then return c._fn(c._a) end
+  return c._fn(unpack(c._args, 1, n))
+end
+
+function Coroutine:await()
+  return coro_run(self)
+end
+
+-- Python's coro.close(): a coroutine that will never run (no warning).
+function Coroutine:close()
+  if not rawget(self, "_started") then mark_started(self) end
+end
+
+function Coroutine:__tostring()
+  return ("<coroutine object %s at %p>"):format(tostring(self._name), self)
+end
+
+function M.await(x, ...)
+  if x == nil or type(x) ~= "table" or x.await == nil then
+    error(TypeError("object " .. typename(x) .. " can't be used in 'await' expression"), 2)
+  end
+  return x:await(...)
+end
+
+-- Handles -------------------------------------------------------------------------
+
+local Handle = Object:extend("asyncio.Handle")
+M.Handle = Handle
+local TimerHandle = Handle:extend("asyncio.TimerHandle")
+M.TimerHandle = TimerHandle
+
+local function new_handle(cls, loop, cb, ...)
+  local n = select("#", ...)
+  local h
+  if n <= 2 then
+    local a, b = ...
+    h = { _loop = loop, _cb = cb, _n = n, _a = a, _b = b,
+          _cancelled = false, _when = false }
+  else
+    h = { _loop = loop, _cb = cb, _n = n, _args = pack(...),
+          _cancelled = false, _when = false }
+  end
+  return setmetatable(h, cls)
+end
+
+local function run_handle(h)
+  if h._cancelled then return end
+  local n = h._n
+  if n == 0 then return h._cb() end
+  if n == 1 then return h._cb(h._a) end
+  if n == 2 then return h._cb(h._a, h._b) end
+  return h._cb(unpack(h._args, 1, n))
+end
+
+function Handle:cancel()
+  if not self._cancelled then
+    self._cancelled = true
+    if self._when then
+      local loop = self._loop
+      loop._ncancelled = loop._ncancelled + 1
+    end
+    self._cb, self._a, self._b, self._args = nil, nil, nil, nil
+  end
+end
+
+function Handle:cancelled() return self._cancelled == true end
+function Handle:get_context() return nil end
+
+function Handle:__tostring()
+  local cls = self._when and "TimerHandle" or "Handle"
+  local s = ("<%s %s"):format(cls, self._cancelled and "cancelled" or
+                              tostring(self._cb))
+  if self._when then s = s .. (" when=%.3f"):format(self._when) end
+  return s .. ">"
+end
+
+function TimerHandle:when() return self._when end
+
+-- Timer heap: ordered by _when, then _seq.
+local function before(a, b)
+  local wa, wb = a._when, b._when
+  if wa ~= wb then return wa < wb end
+  return a._seq < b._seq
+end
+
+local function heap_push(heap, h)
+  local i = #heap + 1
+  heap[i] = h
+  while i > 1 do
+    local p = i // 2
+    local hp = heap[p]
+    if not before(h, hp) then break end
+    heap[i] = hp
+    i = p
+  end
+  heap[i] = h
+end
+
+local function heap_pop(heap)
+  local n = #heap
+  local top = heap[1]
+  local last = heap[n]
+  heap[n] = nil
+  n = n - 1
+  if n > 0 then
+    local i = 1
+    while true do
+      local c = 2 * i
+      if c > n then break end
+      local hc = heap[c]
+      if c < n then
+        local hd = heap[c + 1]
+        if before(hd, hc) then c = c + 1; hc = hd end
+      end
+      if not before(hc, last) then break end
+      heap[i] = hc
+      i = c
+    end
+    heap[i] = last
+  end
+  return top
+end
+
+-- Futures ---------------------------------------------------------------------------
+
+local PENDING, CANCELLED, FINISHED = "PENDING", "CANCELLED", "FINISHED"
+
+local Future = Object:extend("asyncio.Future")
+M.Future = Future
+local Task                       -- below
+
+local function push(loop, f, a, b)
+  local n = loop._qn + 1
+  loop._qn = n
+  loop._qf[n] = f
+  loop._qa[n] = a
+  loop._qb[n] = b
+end
+
+local step                       -- Task's step, below
+
+-- Future's callbacks, after its state became final. A task waiting for
+-- the future is stored as itself: its step is queued.
+local function schedule_callbacks(fut)
+  local cbs = fut._cbs
+  if not cbs then return end
+  fut._cbs = false
+  local loop = fut._loop
+  for i = 1, #cbs do
+    local cb = cbs[i]
+    if type(cb) == "table" and cb._is_task_waiter then
+      push(loop, step, cb, nil)
+    else
+      push(loop, cb, fut, nil)
+    end
+  end
+end
+
+--[[ The fields that the fast paths read have defaults in the class
+itself (false for "none"), one lookup away; instances start with the
+fewest fields, to stay small (a task is a table of 8 slots). ]]
+Future._cbs, Future._failed, Future._n, Future._result = false, false, 0, false
+Future._must_cancel, Future._fut_waiter = false, false
+local function new_future(loop)
+  return setmetatable({ _loop = loop, _state = PENDING }, Future)
+end
+
+function Future:init(opts)
+  local loop = opts and opts.loop
+  self._loop = loop or M.get_event_loop()
+  self._state = PENDING
+  self._cbs, self._failed, self._n, self._result = false, false, 0, false
+end
+
+function Future:get_loop() return self._loop end
+function Future:done() return self._state ~= PENDING end
+function Future:cancelled() return self._state == CANCELLED end
+
+function Future:cancel(msg)
+  if self._state ~= PENDING then return false end
+  self._state = CANCELLED
+  self._cancel_message = msg
+  schedule_callbacks(self)
+  return true
+end
+
+local function set_result(self, ...)
+  local n = select("#", ...)
+  if n == 1 then self._result = ... else self._results = pack(...) end
+  self._n = n
+  self._state = FINISHED
+  schedule_callbacks(self)
+end
+
+function Future:set_result(...)
+  if self._state ~= PENDING then
+    error(InvalidStateError(self._state .. ": " .. tostring(self)), 2)
+  end
+  set_result(self, ...)
+end
+
+local function set_exception(self, e, tb)
+  if e == nil then e = "nil" end
+  self._exception = e
+  self._tb = tb
+  self._failed = true
+  self._state = FINISHED
+  schedule_callbacks(self)
+end
+
+function Future:set_exception(e)
+  if self._state ~= PENDING then
+    error(InvalidStateError(self._state .. ": " .. tostring(self)), 2)
+  end
+  if type(e) == "table" and rawget(e, "__super") ~= nil
+     and BaseException.is_subclass(e, BaseException) then
+    e = e()                          -- a class: Python instantiates it
+  end
+  if StopIteration and exc.StopIteration:is(e) then
+    error(TypeError("StopIteration interacts badly with generators " ..
+                    "and cannot be raised into a Future"), 2)
+  end
+  set_exception(self, e)
+end
+
+local function make_cancelled_error(self)
+  local e = self._cancelled_exc
+  if e then return e end
+  e = CancelledError(self._cancel_message)
+  self._cancelled_exc = e
+  return e
+end
+
+local function raise_outcome(self, level)
+  local e, tb = self._exception, self._tb
+  self._retrieved = true
+  if type(e) == "string" and tb ~= nil then error(e .. "\n" .. tb, 0) end
+  error(e, 0)
+end
+
+local function outcome(self)
+  if self._failed then return raise_outcome(self) end
+  local n = self._n
+  if n == 1 then return self._result end
+  if n == 0 then return end
+  return unpack(self._results, 1, n)
+end
+
+function Future:result()
+  local state = self._state
+  if state == FINISHED then return outcome(self) end
+  if state == CANCELLED then error(make_cancelled_error(self), 0) end
+  error(InvalidStateError("Result is not set."), 2)
+end
+
+function Future:exception()
+  local state = self._state
+  if state == FINISHED then
+    self._retrieved = true
+    if self._failed then return self._exception end
+    return nil
+  end
+  if state == CANCELLED then error(make_cancelled_error(self), 0) end
+  error(InvalidStateError("Exception is not set."), 2)
+end
+
+function Future:add_done_callback(fn)
+  args.check(fn, "callable", "Future.add_done_callback", "fn")
+  if self._state ~= PENDING then
+    push(self._loop, fn, self, nil)
+    return
+  end
+  local cbs = self._cbs
+  if not cbs then self._cbs = { fn } else cbs[#cbs + 1] = fn end
+end
+
+function Future:remove_done_callback(fn)
+  local cbs = self._cbs
+  if not cbs then return 0 end
+  local j, removed = 0, 0
+  for i = 1, #cbs do
+    local cb = cbs[i]
+    cbs[i] = nil
+    if cb == fn then removed = removed + 1 else j = j + 1; cbs[j] = cb end
+  end
+  return removed
+end
+
+--[[ Awaiting a future from a task: yield it to the step, which wakes the
+task once the future is done; the yield returns a CancelledError when
+the task was cancelled while the future could not be. ]]
+local function await_future(fut)
+  if fut._state == PENDING then
+    if tasks_by_co[running()] == nil then
+      current_task_or_fail()
+    end
+    local e = yield(AWAIT, fut)
+    if e ~= nil then error(e, 0) end
+    if fut._state == PENDING then
+      error(RuntimeError("await wasn't used with future"), 0)
+    end
+  end
+  local state = fut._state
+  if state == FINISHED then
+    if fut._failed then return raise_outcome(fut) end
+    local n = fut._n
+    if n == 1 then return fut._result end
+    if n == 0 then return end
+    return unpack(fut._results, 1, n)
+  end
+  error(make_cancelled_error(fut), 0)
+end
+M._await_future = await_future
+
+function Future:await()
+  return await_future(self)
+end
+
+function Future:__tostring()
+  local state = self._state
+  local s = ("<%s %s"):format(typename(self), state:lower())
+  if state == FINISHED then
+    if self._failed then s = s .. " exception=" .. tostring(self._exception)
+    elseif self._n == 1 then s = s .. " result=" .. tostring(self._result) end
+  end
+  return s .. ">"
+end
+
+function M.isfuture(x)
+  return type(x) == "table" and Future:is(x)
+end
+
+-- Tasks ------------------------------------------------------------------------------
+
+Task = Future:extend("asyncio.Task")
+M.Task = Task
+Task._is_task_waiter = true
+Task._num_cancels_requested = 0
+
+local task_counter = 0
+
+local function finish_cancelled(task, e)
+  task._state = CANCELLED
+  task._cancel_message = e and e.message
+  task._cancelled_exc = e or false
+  return schedule_callbacks(task)
+end
+
+-- The task's function has returned (ok) or raised.
+local function task_done(task, ok, ...)
+  local co = task._co
+  if co then tasks_by_co[co] = nil end
+  task._co = false
+  if ok then
+    if task._must_cancel then
+      task._must_cancel = false
+      return finish_cancelled(task, nil)
+    end
+    return set_result(task, ...)
+  end
+  local e = ...
+  if type(e) == "table" and CancelledError:is(e) then
+    return finish_cancelled(task, e)
+  end
+  local tb
+  if co and not (type(e) == "table" and BaseException:is(e)) then
+    tb = traceback(co)
+  end
+  set_exception(task, e, tb)
+  if type(e) == "table" and not Exception:is(e) and BaseException:is(e) then
+    -- KeyboardInterrupt, SystemExit: the loop stops with it, as Python's
+    -- does; result() still has it.
+    task._retrieved = true
+    task._loop._fatal = e
+  end
+end
+
+local function bad_yield(y)
+  return RuntimeError("Task got bad yield: " .. tostring(y))
+end
+
+local after_resume
+
+--[[
+One step of a task: resume its coroutine (made at the first step, with
+the task's function as its body), then look at what it yielded. Nothing
+here allocates but the first step's coroutine.
+]]
+step = function(task, e)
+  if task._state ~= PENDING then return end
+  if task._must_cancel then
+    task._must_cancel = false
+    if e == nil or not CancelledError:is(e) then
+      e = CancelledError(task._cancel_message)
+    end
+  end
+  task._fut_waiter = nil
+  local co = task._co
+  if not co then
+    local c = task._coro
+    if rawget(c, "_started") then
+      return task_done(task, false, RuntimeError(
+        "cannot reuse already awaited coroutine '" .. tostring(c._name) .. "'"))
+    end
+    mark_started(c)
+    if e ~= nil then                      -- cancelled before it started
+      return task_done(task, false, e)
+    end
+    co = cocreate(c._fn)
+    task._co = co
+    tasks_by_co[co] = task
+    local n = c._n
+    if n == 0 then return after_resume(task, co, coresume(co)) end
+    if n == 1 then return after_resume(task, co, coresume(co, c._a)) end
+    return after_resume(task, co, coresume(co, unpack(c._args, 1, n)))
+  end
+  return after_resume(task, co, coresume(co, e))
+end
+
+after_resume = function(task, co, ok, tag, y, ...)
+  if tag ~= AWAIT or not ok then
+    if costatus(co) == "dead" then return task_done(task, ok, tag, y, ...) end
+    -- a coroutine.yield of the user's own, straight into the task
+    return push(task._loop, step, task, bad_yield(tag))
+  end
+  if task._state ~= PENDING then return end
+  local loop = task._loop
+  if y == nil then
+    return push(loop, step, task, nil)
+  end
+  if y._loop ~= loop then
+    return push(loop, step, task, RuntimeError(
+      "Task " .. tostring(task) .. " got Future " .. tostring(y) ..
+      " attached to a different loop"))
+  end
+  if y == task then
+    return push(loop, step, task, RuntimeError("Task cannot await on itself"))
+  end
+  if y._state ~= PENDING then
+    return push(loop, step, task, nil)
+  end
+  local cbs = y._cbs
+  if not cbs then y._cbs = { task } else cbs[#cbs + 1] = task end
+  task._fut_waiter = y
+  if task._must_cancel then
+    if y:cancel(task._cancel_message) then task._must_cancel = false end
+  end
+end
+
+local function new_task(loop, coro, name)
+  if name == nil then
+    task_counter = task_counter + 1
+    name = task_counter
+  end
+  local task = setmetatable({ _loop = loop, _state = PENDING, _co = false,
+                              _coro = coro, _name = name }, Task)
+  push(loop, step, task, nil)
+  return task
+end
+
+function Task:init()
+  error(RuntimeError("use asyncio.create_task(coro) or loop:create_task(coro)"), 3)
+end
+
+local function check_coro(coro, fname)
+  if not iscoro(coro) then
+    error(TypeError(fname .. "(): a coroutine was expected, got " ..
+                    typename(coro)), 3)
+  end
+  if rawget(coro, "_started") then
+    error(RuntimeError(fname .. "(): cannot reuse already awaited coroutine"), 3)
+  end
+end
+
+function Task:get_name()
+  local n = self._name
+  if math.type(n) == "integer" then return "Task-" .. n end
+  return n
+end
+
+function Task:set_name(name) self._name = tostring(name) end
+function Task:get_coro() return self._coro end
+function Task:get_loop() return self._loop end
+
+function Task:set_result()
+  error(RuntimeError("Task does not support set_result operation"), 2)
+end
+
+function Task:set_exception()
+  error(RuntimeError("Task does not support set_exception operation"), 2)
+end
+
+function Task:cancel(msg)
+  if self._state ~= PENDING then return false end
+  self._num_cancels_requested = self._num_cancels_requested + 1
+  local w = self._fut_waiter
+  if w and w:cancel(msg) then
+    return true
+  end
+  self._must_cancel = true
+  self._cancel_message = msg
+  return true
+end
+
+function Task:cancelling() return self._num_cancels_requested end
+
+function Task:uncancel()
+  local n = self._num_cancels_requested
+  if n > 0 then
+    n = n - 1
+    self._num_cancels_requested = n
+  end
+  return n
+end
+
+function Task:__tostring()
+  local state = self._state
+  local s = ("<Task %s name='%s' coro=%s"):format(
+    state == CANCELLED and "cancelled" or state == FINISHED and "finished"
+      or "pending",
+    self:get_name(), tostring(self._coro))
+  if state == FINISHED then
+    if self._failed then s = s .. " exception=" .. tostring(self._exception)
+    elseif self._n == 1 then s = s .. " result=" .. tostring(self._result) end
+  end
+  return s .. ">"
+end
+
+function M.current_task(loop)
+  local t = tasks_by_co[running()]
+  if t then return t end
+  loop = loop or running_loops[get_ident()]
+  if loop == nil then error(RuntimeError("no running event loop"), 2) end
+  return loop._current_task
+end
+
+-- The pending tasks of a loop: those that have started (their coroutine
+-- is known) and those waiting for their first step in the ready queue.
+local function pending_tasks(loop)
+  local set = {}
+  for _, t in next, tasks_by_co do
+    if t._loop == loop and t._state == PENDING then set[t] = true end
+  end
+  local qf, qa = loop._qf, loop._qa
+  for i = 1, loop._qn do
+    local t = qa[i]
+    if qf[i] == step and t._state == PENDING then set[t] = true end
+  end
+  return set
+end
+
+function M.all_tasks(loop)
+  loop = loop or M.get_running_loop()
+  return pending_tasks(loop)
+end
+
+-- The event loop ---------------------------------------------------------------------
+
+local EventLoop = Object:extend("asyncio.EventLoop")
+M.EventLoop = EventLoop
+M.BaseEventLoop = EventLoop
+M.SelectorEventLoop = EventLoop
+
+local CLOCK_RES = 1e-9
+
+function EventLoop:init()
+  self._poller = aio.poller()
+  self._qf, self._qa, self._qb, self._qn = {}, {}, {}, 0
+  self._rf, self._ra, self._rb = {}, {}, {}
+  self._heap, self._ncancelled, self._seq = {}, 0, 0
+  self._readers, self._writers, self._fdbits, self._nfds = {}, {}, {}, 0
+  self._events = {}
+  self._ts_lock = _thread.allocate_lock()
+  self._ts_list = {}
+  self._closed = false
+  self._stopping = false
+  self._debug = false
+  self.slow_callback_duration = 0.1
+end
+
+function EventLoop:time() return monotonic() end
+function EventLoop:is_running() return self._thread ~= nil end
+function EventLoop:is_closed() return self._closed end
+function EventLoop:get_debug() return self._debug end
+function EventLoop:set_debug(on) self._debug = on and true or false end
+
+local function check_closed(self)
+  if self._closed then error(RuntimeError("Event loop is closed"), 3) end
+end
+
+function EventLoop:call_soon(cb, ...)
+  check_closed(self)
+  local h = new_handle(Handle, self, cb, ...)
+  push(self, run_handle, h, nil)
+  return h
+end
+
+local function add_timer(self, when, cb, ...)
+  local h = new_handle(TimerHandle, self, cb, ...)
+  local seq = self._seq + 1
+  self._seq = seq
+  h._when, h._seq = when, seq
+  heap_push(self._heap, h)
+  return h
+end
+
+function EventLoop:call_at(when, cb, ...)
+  check_closed(self)
+  args.check(when, "number", "call_at", "when")
+  return add_timer(self, when, cb, ...)
+end
+
+function EventLoop:call_later(delay, cb, ...)
+  check_closed(self)
+  args.check(delay, "number", "call_later", "delay")
+  return add_timer(self, monotonic() + delay, cb, ...)
+end
+
+function EventLoop:call_soon_threadsafe(cb, ...)
+  check_closed(self)
+  local h = new_handle(Handle, self, cb, ...)
+  local lock = self._ts_lock
+  lock:acquire()
+  local l = self._ts_list
+  l[#l + 1] = h
+  lock:release()
+  self._poller:wakeup()
+  return h
+end
+
+function EventLoop:create_future()
+  return new_future(self)
+end
+
+function EventLoop:create_task(coro, opts)
+  check_closed(self)
+  check_coro(coro, "create_task")
+  local name = opts
+  if is_options(opts) then name = opts.name end
+  if name ~= nil then name = tostring(name) end
+  return new_task(self, coro, name)
+end
+
+-- Readers and writers: fd -> handle; the poller watches their union.
+local function set_bits(self, fd, bits)
+  local old = self._fdbits[fd] or 0
+  if old == bits then return end
+  self._poller:modify(fd, old, bits)
+  if bits == 0 then
+    self._fdbits[fd] = nil
+    self._nfds = self._nfds - 1
+  else
+    if old == 0 then self._nfds = self._nfds + 1 end
+    self._fdbits[fd] = bits
+  end
+end
+
+function EventLoop:add_reader(fd, cb, ...)
+  check_closed(self)
+  local h = new_handle(Handle, self, cb, ...)
+  local old = self._readers[fd]
+  if old then old:cancel() end
+  self._readers[fd] = h
+  set_bits(self, fd, (self._fdbits[fd] or 0) | 1)
+  return h
+end
+
+function EventLoop:remove_reader(fd)
+  local h = self._readers[fd]
+  if h == nil then return false end
+  self._readers[fd] = nil
+  h:cancel()
+  set_bits(self, fd, (self._fdbits[fd] or 0) & ~1)
+  return true
+end
+
+function EventLoop:add_writer(fd, cb, ...)
+  check_closed(self)
+  local h = new_handle(Handle, self, cb, ...)
+  local old = self._writers[fd]
+  if old then old:cancel() end
+  self._writers[fd] = h
+  set_bits(self, fd, (self._fdbits[fd] or 0) | 2)
+  return h
+end
+
+function EventLoop:remove_writer(fd)
+  local h = self._writers[fd]
+  if h == nil then return false end
+  self._writers[fd] = nil
+  h:cancel()
+  set_bits(self, fd, (self._fdbits[fd] or 0) & ~2)
+  return true
+end
+
+function EventLoop:default_exception_handler(context)
+  local msg = context.message or "Unhandled exception in event loop"
+  local e = context.exception
+  if e ~= nil then
+    report(msg, e, context.traceback)
+  else
+    io.stderr:write(msg, "\n")
+    io.stderr:flush()
+  end
+end
+
+function EventLoop:set_exception_handler(h) self._exception_handler = h end
+function EventLoop:get_exception_handler() return self._exception_handler end
+
+function EventLoop:call_exception_handler(context)
+  local h = self._exception_handler
+  if h == nil then return self:default_exception_handler(context) end
+  local ok, e = xpcall(h, handler, self, context)
+  if not ok then
+    report("Unhandled error in exception handler", unbox(e))
+  end
+end
+
+-- Runs one callback, reporting its error.
+local function run_callback(self, f, a, b)
+  local ok, e = xpcall(f, handler, a, b)
+  if not ok then
+    local err, tb = unbox(e)
+    if type(err) == "table" and not Exception:is(err) and BaseException:is(err)
+       and not CancelledError:is(err) then
+      self._fatal = err
+      return
+    end
+    local what = f == run_handle and tostring(a) or tostring(f)
+    self:call_exception_handler{ message = "Exception in callback " .. what,
+                                 exception = err, traceback = tb,
+                                 handle = f == run_handle and a or nil }
+  end
+end
+
+local function drain_threadsafe(self)
+  local lock = self._ts_lock
+  lock:acquire()
+  local l = self._ts_list
+  self._ts_list = {}
+  lock:release()
+  for i = 1, #l do push(self, run_handle, l[i], nil) end
+end
+
+-- One iteration: poll (waiting if nothing is ready), move the timers
+-- that are due, run what was ready when the iteration began.
+function EventLoop:_run_once()
+  local heap = self._heap
+  -- Cancelled timers: drop them from the top; rebuild when they are many.
+  if self._ncancelled > 64 and self._ncancelled * 2 > #heap then
+    local keep = {}
+    for i = 1, #heap do
+      local h = heap[i]
+      if not h._cancelled then heap_push(keep, h) end
+    end
+    self._heap, heap = keep, keep
+    self._ncancelled = 0
+  end
+  while heap[1] and heap[1]._cancelled do
+    heap_pop(heap)
+    self._ncancelled = self._ncancelled - 1
+  end
+  local timeout
+  if self._qn > 0 or self._stopping then
+    timeout = 0
+  elseif heap[1] then
+    timeout = heap[1]._when - monotonic()
+    if timeout < 0 then timeout = 0 end
+  else
+    timeout = -1
+  end
+  local events = self._events
+  local n, woken = self._poller:poll(timeout, events)
+  if n > 0 then
+    local readers, writers = self._readers, self._writers
+    for i = 1, 2 * n, 2 do
+      local fd, bits = events[i], events[i + 1]
+      if bits & 1 ~= 0 then
+        local h = readers[fd]
+        if h and not h._cancelled then push(self, run_handle, h, nil) end
+      end
+      if bits & 2 ~= 0 then
+        local h = writers[fd]
+        if h and not h._cancelled then push(self, run_handle, h, nil) end
+      end
+    end
+  end
+  if woken then drain_threadsafe(self) end
+  if heap[1] then
+    local limit = monotonic() + CLOCK_RES
+    while true do
+      local h = heap[1]
+      if h == nil or h._when > limit then break end
+      heap_pop(heap)
+      if h._cancelled then
+        self._ncancelled = self._ncancelled - 1
+      else
+        h._done = true
+        push(self, run_handle, h, nil)
+      end
+    end
+  end
+  -- Run this batch; what it queues goes to the other buffer.
+  local nrun = self._qn
+  if nrun == 0 then return end
+  local qf, qa, qb = self._qf, self._qa, self._qb
+  self._qf, self._qa, self._qb, self._qn = self._rf, self._ra, self._rb, 0
+  self._rf, self._ra, self._rb = qf, qa, qb
+  local debug = self._debug
+  for i = 1, nrun do
+    local f, a, b = qf[i], qa[i], qb[i]
+    qf[i], qa[i], qb[i] = nil, nil, nil
+    if f == step then
+      step(a, b)
+    elseif debug then
+      local t0 = monotonic()
+      run_callback(self, f, a, b)
+      local dt = monotonic() - t0
+      if dt >= self.slow_callback_duration then
+        io.stderr:write(("Executing %s took %.3f seconds\n"):format(
+          f == run_handle and tostring(a) or tostring(f), dt))
+      end
+    else
+      run_callback(self, f, a, b)
+    end
+    if self._fatal then
+      -- leave the rest queued, in order, for a later run
+      local rest = {}
+      for j = i + 1, nrun do
+        rest[#rest + 1] = { qf[j], qa[j], qb[j] }
+        qf[j], qa[j], qb[j] = nil, nil, nil
+      end
+      local nf, na, nb, nn = self._qf, self._qa, self._qb, self._qn
+      local f2, a2, b2 = {}, {}, {}
+      for j = 1, #rest do f2[j], a2[j], b2[j] = rest[j][1], rest[j][2], rest[j][3] end
+      for j = 1, nn do
+        f2[#rest + j], a2[#rest + j], b2[#rest + j] = nf[j], na[j], nb[j]
+      end
+      self._qf, self._qa, self._qb, self._qn = f2, a2, b2, #rest + nn
+      break
+    end
+  end
+  if debug and self._slow_step then self._slow_step = nil end
+end
+
+local function loop_enter(self)
+  check_closed(self)
+  if self._thread ~= nil then
+    error(RuntimeError("This event loop is already running"), 3)
+  end
+  local me = get_ident()
+  if running_loops[me] ~= nil then
+    error(RuntimeError("Cannot run the event loop while another loop is running"), 3)
+  end
+  self._thread = me
+  running_loops[me] = self
+end
+
+local function loop_leave(self)
+  running_loops[self._thread] = nil
+  self._thread = nil
+  self._stopping = false
+end
+
+function EventLoop:run_forever()
+  loop_enter(self)
+  local ok, e = pcall(function()
+    while true do
+      self:_run_once()
+      local fatal = self._fatal
+      if fatal then
+        self._fatal = nil
+        error(fatal, 0)
+      end
+      if self._stopping then break end
+    end
+  end)
+  loop_leave(self)
+  if not ok then error(e, 0) end
+end
+
+function EventLoop:stop()
+  self._stopping = true
+end
+
+local function ensure_future(aw, loop)
+  if type(aw) == "table" then
+    if aw._state ~= nil and Future:is(aw) then
+      if loop and aw._loop ~= loop then
+        error(ValueError("The future belongs to a different loop than the one specified as the loop argument"), 3)
+      end
+      return aw
+    end
+    if aw._is_coro then
+      loop = loop or running_loops[get_ident()] or M.get_event_loop()
+      return new_task(loop, aw)
+    end
+    if aw.await then                   -- sleep() and other awaitables
+      loop = loop or running_loops[get_ident()] or M.get_event_loop()
+      return new_task(loop, M.async(function() return aw:await() end,
+                                    tostring(aw))())
+    end
+    if aw.__await then
+      return ensure_future(aw:__await(), loop)
+    end
+  end
+  error(TypeError("An asyncio.Future, a coroutine or an awaitable is required, got " ..
+                  typename(aw)), 3)
+end
+M._ensure_future = ensure_future
+
+function M.ensure_future(aw, opts)
+  local loop = opts
+  if is_options(opts) then loop = opts.loop end
+  return ensure_future(aw, loop)
+end
+
+local function stop_loop(fut)
+  fut._loop:stop()
+end
+
+function EventLoop:run_until_complete(aw)
+  check_closed(self)
+  local fut = ensure_future(aw, self)
+  fut:add_done_callback(stop_loop)
+  local ok, e = pcall(self.run_forever, self)
+  fut:remove_done_callback(stop_loop)
+  if not ok then error(e, 0) end
+  if not fut:done() then
+    error(RuntimeError("Event loop stopped before Future completed."), 2)
+  end
+  return fut:result()
+end
+
+function EventLoop:close()
+  if self._thread ~= nil then
+    error(RuntimeError("Cannot close a running event loop"), 2)
+  end
+  if self._closed then return end
+  self._closed = true
+  self._qf, self._qa, self._qb, self._qn = {}, {}, {}, 0
+  self._heap = {}
+  self._poller:close()
+  local ex = self._default_executor
+  if ex then
+    self._default_executor = nil
+    ex:shutdown(false)
+  end
+end
+
+function EventLoop:__close() self:close() end
+
+function EventLoop:__tostring()
+  return ("<EventLoop running=%s closed=%s debug=%s>"):format(
+    tostring(self._thread ~= nil), tostring(self._closed), tostring(self._debug))
+end
+
+-- Threads: executors and other threads' futures ---------------------------------
+
+local futures_mod
+local function cfutures()
+  if not futures_mod then futures_mod = require "concurrent.futures" end
+  return futures_mod
+end
+
+-- Copies the outcome of a concurrent.futures.Future into an asyncio one.
+local function copy_cf_state(cf, afut)
+  if afut._state ~= PENDING then return end
+  if cf:cancelled() then
+    afut:cancel()
+    return
+  end
+  local r = pack(pcall(cf.result, cf, 0))
+  if r[1] then
+    set_result(afut, unpack(r, 2, r.n))
+  else
+    local e = r[2]
+    if type(e) == "table" and cfutures().CancelledError:is(e) then
+      afut:cancel()
+    else
+      set_exception(afut, e)
+    end
+  end
+end
+
+function M.wrap_future(cf, opts)
+  if type(cf) == "table" and cf._state ~= nil and Future:is(cf) then return cf end
+  local loop = opts
+  if is_options(opts) then loop = opts.loop end
+  loop = loop or M.get_event_loop()
+  local afut = new_future(loop)
+  afut:add_done_callback(function(f)
+    if f._state == CANCELLED then cf:cancel() end
+  end)
+  cf:add_done_callback(function(f)
+    if loop._closed then return end
+    loop:call_soon_threadsafe(copy_cf_state, f, afut)
+  end)
+  return afut
+end
+
+function EventLoop:set_default_executor(ex) self._default_executor = ex end
+
+function EventLoop:run_in_executor(executor, fn, ...)
+  check_closed(self)
+  args.check(fn, "callable", "run_in_executor", "func")
+  if executor == nil then
+    executor = self._default_executor
+    if executor == nil then
+      executor = cfutures().ThreadPoolExecutor{ thread_name_prefix = "asyncio" }
+      self._default_executor = executor
+    end
+  end
+  return M.wrap_future(executor:submit(fn, ...), self)
+end
+
+function EventLoop:shutdown_default_executor()
+  local ex = self._default_executor
+  if ex == nil then return M.sleep(0) end
+  self._default_executor = nil
+  return self:run_in_executor(nil, function() ex:shutdown(true) end)
+end
+
+function M.to_thread(fn, ...)
+  local loop = M.get_running_loop()
+  return loop:run_in_executor(nil, fn, ...)
+end
+
+function M.run_coroutine_threadsafe(coro, loop)
+  check_coro(coro, "run_coroutine_threadsafe")
+  if loop == nil then error(TypeError("run_coroutine_threadsafe(): a loop is required"), 2) end
+  local cf = cfutures().Future()
+  loop:call_soon_threadsafe(function()
+    if not cf:set_running_or_notify_cancel() then
+      coro:close()
+      return
+    end
+    local ok, task = pcall(ensure_future, coro, loop)
+    if not ok then cf:set_exception(task); return end
+    task:add_done_callback(function(t)
+      if t._state == CANCELLED then
+        cf:set_exception(cfutures().CancelledError())
+      elseif t._failed then
+        cf:set_exception(t._exception)
+      else
+        cf:set_result(outcome(t))
+      end
+    end)
+    cf:add_done_callback(function(f)
+      if f:cancelled() then loop:call_soon_threadsafe(function() task:cancel() end) end
+    end)
+  end)
+  return cf
+end
+
+-- Event loop policy (the small part of it Python programs use) -----------------
+
+function M.new_event_loop()
+  return EventLoop()
+end
+
+function M.get_event_loop()
+  local me = get_ident()
+  local loop = running_loops[me] or event_loops[me]
+  if loop == nil then
+    loop = EventLoop()
+    event_loops[me] = loop
+  end
+  return loop
+end
+
+function M.set_event_loop(loop)
+  event_loops[get_ident()] = loop
+end
+
+-- asyncio.run -------------------------------------------------------------------------
+
+local function cancel_all(loop)
+  local pending, n = {}, 0
+  for t in next, pending_tasks(loop) do
+    do
+      n = n + 1
+      pending[n] = t
+      t:cancel()
+    end
+  end
+  if n == 0 then return end
+  pending.n = n
+  loop:run_until_complete(M.gather(unpack(pending, 1, n), { return_exceptions = true }))
+  for i = 1, n do
+    local t = pending[i]
+    if t._state == FINISHED and t._failed then
+      loop:call_exception_handler{
+        message = "unhandled exception during asyncio.run() shutdown",
+        exception = t._exception, traceback = t._tb, task = t }
+    end
+  end
+end
+
+local RUN_SPEC = { "debug", "loop_factory", fname = "asyncio.run" }
+
+function M.run(main, ...)
+  local debug, loop_factory = args.get(RUN_SPEC, ...)
+  if running_loops[get_ident()] ~= nil then
+    error(RuntimeError("asyncio.run() cannot be called from a running event loop"), 2)
+  end
+  check_coro(main, "asyncio.run")
+  local loop = loop_factory and loop_factory() or EventLoop()
+  if debug then loop:set_debug(true) end
+  local me = get_ident()
+  local saved = event_loops[me]
+  event_loops[me] = loop
+  local res = pack(pcall(loop.run_until_complete, loop, main))
+  local ok2, e2 = pcall(function()
+    cancel_all(loop)
+    if loop._default_executor then
+      loop:run_until_complete(loop:shutdown_default_executor())
+    end
+  end)
+  event_loops[me] = saved
+  loop:close()
+  if not res[1] then error(res[2], 0) end
+  if not ok2 then error(e2, 0) end
+  return unpack(res, 2, res.n)
+end
+
+local Runner = Object:extend("asyncio.Runner")
+M.Runner = Runner
+
+function Runner:init(opts)
+  self._debug = opts and opts.debug
+end
+
+function Runner:get_loop()
+  if not self._loop then
+    self._loop = EventLoop()
+    if self._debug then self._loop:set_debug(true) end
+  end
+  return self._loop
+end
+
+function Runner:run(coro)
+  local loop = self:get_loop()
+  return loop:run_until_complete(coro)
+end
+
+function Runner:close()
+  local loop = self._loop
+  if loop and not loop._closed then
+    pcall(cancel_all, loop)
+    loop:close()
+  end
+end
+Runner.__close = Runner.close
+
+-- create_task, sleep ------------------------------------------------------------------
+
+local TASK_SPEC = { "name", "context", fname = "create_task" }
+
+function M.create_task(coro, ...)
+  local name = args.get(TASK_SPEC, ...)
+  local loop = running_loops[get_ident()]
+  if loop == nil then error(RuntimeError("no running event loop"), 2) end
+  check_coro(coro, "create_task")
+  if name ~= nil then name = tostring(name) end
+  return new_task(loop, coro, name)
+end
+
+-- sleep(delay[, result]) returns a small awaitable; sleep(0) yields once.
+local Sleep = Object:extend("asyncio.sleep")
+
+local SLEEP0 = setmetatable({ _delay = 0 }, Sleep)
+
+local function wake_sleeper(fut, result)
+  if fut._state == PENDING then set_result(fut, result) end
+end
+
+function Sleep:await()
+  local delay = self._delay
+  if delay <= 0 then
+    local task = tasks_by_co[running()]
+    if task == nil then current_task_or_fail() end
+    local e = yield(AWAIT)
+    if e ~= nil then error(e, 0) end
+    if self == SLEEP0 then return end
+    return self._result
+  end
+  local task = tasks_by_co[running()]
+  if task == nil then current_task_or_fail() end
+  local loop = task._loop
+  local fut = new_future(loop)
+  local h = add_timer(loop, monotonic() + delay, wake_sleeper, fut, self._result)
+  local e = yield(AWAIT, fut)
+  if e ~= nil or fut._state ~= FINISHED then
+    h:cancel()
+    if e ~= nil then error(e, 0) end
+    error(make_cancelled_error(fut), 0)
+  end
+  return fut._result
+end
+
+function Sleep:__tostring()
+  return ("<coroutine object sleep(%s)>"):format(tostring(self._delay))
+end
+
+function M.sleep(delay, result)
+  if delay == nil then delay = 0 end
+  if type(delay) ~= "number" then
+    error(TypeError("sleep(): 'delay' must be a number, not " .. typename(delay)), 2)
+  end
+  if delay ~= delay then error(ValueError("Invalid delay: NaN (not a number)"), 2) end
+  if delay <= 0 and result == nil then return SLEEP0 end
+  return setmetatable({ _delay = delay, _result = result }, Sleep)
+end
+
+-- Combinators -----------------------------------------------------------------------
+
+local function any_loop()
+  return running_loops[get_ident()] or M.get_event_loop()
+end
+
+-- gather(aw1, aw2, ..., {return_exceptions = true})
+local GatheringFuture = Future:extend("asyncio._GatheringFuture")
+
+function GatheringFuture:cancel(msg)
+  if self._state ~= PENDING then return false end
+  local ret = false
+  local children = self._children
+  for i = 1, #children do
+    if children[i]:cancel(msg) then ret = true end
+  end
+  if ret then self._cancel_requested = true end
+  return ret
+end
+
+function M.gather(...)
+  local n = select("#", ...)
+  local return_exceptions = false
+  local last = n > 0 and select(n, ...) or nil
+  if n > 0 and is_options(last) then
+    return_exceptions = last.return_exceptions and true or false
+    n = n - 1
+  end
+  local aws = pack(...)
+  if n == 0 then
+    local loop = any_loop()
+    local outer = new_future(loop)
+    set_result(outer, { n = 0 })
+    return outer
+  end
+  -- A coroutine given twice becomes one task (Python's rule); a future
+  -- given twice simply has two callbacks, each counted once.
+  local children, loop = {}, nil
+  local seen
+  local nfuts = n
+  for i = 1, n do
+    local aw = aws[i]
+    local fut
+    if type(aw) == "table" and aw._state ~= nil then
+      fut = aw
+      if loop == nil then loop = fut._loop end
+      if fut._loop ~= loop then
+        error(ValueError("gather(): futures are attached to different loops"), 2)
+      end
+    else
+      seen = seen or {}
+      fut = seen[aw]
+      if fut == nil then
+        fut = ensure_future(aw, loop)
+        loop = loop or fut._loop
+        seen[aw] = fut
+      end
+    end
+    children[i] = fut
+  end
+  local outer = setmetatable({ _loop = loop, _state = PENDING,
+                               _children = children }, GatheringFuture)
+  local nfinished = 0
+  local function done_cb(fut)
+    nfinished = nfinished + 1
+    if outer._state ~= PENDING then
+      if fut._state == FINISHED then fut._retrieved = true end
+      return
+    end
+    if not return_exceptions then
+      if fut._state == CANCELLED then
+        set_exception(outer, make_cancelled_error(fut))
+        return
+      elseif fut._failed then
+        fut._retrieved = true
+        set_exception(outer, fut._exception, fut._tb)
+        return
+      end
+    end
+    if nfinished == nfuts then
+      local results = { n = n }
+      for i = 1, n do
+        local f = children[i]
+        if f._state == CANCELLED then
+          results[i] = make_cancelled_error(f)
+        elseif f._failed then
+          f._retrieved = true
+          results[i] = f._exception
+        elseif f._n == 1 then
+          results[i] = f._result
+        elseif f._n > 1 then
+          results[i] = f._results[1]
+        end
+      end
+      if outer._cancel_requested then
+        set_exception(outer, CancelledError())
+      else
+        set_result(outer, results)
+      end
+    end
+  end
+  for i = 1, n do
+    local f = children[i]
+    if f._state ~= PENDING then
+      push(loop, done_cb, f, nil)
+    else
+      local cbs = f._cbs
+      if not cbs then f._cbs = { done_cb } else cbs[#cbs + 1] = done_cb end
+    end
+  end
+  return outer
+end
+
+-- shield(aw)
+function M.shield(aw)
+  local inner = ensure_future(aw)
+  if inner._state ~= PENDING then return inner end
+  local loop = inner._loop
+  local outer = new_future(loop)
+  local function inner_done(f)
+    if outer._state ~= PENDING then
+      if f._state == FINISHED then f._retrieved = true end
+      return
+    end
+    if f._state == CANCELLED then outer:cancel()
+    elseif f._failed then set_exception(outer, f._exception, f._tb)
+    else set_result(outer, outcome(f)) end
+  end
+  outer:add_done_callback(function(o)
+    if inner._state == PENDING then inner:remove_done_callback(inner_done) end
+  end)
+  inner:add_done_callback(inner_done)
+  return outer
+end
+
+local function release_waiter(waiter)
+  if waiter._state == PENDING then set_result(waiter, false) end
+end
+
+-- Cancels fut and waits until it has finished (whatever it does with the
+-- cancellation).
+local function cancel_and_wait(fut, msg)
+  local loop = fut._loop
+  local waiter = new_future(loop)
+  local function cb() release_waiter(waiter) end
+  fut:add_done_callback(cb)
+  fut:cancel(msg)
+  local ok, e = pcall(await_future, waiter)
+  fut:remove_done_callback(cb)
+  if not ok then error(e, 0) end
+end
+
+-- wait_for(aw, timeout)
+M.wait_for = M.async(function(aw, timeout)
+  local task = current_task_or_fail("wait_for")
+  local loop = task._loop
+  if timeout ~= nil then args.check(timeout, "number", "wait_for", "timeout") end
+  local fut = ensure_future(aw, loop)
+  if timeout == nil then return await_future(fut) end
+  if timeout <= 0 then
+    if fut._state ~= PENDING then return fut:result() end
+    cancel_and_wait(fut)
+    if fut._state == FINISHED then return fut:result() end
+    error(TimeoutError(), 0)
+  end
+  local waiter = new_future(loop)
+  local th = add_timer(loop, monotonic() + timeout, release_waiter, waiter)
+  local function cb() release_waiter(waiter) end
+  fut:add_done_callback(cb)
+  local ok, e = pcall(await_future, waiter)
+  th:cancel()
+  if not ok then
+    if fut._state ~= PENDING and CancelledError:is(e) then
+      -- the result arrived together with the cancellation: keep it
+      fut:remove_done_callback(cb)
+      error(e, 0)
+    end
+    fut:remove_done_callback(cb)
+    cancel_and_wait(fut)
+    error(e, 0)
+  end
+  if fut._state ~= PENDING then return fut:result() end
+  fut:remove_done_callback(cb)
+  cancel_and_wait(fut)
+  if fut._state == FINISHED and not fut._failed then
+    return fut:result()
+  end
+  if fut._state == FINISHED and fut._failed then
+    local fe = fut._exception
+    if not (type(fe) == "table" and CancelledError:is(fe)) then return fut:result() end
+  end
+  error(TimeoutError(), 0)
+end, "wait_for")
+
+M.FIRST_COMPLETED = "FIRST_COMPLETED"
+M.FIRST_EXCEPTION = "FIRST_EXCEPTION"
+M.ALL_COMPLETED = "ALL_COMPLETED"
+
+-- An array, a set or a table keyed by awaitables -> an array of them.
+local function collect(aws, fname)
+  if type(aws) ~= "table" or getmetatable(aws) ~= nil then
+    error(TypeError(fname .. "(): expect an array or a set of futures, not " ..
+                    typename(aws)), 3)
+  end
+  local list = {}
+  if aws[1] ~= nil or next(aws) == nil then
+    for i = 1, #aws do list[i] = aws[i] end
+  else
+    for k, v in next, aws do
+      if type(k) == "table" then list[#list + 1] = k else list[#list + 1] = v end
+    end
+  end
+  return list
+end
+
+local WAIT_SPEC = { "timeout", "return_when", fname = "wait" }
+
+M.wait = M.async(function(aws, ...)
+  local timeout, return_when = args.get(WAIT_SPEC, ...)
+  return_when = return_when or M.ALL_COMPLETED
+  if return_when ~= M.FIRST_COMPLETED and return_when ~= M.FIRST_EXCEPTION
+     and return_when ~= M.ALL_COMPLETED then
+    error(ValueError("Invalid return_when value: " .. tostring(return_when)), 0)
+  end
+  local list = collect(aws, "wait")
+  if #list == 0 then error(ValueError("Set of Tasks/Futures is empty."), 0) end
+  local task = current_task_or_fail("wait")
+  local loop = task._loop
+  local fs = {}
+  for i = 1, #list do
+    local f = list[i]
+    if M.iscoroutine(f) then
+      error(TypeError("Passing coroutines is forbidden, use tasks explicitly."), 0)
+    end
+    fs[i] = ensure_future(f, loop)
+  end
+  local counter = #fs
+  local waiter = new_future(loop)
+  local th
+  if timeout ~= nil then
+    th = add_timer(loop, monotonic() + timeout, release_waiter, waiter)
+  end
+  local function on_done(f)
+    counter = counter - 1
+    if counter <= 0 or return_when == M.FIRST_COMPLETED or
+       (return_when == M.FIRST_EXCEPTION and f._state == FINISHED and f._failed) then
+      if th then th:cancel() end
+      release_waiter(waiter)
+    end
+  end
+  -- already satisfied?
+  local ndone, anyexc = 0, false
+  for i = 1, #fs do
+    local f = fs[i]
+    if f._state ~= PENDING then
+      ndone = ndone + 1
+      if f._state == FINISHED and f._failed then anyexc = true end
+    end
+  end
+  local satisfied = ndone == #fs or (return_when == M.FIRST_COMPLETED and ndone > 0)
+    or (return_when == M.FIRST_EXCEPTION and anyexc)
+  if not satisfied then
+    for i = 1, #fs do fs[i]:add_done_callback(on_done) end
+    local ok, e = pcall(await_future, waiter)
+    if th then th:cancel() end
+    for i = 1, #fs do fs[i]:remove_done_callback(on_done) end
+    if not ok then error(e, 0) end
+  end
+  local done, pending = {}, {}
+  for i = 1, #fs do
+    local f = fs[i]
+    if f._state ~= PENDING then done[f] = true else pending[f] = true end
+  end
+  return done, pending
+end, "wait")
+
+-- as_completed(aws, {timeout}): an iterator of awaitables, each giving
+-- the result of the next future to finish.
+local AS_SPEC = { "timeout", fname = "as_completed" }
+
+function M.as_completed(aws, ...)
+  local timeout = args.get(AS_SPEC, ...)
+  local list = collect(aws, "as_completed")
+  local loop = any_loop()
+  local todo, ntodo = {}, 0
+  local fs = {}
+  for i = 1, #list do
+    local f = ensure_future(list[i], loop)
+    loop = f._loop
+    if not todo[f] then
+      todo[f] = true
+      ntodo = ntodo + 1
+      fs[#fs + 1] = f
+    end
+  end
+  local done_q, dh, dt = {}, 1, 0        -- finished futures (nil: timeout)
+  local waiters = {}
+  local th
+  local function deliver(f)
+    dt = dt + 1
+    done_q[dt] = f
+    local w = table.remove(waiters, 1)
+    if w and w._state == PENDING then set_result(w, true) end
+  end
+  local function on_done(f)
+    if not todo[f] then return end
+    todo[f] = nil
+    ntodo = ntodo - 1
+    deliver(f)
+    if ntodo == 0 and th then th:cancel() end
+  end
+  local function on_timeout()
+    for f in next, todo do
+      f:remove_done_callback(on_done)
+      deliver(false)
+    end
+    todo = {}
+    ntodo = 0
+  end
+  for i = 1, #fs do fs[i]:add_done_callback(on_done) end
+  if timeout ~= nil and #fs > 0 then
+    th = loop:call_later(timeout, on_timeout)
+  end
+  local wait_for_one = M.async(function()
+    while dh > dt do
+      local w = new_future(loop)
+      waiters[#waiters + 1] = w
+      await_future(w)
+    end
+    local f = done_q[dh]
+    done_q[dh] = nil
+    dh = dh + 1
+    if f == false then error(TimeoutError(), 0) end
+    return f:result()
+  end, "as_completed")
+  local remaining = #fs
+  return function()
+    if remaining == 0 then return nil end
+    remaining = remaining - 1
+    return wait_for_one()
+  end
+end
+
+-- timeout(delay) / timeout_at(when): a to-be-closed context manager.
+local Timeout = Object:extend("asyncio.Timeout")
+M.Timeout = Timeout
+
+local function on_timeout(self)
+  self._task:cancel()
+  self._state = "expiring"
+  self._handle = nil
+end
+
+function Timeout:init(when)
+  local task = tasks_by_co[running()]
+  if task == nil then
+    error(RuntimeError("Timeout should be used inside a task"), 3)
+  end
+  self._task = task
+  self._state = "entered"
+  self._cancelling = task:cancelling()
+  self:reschedule(when)
+end
+
+function Timeout:when() return self._when end
+
+function Timeout:reschedule(when)
+  if self._state ~= "entered" then
+    error(RuntimeError("Timeout has not been entered or has already expired"), 2)
+  end
+  self._when = when
+  if self._handle then self._handle:cancel() end
+  self._handle = nil
+  if when == nil then return end
+  local loop = self._task._loop
+  if when <= monotonic() then
+    self._handle = loop:call_soon(on_timeout, self)
+  else
+    self._handle = add_timer(loop, when, on_timeout, self)
+  end
+end
+
+function Timeout:expired()
+  return self._state == "expiring" or self._state == "expired"
+end
+
+function Timeout:__close(err)
+  if self._handle then
+    self._handle:cancel()
+    self._handle = nil
+  end
+  if self._state == "expiring" then
+    self._state = "expired"
+    if self._task:uncancel() <= self._cancelling and err ~= nil
+       and type(err) == "table" and CancelledError:is(err) then
+      local te = TimeoutError()
+      te.__cause__ = err
+      error(te, 0)
+    end
+  elseif self._state == "entered" then
+    self._state = "exited"
+  end
+end
+
+function Timeout:__tostring()
+  return ("<Timeout [%s] when=%s>"):format(self._state, tostring(self._when))
+end
+
+function M.timeout(delay)
+  local when = nil
+  if delay ~= nil then
+    args.check(delay, "number", "timeout", "delay")
+    when = monotonic() + delay
+  end
+  return Timeout(when)
+end
+
+function M.timeout_at(when)
+  if when ~= nil then args.check(when, "number", "timeout_at", "when") end
+  return Timeout(when)
+end
+
+-- For the other asyncio modules.
+M._new_future = new_future
+M._set_result = set_result
+M._set_exception = set_exception
+M._tasks_by_co = tasks_by_co
+M._current_task_or_fail = current_task_or_fail
+M._add_timer = add_timer
+M._report = report
+M._handler = handler
+M._unbox = unbox
+M._typename = typename
+M.PENDING, M.CANCELLED, M.FINISHED = PENDING, CANCELLED, FINISHED
+
+return M
