@@ -681,7 +681,14 @@ function Task:init()
   error(RuntimeError("use asyncio.create_task(coro) or loop:create_task(coro)"), 3)
 end
 
+local await_it                  -- async(function(aw) return aw:await() end)
+
+-- A coroutine object, or an awaitable such as sleep() wrapped in one.
 local function check_coro(coro, fname)
+  if not iscoro(coro) and type(coro) == "table" and coro.await
+     and not Future:is(coro) then
+    return await_it(coro)
+  end
   if not iscoro(coro) then
     error(TypeError(fname .. "(): a coroutine was expected, got " ..
                     typename(coro)), 3)
@@ -689,6 +696,7 @@ local function check_coro(coro, fname)
   if rawget(coro, "_started") then
     error(RuntimeError(fname .. "(): cannot reuse already awaited coroutine"), 3)
   end
+  return coro
 end
 
 function Task:get_name()
@@ -853,7 +861,7 @@ end
 
 function EventLoop:create_task(coro, opts)
   check_closed(self)
-  check_coro(coro, "create_task")
+  coro = check_coro(coro, "create_task")
   local name = opts
   if is_options(opts) then name = opts.name end
   if name ~= nil then name = tostring(name) end
@@ -1116,8 +1124,7 @@ local function ensure_future(aw, loop)
     end
     if aw.await then                   -- sleep() and other awaitables
       loop = loop or running_loops[get_ident()] or M.get_event_loop()
-      return new_task(loop, M.async(function() return aw:await() end,
-                                    tostring(aw))())
+      return new_task(loop, await_it(aw))
     end
     if aw.__await then
       return ensure_future(aw:__await(), loop)
@@ -1246,7 +1253,7 @@ function M.to_thread(fn, ...)
 end
 
 function M.run_coroutine_threadsafe(coro, loop)
-  check_coro(coro, "run_coroutine_threadsafe")
+  coro = check_coro(coro, "run_coroutine_threadsafe")
   if loop == nil then error(TypeError("run_coroutine_threadsafe(): a loop is required"), 2) end
   local cf = cfutures().Future()
   loop:call_soon_threadsafe(function()
@@ -1323,7 +1330,7 @@ function M.run(main, ...)
   if running_loops[get_ident()] ~= nil then
     error(RuntimeError("asyncio.run() cannot be called from a running event loop"), 2)
   end
-  check_coro(main, "asyncio.run")
+  main = check_coro(main, "asyncio.run")
   local loop = loop_factory and loop_factory() or EventLoop()
   if debug then loop:set_debug(true) end
   local me = get_ident()
@@ -1380,7 +1387,7 @@ function M.create_task(coro, ...)
   local name = args.get(TASK_SPEC, ...)
   local loop = running_loops[get_ident()]
   if loop == nil then error(RuntimeError("no running event loop"), 2) end
-  check_coro(coro, "create_task")
+  coro = check_coro(coro, "create_task")
   if name ~= nil then name = tostring(name) end
   return new_task(loop, coro, name)
 end
@@ -1853,6 +1860,8 @@ function M.timeout_at(when)
   if when ~= nil then args.check(when, "number", "timeout_at", "when") end
   return Timeout(when)
 end
+
+await_it = M.async(function(aw) return aw:await() end, "awaitable")
 
 -- For the other asyncio modules.
 M._new_future = new_future
