@@ -338,6 +338,28 @@ do
   t.ok(not io.open(manager.address), "and its socket is gone")
 end
 
+-- shared_memory
+do
+  local shared_memory = require "multiprocessing.shared_memory"
+  local shm = shared_memory.SharedMemory{ create = true, size = 16 }
+  shm.buf[1] = 42
+  shm.buf:write(2, "hello")
+  local p = mp.Process{ target = function(name)
+    local o = shared_memory.SharedMemory(name)
+    o.buf[7] = o.buf[1] + 1
+    o:close()
+  end, args = { shm.name } }
+  p:start(); p:join()
+  t.is(shm.buf[7], 43, "SharedMemory attached by name in a child")
+  t.is(shm.buf:read(2, 6), "hello", "buf:read")
+  t.is(#shm.buf, 16, "# of buf")
+  t.raises(function() shm.buf[17] = 1 end, IndexError, "buf bounds")
+  t.raises(function() shared_memory.SharedMemory{ name = shm.name, create = true, size = 4 } end,
+           FileExistsError, "create an existing block")
+  shm:close(); shm:unlink()
+  t.raises(function() shared_memory.SharedMemory(shm.name) end, FileNotFoundError, "unlinked")
+end
+
 -- no zombies, no leaked descriptors after 200 processes
 do
   -- the pools above close their last descriptors from their own threads:

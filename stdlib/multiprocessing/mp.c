@@ -18,6 +18,8 @@
 #include <unistd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
@@ -1455,13 +1457,175 @@ static const luaL_Reg q_methods[] = {
 
 /*
 ** {==================================================================
+** Named shared memory (shared_memory.SharedMemory): shm_open + mmap.
+** The buffer is indexed by byte, 1..size, as Lua strings are.
+** ===================================================================
+*/
+
+#define BUF_MT "_multiprocessing.SharedBuffer"
+
+typedef struct shbuf {
+  unsigned char *p;
+  size_t size;
+} shbuf;
+
+
+/* shm_open(name, create, size) -> buffer, size */
+static int l_shm_open (lua_State *L) {
+  const char *name = luaL_checkstring(L, 1);
+  int create = lua_toboolean(L, 2);
+  lua_Integer size = luaL_optinteger(L, 3, 0);
+  int fd, e;
+  struct stat st;
+  shbuf *b;
+  if (create && size <= 0)
+    return gilua_raise(L, "ValueError", "'size' must be a positive number different from zero");
+  b = lua_newuserdatauv(L, sizeof *b, 0);
+  b->p = NULL;
+  b->size = 0;
+  luaL_setmetatable(L, BUF_MT);
+  fd = shm_open(name, create ? O_CREAT | O_EXCL | O_RDWR : O_RDWR, 0600);
+  if (fd < 0) {
+    e = errno;
+    if (e == ENOENT)
+      return gilua_raise(L, "FileNotFoundError", "[Errno 2] No such file or directory: '%s'", name);
+    if (e == EEXIST)
+      return gilua_raise(L, "FileExistsError", "[Errno 17] File exists: '%s'", name);
+    return raise_errno(L, "shm_open", e);
+  }
+  if (create && ftruncate(fd, (off_t)size) != 0) {
+    e = errno;
+    close(fd);
+    shm_unlink(name);
+    return raise_errno(L, "ftruncate", e);
+  }
+  if (fstat(fd, &st) != 0) { e = errno; close(fd); return raise_errno(L, "fstat", e); }
+  if (st.st_size > 0) {
+    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED) { e = errno; close(fd); return raise_errno(L, "mmap", e); }
+    b->p = p;
+    b->size = (size_t)st.st_size;
+  }
+  close(fd);
+  lua_pushinteger(L, (lua_Integer)b->size);
+  return 2;
+}
+
+
+static int l_shm_unlink (lua_State *L) {
+  const char *name = luaL_checkstring(L, 1);
+  if (shm_unlink(name) != 0) {
+    if (errno == ENOENT)
+      return gilua_raise(L, "FileNotFoundError", "[Errno 2] No such file or directory: '%s'", name);
+    return raise_errno(L, "shm_unlink", errno);
+  }
+  return 0;
+}
+
+
+static shbuf *checkbuf (lua_State *L) {
+  shbuf *b = luaL_checkudata(L, 1, BUF_MT);
+  if (b->p == NULL && b->size == 0)
+    gilua_raise(L, "ValueError", "operation forbidden on released memoryview object");
+  return b;
+}
+
+
+static size_t byte_index (lua_State *L, shbuf *b, int arg) {
+  lua_Integer i = luaL_checkinteger(L, arg);
+  if (i < 1 || (size_t)i > b->size)
+    gilua_raise(L, "IndexError", "index out of range: %d", (int)i);
+  return (size_t)(i - 1);
+}
+
+
+static int buf_index (lua_State *L) {
+  shbuf *b = luaL_checkudata(L, 1, BUF_MT);
+  if (lua_isinteger(L, 2)) {
+    size_t i;
+    checkbuf(L);
+    i = byte_index(L, b, 2);
+    lua_pushinteger(L, b->p[i]);
+    return 1;
+  }
+  luaL_getmetatable(L, BUF_MT);
+  lua_getfield(L, -1, "methods");
+  lua_pushvalue(L, 2);
+  lua_gettable(L, -2);
+  return 1;
+}
+
+
+static int buf_newindex (lua_State *L) {
+  shbuf *b = checkbuf(L);
+  size_t i = byte_index(L, b, 2);
+  lua_Integer v = luaL_checkinteger(L, 3);
+  if (v < 0 || v > 255) return gilua_raise(L, "ValueError", "byte must be in range(0, 256)");
+  b->p[i] = (unsigned char)v;
+  return 0;
+}
+
+
+static int buf_len (lua_State *L) {
+  shbuf *b = luaL_checkudata(L, 1, BUF_MT);
+  lua_pushinteger(L, (lua_Integer)b->size);
+  return 1;
+}
+
+
+/* buf:read([i [, j]]) -> the bytes i..j as a string (string.sub's rules) */
+static int buf_read (lua_State *L) {
+  shbuf *b = checkbuf(L);
+  lua_Integer n = (lua_Integer)b->size;
+  lua_Integer i = luaL_optinteger(L, 2, 1), j = luaL_optinteger(L, 3, n);
+  if (i < 0) i = n + i + 1;
+  if (j < 0) j = n + j + 1;
+  if (i < 1) i = 1;
+  if (j > n) j = n;
+  if (i > j) lua_pushliteral(L, "");
+  else lua_pushlstring(L, (const char *)b->p + i - 1, (size_t)(j - i + 1));
+  return 1;
+}
+
+
+/* buf:write(i, s): the bytes of s from position i */
+static int buf_write (lua_State *L) {
+  shbuf *b = checkbuf(L);
+  lua_Integer i = luaL_checkinteger(L, 2);
+  size_t len;
+  const char *s = luaL_checklstring(L, 3, &len);
+  if (i < 1 || (size_t)(i - 1) + len > b->size)
+    return gilua_raise(L, "ValueError", "memoryview assignment: out of range");
+  memcpy(b->p + i - 1, s, len);
+  return 0;
+}
+
+
+static int buf_release (lua_State *L) {
+  shbuf *b = luaL_checkudata(L, 1, BUF_MT);
+  if (b->p) munmap(b->p, b->size);
+  b->p = NULL;
+  b->size = 0;
+  return 0;
+}
+
+
+static const luaL_Reg buf_methods[] = {
+  {"read", buf_read},
+  {"write", buf_write},
+  {"release", buf_release},
+  {NULL, NULL}
+};
+
+/* }================================================================== */
+
+
+/*
+** {==================================================================
 ** Unix sockets for the manager: a private directory, a listening
 ** socket (mode 0600) and connections on it
 ** ===================================================================
 */
-
-#include <sys/stat.h>
-#include <sys/un.h>
 
 static int fill_addr (lua_State *L, struct sockaddr_un *a, const char *path) {
   memset(a, 0, sizeof *a);
@@ -1589,6 +1753,8 @@ static const luaL_Reg funcs[] = {
   {"connect", l_connect},
   {"random", l_random},
   {"remove", l_remove},
+  {"shm_open", l_shm_open},
+  {"shm_unlink", l_shm_unlink},
   {NULL, NULL}
 };
 
@@ -1607,6 +1773,14 @@ int luaopen_gilua_multiprocessing (lua_State *L) {
   newmeta(L, SHM_MT, shm_methods, shm_gc);
   lua_pop(L, 1);
   newmeta(L, QUEUE_MT, q_methods, q_gc);
+  lua_pop(L, 1);
+  newmeta(L, BUF_MT, buf_methods, buf_release);
+  lua_pushcfunction(L, buf_index);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, buf_newindex);
+  lua_setfield(L, -2, "__newindex");
+  lua_pushcfunction(L, buf_len);
+  lua_setfield(L, -2, "__len");
   lua_pop(L, 1);
   luaL_newlib(L, funcs);
   mp_open_serialize(L);
