@@ -1,0 +1,374 @@
+--[[
+asyncio.locks: Lock, Event, Condition, Semaphore, BoundedSemaphore and
+Barrier for tasks of one event loop. None of them blocks the OS thread:
+a task that has to wait awaits a future that another task resolves.
+
+Python's `async with lock:` is `local _ <close> = lock:acquire():await()`
+(awaiting acquire returns the object itself, which releases at the end
+of the scope). Methods that wait return awaitables (`ev:wait():await()`,
+`cond:wait():await()`, `sem:acquire():await()`, `barrier:wait():await()`).
+Waiters are served in the order they came (FIFO), as in Python.
+]]
+
+local Object = require "gilua.class"
+local exc = require "gilua.exceptions"
+local args = require "gilua.args"
+local core = require "asyncio.core"
+
+local RuntimeError, ValueError = exc.RuntimeError, exc.ValueError
+local CancelledError = core.CancelledError
+local async, await_future, new_future = core.async, core._await_future, core._new_future
+local set_result = core._set_result
+local PENDING = core.PENDING
+local pcall, error, setmetatable, tostring = pcall, error, setmetatable, tostring
+
+local M = {}
+
+local function loop_of(self)
+  local loop = self._loop
+  if loop == nil then
+    loop = core.get_running_loop()
+    self._loop = loop
+  elseif loop ~= core._get_running_loop() then
+    error(RuntimeError(tostring(self) .. " is bound to a different event loop"), 3)
+  end
+  return loop
+end
+
+-- A FIFO of futures: array with a head index.
+local function wq_new() return { h = 1, t = 0 } end
+local function wq_push(q, f) local t = q.t + 1; q.t = t; q[t] = f end
+local function wq_remove(q, f)
+  for i = q.h, q.t do
+    if q[i] == f then
+      for j = i, q.t - 1 do q[j] = q[j + 1] end
+      q[q.t] = nil
+      q.t = q.t - 1
+      return
+    end
+  end
+end
+-- The first waiter still pending, removed from the queue (nil if none).
+local function wq_pop_pending(q)
+  while q.h <= q.t do
+    local f = q[q.h]
+    q[q.h] = nil
+    q.h = q.h + 1
+    if f._state == PENDING then return f end
+  end
+  q.h, q.t = 1, 0
+  return nil
+end
+local function wq_first_pending(q)
+  for i = q.h, q.t do
+    if q[i]._state == PENDING then return q[i] end
+  end
+  return nil
+end
+
+-- Waits for a new future put in q; on cancellation the future leaves q.
+local function wait_in(self, q)
+  local fut = new_future(loop_of(self))
+  wq_push(q, fut)
+  local ok, e = pcall(await_future, fut)
+  if not ok then
+    wq_remove(q, fut)
+    error(e, 0)
+  end
+  return fut
+end
+
+-- Lock -------------------------------------------------------------------------
+
+local Lock = Object:extend("asyncio.Lock")
+M.Lock = Lock
+
+function Lock:init()
+  self._locked = false
+  self._waiters = wq_new()
+end
+
+function Lock:locked() return self._locked end
+
+local function lock_wake(self)
+  local f = wq_first_pending(self._waiters)
+  if f then set_result(f, true) end
+end
+
+local lock_acquire = async(function(self)
+  if not self._locked and wq_first_pending(self._waiters) == nil then
+    self._locked = true
+    return self
+  end
+  local fut = new_future(loop_of(self))
+  local q = self._waiters
+  wq_push(q, fut)
+  local ok, e = pcall(await_future, fut)
+  wq_remove(q, fut)
+  if not ok then
+    -- woken and then cancelled: let the next one have it
+    if not self._locked then lock_wake(self) end
+    error(e, 0)
+  end
+  self._locked = true
+  return self
+end, "Lock.acquire")
+
+function Lock:acquire() return lock_acquire(self) end
+
+function Lock:release()
+  if not self._locked then error(RuntimeError("Lock is not acquired."), 2) end
+  self._locked = false
+  lock_wake(self)
+end
+
+function Lock:__close() if self._locked then self:release() end end
+
+function Lock:__tostring()
+  return ("<asyncio.Lock [%s]>"):format(self._locked and "locked" or "unlocked")
+end
+
+-- Event --------------------------------------------------------------------------
+
+local Event = Object:extend("asyncio.Event")
+M.Event = Event
+
+function Event:init()
+  self._value = false
+  self._waiters = wq_new()
+end
+
+function Event:is_set() return self._value end
+
+function Event:set()
+  if self._value then return end
+  self._value = true
+  local q = self._waiters
+  for i = q.h, q.t do
+    local f = q[i]
+    if f._state == PENDING then set_result(f, true) end
+  end
+end
+
+function Event:clear() self._value = false end
+
+local event_wait = async(function(self)
+  if self._value then return true end
+  wait_in(self, self._waiters)
+  return true
+end, "Event.wait")
+
+function Event:wait() return event_wait(self) end
+
+function Event:__tostring()
+  return ("<asyncio.Event [%s]>"):format(self._value and "set" or "unset")
+end
+
+-- Condition ---------------------------------------------------------------------------
+
+local Condition = Object:extend("asyncio.Condition")
+M.Condition = Condition
+
+function Condition:init(lock)
+  self._lock = lock or Lock()
+  self._waiters = wq_new()
+end
+
+function Condition:acquire() return self._lock:acquire() end
+function Condition:release() return self._lock:release() end
+function Condition:locked() return self._lock:locked() end
+function Condition:__close() self._lock:__close() end
+
+local cond_wait = async(function(self)
+  if not self._lock:locked() then
+    error(RuntimeError("cannot wait on un-acquired lock"), 0)
+  end
+  self._lock:release()
+  local ok, e = pcall(wait_in, self, self._waiters)
+  -- take the lock back whatever happened, even if cancelled meanwhile
+  local cancelled = nil
+  while true do
+    local ok2, e2 = pcall(function() return self._lock:acquire():await() end)
+    if ok2 then break end
+    if CancelledError:is(e2) then cancelled = e2 else error(e2, 0) end
+  end
+  if not ok then error(e, 0) end
+  if cancelled then error(cancelled, 0) end
+  return true
+end, "Condition.wait")
+
+function Condition:wait() return cond_wait(self) end
+
+local cond_wait_for = async(function(self, predicate)
+  local result = predicate()
+  while not result do
+    cond_wait(self):await()
+    result = predicate()
+  end
+  return result
+end, "Condition.wait_for")
+
+function Condition:wait_for(predicate) return cond_wait_for(self, predicate) end
+
+function Condition:notify(n)
+  if not self._lock:locked() then
+    error(RuntimeError("cannot notify on un-acquired lock"), 2)
+  end
+  n = n or 1
+  local q, woken = self._waiters, 0
+  while woken < n do
+    local f = wq_pop_pending(q)
+    if f == nil then break end
+    set_result(f, false)
+    woken = woken + 1
+  end
+end
+
+function Condition:notify_all() self:notify(math.huge) end
+
+-- Semaphore ----------------------------------------------------------------------------
+
+local Semaphore = Object:extend("asyncio.Semaphore")
+M.Semaphore = Semaphore
+
+function Semaphore:init(value)
+  if args.is_options(value) then value = value.value end
+  value = value == nil and 1 or args.check(value, "integer", "Semaphore", "value")
+  if value < 0 then error(ValueError("Semaphore initial value must be >= 0"), 3) end
+  self._value = value
+  self._waiters = wq_new()
+end
+
+function Semaphore:locked()
+  return self._value == 0 or wq_first_pending(self._waiters) ~= nil
+end
+
+--[[ A release with waiters hands its unit straight to the first of them
+(its future's result); the value only grows when nobody waits. ]]
+local sem_acquire = async(function(self)
+  if self._value > 0 and wq_first_pending(self._waiters) == nil then
+    self._value = self._value - 1
+    return true
+  end
+  local fut = new_future(loop_of(self))
+  local q = self._waiters
+  wq_push(q, fut)
+  local ok, e = pcall(await_future, fut)
+  wq_remove(q, fut)
+  if not ok then
+    if fut._state ~= PENDING and not fut:cancelled() then
+      self:_pass_on()                  -- we were given a unit: pass it on
+    end
+    error(e, 0)
+  end
+  return true
+end, "Semaphore.acquire")
+
+function Semaphore:acquire() return sem_acquire(self) end
+
+function Semaphore:_pass_on()
+  local f = wq_pop_pending(self._waiters)
+  if f then set_result(f, true) else self._value = self._value + 1 end
+end
+
+function Semaphore:release()
+  self:_pass_on()
+end
+
+function Semaphore:__close() self:release() end
+
+function Semaphore:__tostring()
+  return ("<%s [%s, value:%d]>"):format(self.__name,
+    self:locked() and "locked" or "unlocked", self._value)
+end
+
+local BoundedSemaphore = Semaphore:extend("asyncio.BoundedSemaphore")
+M.BoundedSemaphore = BoundedSemaphore
+
+function BoundedSemaphore:init(value)
+  Semaphore.init(self, value)
+  self._bound_value = self._value
+end
+
+function BoundedSemaphore:release()
+  if self._value >= self._bound_value and wq_first_pending(self._waiters) == nil then
+    error(ValueError("BoundedSemaphore released too many times"), 2)
+  end
+  Semaphore.release(self)
+end
+
+-- Barrier ------------------------------------------------------------------------------
+
+M.BrokenBarrierError = RuntimeError:extend("asyncio.BrokenBarrierError")
+local BrokenBarrierError = M.BrokenBarrierError
+
+local Barrier = Object:extend("asyncio.Barrier")
+M.Barrier = Barrier
+
+function Barrier:init(parties)
+  if args.is_options(parties) then parties = parties.parties end
+  parties = args.check(parties, "integer", "Barrier", "parties")
+  if parties < 1 then error(ValueError("parties must be > 0"), 3) end
+  self.parties = parties
+  self._count = 0
+  self._broken = false
+  self._waiters = wq_new()
+end
+
+Barrier:property("n_waiting", function(self) return self._count end)
+Barrier:property("broken", function(self) return self._broken end)
+
+--[[ wait() returns the arrival index (0 .. parties-1), as Python does.
+The last to arrive releases the others; a cancelled waiter breaks the
+barrier (Python's rule). ]]
+local barrier_wait = async(function(self)
+  if self._broken then error(BrokenBarrierError(), 0) end
+  local index = self._count
+  self._count = index + 1
+  if self._count == self.parties then
+    local q = self._waiters
+    self._waiters = wq_new()
+    self._count = 0
+    for i = q.h, q.t do
+      local f = q[i]
+      if f._state == PENDING then set_result(f, true) end
+    end
+    return index
+  end
+  local fut = new_future(loop_of(self))
+  wq_push(self._waiters, fut)
+  local ok, e = pcall(await_future, fut)
+  if not ok then
+    if not self._broken then self:abort() end
+    error(e, 0)
+  end
+  if fut._result == "broken" then error(BrokenBarrierError(), 0) end
+  return index
+end, "Barrier.wait")
+
+function Barrier:wait() return barrier_wait(self) end
+
+function Barrier:abort()
+  self._broken = true
+  local q = self._waiters
+  self._waiters = wq_new()
+  self._count = 0
+  for i = q.h, q.t do
+    local f = q[i]
+    if f._state == PENDING then set_result(f, "broken") end
+  end
+end
+
+local barrier_reset = async(function(self)
+  if self._count > 0 then self:abort() end
+  self._broken = false
+end, "Barrier.reset")
+
+function Barrier:reset() return barrier_reset(self) end
+
+function Barrier:__tostring()
+  return ("<asyncio.Barrier [%s, waiters:%d/%d]>"):format(
+    self._broken and "broken" or "filling", self._count, self.parties)
+end
+
+return M
