@@ -360,6 +360,60 @@ do
   t.raises(function() shared_memory.SharedMemory(shm.name) end, FileNotFoundError, "unlinked")
 end
 
+-- the spawn start method
+do
+  local gilua = os.getenv("GILUA") or "gilua"
+  local function run(src)
+    local script = os.tmpname()
+    local f = io.open(script, "w"); f:write(src); f:close()
+    local out = os.tmpname()
+    local ok = os.execute(gilua .. " " .. script .. " > " .. out .. " 2>&1")
+    local r = io.open(out):read("a")
+    os.remove(out); os.remove(script)
+    return r, ok
+  end
+  local out = run([[
+local mp = require "multiprocessing"
+print("load " .. __name__)
+GLOBAL_X = 7
+local function f(a, b)
+  print("child " .. __name__ .. " " .. (a + b) .. " " .. GLOBAL_X .. " " .. mp.current_process().name)
+  os.exit(3)
+end
+if __name__ == "__main__" then
+  mp.set_start_method("spawn")
+  local p = mp.Process{target = f, args = {1, 2}}
+  p:start(); p:join()
+  print("exitcode " .. p.exitcode)
+  local Sub = mp.Process:extend()
+  function Sub:init(x) mp.Process.init(self); self.x = x end
+  function Sub:run() print("sub " .. self.x) end
+  local s = Sub(9); s:start(); s:join()
+  print("sub exitcode " .. s.exitcode)
+end
+]])
+  t.like(out, "^load __main__\n", "spawn: the parent runs as __main__")
+  t.like(out, "load __mp_main__\nchild __mp_main__ 3 7 Process%-1\nexitcode 3\n",
+         "spawn: the child loads the main script as __mp_main__, then runs the target")
+  t.like(out, "sub 9\nsub exitcode 0", "spawn: a subclass travels with its methods")
+  local out2 = run([[
+local mp = require "multiprocessing"
+mp.set_start_method("spawn")
+local p = mp.Process{target = function() end}
+p:start(); p:join()
+print("exitcode " .. p.exitcode)
+]])
+  t.like(out2, "RuntimeError: An attempt has been made to start a new process before the\ncurrent process has finished its bootstrapping phase",
+         "spawn without the __main__ guard: Python's RuntimeError in the child")
+  t.like(out2, "exitcode 1", "and the child exits with 1")
+  local ctx = mp.get_context("spawn")
+  t.is(ctx.get_start_method(), "spawn", "get_context")
+  local q = mp.Queue()
+  t.raises(function() ctx.Process{ target = function() return q end }:start() end, TypeError,
+           "spawn: what cannot travel is refused in the parent")
+  t.is(mp.get_start_method(), "fork", "fork stays the default")
+end
+
 -- no zombies, no leaked descriptors after 200 processes
 do
   -- the pools above close their last descriptors from their own threads:

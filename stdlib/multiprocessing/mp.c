@@ -201,6 +201,58 @@ static int l_inheritable (lua_State *L) {
 /* }================================================================== */
 
 
+/* The path of the running interpreter (spawn starts another one). */
+static int l_executable (lua_State *L) {
+  char buf[4096];
+  ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n <= 0) return 0;
+  lua_pushlstring(L, buf, (size_t)n);
+  return 1;
+}
+
+
+/* spawnv(path, argv, keep): fork and exec 'path' with 'argv'; the
+** descriptors listed in 'keep' stay open in the new program. Returns the
+** pid. Between fork and exec the child makes async-signal-safe calls only. */
+static int l_spawnv (lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  int argc, nkeep, i;
+  const char **argv;
+  int *keep;
+  pid_t pid;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  argc = (int)lua_rawlen(L, 2);
+  nkeep = lua_istable(L, 3) ? (int)lua_rawlen(L, 3) : 0;
+  argv = lua_newuserdatauv(L, sizeof(char *) * (size_t)(argc + 1), 0);
+  keep = lua_newuserdatauv(L, sizeof(int) * (size_t)(nkeep + 1), 0);
+  for (i = 0; i < argc; i++) {
+    lua_rawgeti(L, 2, i + 1);
+    argv[i] = luaL_checkstring(L, -1);
+    lua_pop(L, 1);  /* the string stays alive in the table */
+  }
+  argv[argc] = NULL;
+  for (i = 0; i < nkeep; i++) {
+    lua_rawgeti(L, 3, i + 1);
+    keep[i] = (int)lua_tointeger(L, -1);
+    lua_pop(L, 1);
+  }
+  fflush(stdout);
+  fflush(stderr);
+  pid = fork();
+  if (pid < 0) return raise_errno(L, "fork", errno);
+  if (pid == 0) {
+    for (i = 0; i < nkeep; i++) {
+      int fl = fcntl(keep[i], F_GETFD);
+      if (fl >= 0) fcntl(keep[i], F_SETFD, fl & ~FD_CLOEXEC);
+    }
+    execv(path, (char *const *)argv);
+    _exit(127);
+  }
+  lua_pushinteger(L, pid);
+  return 1;
+}
+
+
 /*
 ** {==================================================================
 ** Frames: u32 length (0xffffffff: u64 length follows), then the bytes
@@ -1741,6 +1793,8 @@ static const luaL_Reg funcs[] = {
   {"wait", l_wait},
   {"cpu_count", l_cpu_count},
   {"inheritable", l_inheritable},
+  {"executable", l_executable},
+  {"spawnv", l_spawnv},
   {"Pipe", l_pipe},
   {"Connection", l_conn},
   {"semlock", l_semlock},

@@ -44,9 +44,9 @@ local EMPTY = { n = 0 }
 -- Start methods ----------------------------------------------------------------
 
 local start_method = nil
-local METHODS = { fork = true }
+local METHODS = { fork = true, spawn = true }
 
-function M.get_all_start_methods() return { "fork" } end
+function M.get_all_start_methods() return { "fork", "spawn" } end
 
 function M.get_start_method(allow_none)
   if start_method == nil and not allow_none then start_method = "fork" end
@@ -64,11 +64,25 @@ function M.set_start_method(method, force)
   start_method = method
 end
 
+local contexts = {}
+
+-- get_context(method): the module itself with a Process class whose
+-- start method is `method` (nil: the current default).
 function M.get_context(method)
-  if method ~= nil and not METHODS[method] then
+  if method == nil then return M end
+  if not METHODS[method] then
     error(ValueError("cannot find context for " .. tostring(method)), 2)
   end
-  return M
+  local ctx = contexts[method]
+  if ctx == nil then
+    local P = M.Process:extend("multiprocessing.context." .. method:sub(1, 1):upper() ..
+                               method:sub(2) .. "Process")
+    P._start_method = method
+    ctx = setmetatable({ Process = P, _name = method }, { __index = M })
+    function ctx.get_start_method() return method end
+    contexts[method] = ctx
+  end
+  return ctx
 end
 
 -- Processes --------------------------------------------------------------------
@@ -133,17 +147,11 @@ local function child_traceback(e)
   return { msg = e, tb = debug.traceback(tostring(e), 2) }
 end
 
--- The child's side of start(): run, report, exit without returning.
-local function bootstrap(self)
+-- Runs a process object in its own (new) process, reports an error as
+-- Python does, and leaves with the exit code; never returns.
+local function run_child(self)
   local code = 0
   local ok, err = pcall(function()
-    threading._after_fork()
-    _children = {}
-    _parent = { pid = os.getppid(), name = _current.name }
-    _current = self
-    self.pid = os.getpid()
-    self._name_prefix = (self._name_prefix or "") .. self._identity .. ":"
-    _counter = 0
     local ok, e = xpcall(self.run, child_traceback, self)
     if not ok then
       if SystemExit:is(e) then
@@ -168,6 +176,108 @@ local function bootstrap(self)
   _mp._exit(code & 0xff)
 end
 
+-- The child's side of a forked start().
+local function bootstrap(self)
+  local ok, err = pcall(function()
+    threading._after_fork()
+    _children = {}
+    _parent = { pid = os.getppid(), name = _current.name }
+    _current = self
+    self.pid = os.getpid()
+    self._name_prefix = (self._name_prefix or "") .. self._identity .. ":"
+    _counter = 0
+  end)
+  if not ok then
+    pcall(io.stderr.write, io.stderr, "Process ", tostring(self.name), ": ", tostring(err), "\n")
+    _mp._exit(1)
+  end
+  run_child(self)
+end
+
+-- spawn ----------------------------------------------------------------------------
+
+local _loading_main = false
+
+local BOOTSTRAP_MSG = [[
+An attempt has been made to start a new process before the
+current process has finished its bootstrapping phase.
+
+This probably means that you are not using fork to start your
+child processes and you have forgotten to use the proper idiom
+in the main module:
+
+    if __name__ == "__main__" then
+        ...
+    end
+
+The main script is run again, as __mp_main__, in every process that
+the spawn start method starts.]]
+
+--[[ spawn: a new gilua runs `require("multiprocessing")._spawn_main(fd)`
+with one end of a socket pair; it gets the parent's module paths, `arg`
+and main script (which it runs with __name__ == "__mp_main__"), then the
+process object itself, serialized (its target travels as bytecode). ]]
+local function spawn_start(self)
+  if _loading_main then error(RuntimeError(BOOTSTRAP_MSG), 3) end
+  local payload = _mp.dumps(self)
+  local a, b = _mp.Pipe(true)
+  local fd = b:fileno()
+  local exe = _mp.executable()
+  local pid = _mp.spawnv(exe, { exe, "-e",
+    ("require('multiprocessing')._spawn_main(%d)"):format(fd) }, { fd })
+  b:close()
+  local main = type(arg) == "table" and arg[0] or nil
+  if main == "-" or (main and not io.open(main, "r")) then main = nil end
+  local script_args = {}
+  if type(arg) == "table" then
+    for i = 0, #arg do script_args[i] = arg[i] end
+  end
+  local ok, err = pcall(function()
+    a:send({ main = main, arg = script_args, path = package.path, cpath = package.cpath,
+             parent_name = _current.name, name = self.name,
+             prefix = (_current._name_prefix or "") .. self._identity .. ":" })
+    a:send_bytes(payload)
+  end)
+  a:close()
+  if not ok then
+    _mp.kill(pid, _mp.SIGKILL)
+    _mp.waitpid(pid, true)
+    error(err, 0)
+  end
+  return pid
+end
+
+function M._spawn_main(fd)
+  local conn = _mp.Connection(fd, fd)
+  local prep = conn:recv()
+  package.path, package.cpath = prep.path, prep.cpath
+  _parent = { pid = os.getppid(), name = prep.parent_name }
+  _current = setmetatable({ name = prep.name, pid = os.getpid(), daemon = false,
+                            _name_prefix = prep.prefix, _identity = 0 }, Process)
+  _G.arg = prep.arg
+  _G.__name__ = "__mp_main__"
+  if prep.main then
+    _loading_main = true
+    local ok, err = xpcall(function()
+      local chunk = assert(loadfile(prep.main))
+      chunk(table.unpack(prep.arg, 1, #prep.arg))
+    end, function(e) return debug.traceback(tostring(e), 2) end)
+    _loading_main = false
+    if not ok then
+      io.stderr:write("Process ", tostring(prep.name), ":\n", tostring(err), "\n")
+      _mp._exit(1)
+    end
+  end
+  local payload = conn:recv_bytes()
+  conn:close()
+  local self = _mp.loads(payload)
+  self.pid = os.getpid()
+  self._name_prefix = prep.prefix
+  _current = self
+  _counter = 0
+  run_child(self)
+end
+
 function Process:start()
   check_not_closed(self)
   if not self._initialized then error(RuntimeError("Process.init() not called"), 2) end
@@ -178,8 +288,13 @@ function Process:start()
   if _current ~= nil and self._parent_pid == nil then self._parent_pid = os.getpid() end
   reap()
   self._parent_pid = os.getpid()
-  local pid = _mp.fork()
-  if pid == 0 then bootstrap(self) end
+  local pid
+  if (self._start_method or M.get_start_method()) == "spawn" then
+    pid = spawn_start(self)
+  else
+    pid = _mp.fork()
+    if pid == 0 then bootstrap(self) end
+  end
   self._started = true
   self.pid = pid
   self._pidfd = _mp.pidfd(pid)

@@ -21,6 +21,11 @@
 **                                function's _ENV is the child's globals)
 **   class                        tag + name: a class registered by name
 **                                (Exception:extend("x.Y")), the receiver's own
+**   subclass                     tag + parent class + the fields that
+**                                differ from the parent's + END: a class
+**                                made with extend() and no name of its
+**                                own, made again at the receiver with
+**                                parent:extend()
 **   name                         tag + module + key: a module, or a value
 **                                that a loaded module exports (C functions,
 **                                io.stdout, module functions, classes),
@@ -44,7 +49,7 @@
 #define MAXDEPTH 200
 
 enum { T_NIL, T_FALSE, T_TRUE, T_INT, T_FLT, T_STR, T_TABLE, T_END, T_REF,
-       T_FUNC, T_GLOBALS, T_CLASS, T_NAME, T_JOIN };
+       T_FUNC, T_GLOBALS, T_CLASS, T_NAME, T_JOIN, T_SUBCLASS };
 
 #define CLASSES_KEY "gilua.classes"
 #define NAMES_KEY "_multiprocessing.names"
@@ -330,6 +335,51 @@ static int is_class (enc *e, int idx) {
 
 static int enc_value (enc *e, int idx);
 
+/* Keys that extend() makes itself. */
+static int made_by_extend (const char *k) {
+  static const char *const own[] = {"__index", "__newindex", "__super",
+    "__name", "__getters", "__setters", NULL};
+  int i;
+  for (i = 0; own[i]; i++) if (strcmp(k, own[i]) == 0) return 1;
+  return 0;
+}
+
+
+/* A class made by extend() (its __super is a table) sent as its parent
+** plus what it adds; 0 if 'idx' is not such a class. */
+static int enc_subclass (enc *e, int idx, int *r) {
+  lua_State *L = e->L;
+  int parent;
+  lua_pushliteral(L, "__super");
+  if (lua_rawget(L, idx) != LUA_TTABLE) { lua_pop(L, 1); return 0; }
+  parent = lua_gettop(L);
+  put_byte(e, T_SUBCLASS);
+  if (enc_value(e, parent) != 0) { prepend(e, "(parent class)"); *r = -1; return 1; }
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    int k = lua_gettop(L) - 1, same;
+    if (lua_type(L, k) == LUA_TSTRING && made_by_extend(lua_tostring(L, k))) {
+      lua_pop(L, 1);
+      continue;
+    }
+    lua_pushvalue(L, k);
+    lua_gettable(L, parent);          /* inherited as it is? */
+    same = lua_rawequal(L, -1, k + 1);
+    lua_pop(L, 1);
+    if (same) { lua_pop(L, 1); continue; }
+    if (enc_value(e, k) != 0 || enc_value(e, k + 1) != 0) {
+      prepend_key(e, k);
+      *r = -1;
+      return 1;
+    }
+    lua_pop(L, 1);
+  }
+  put_byte(e, T_END);
+  lua_pop(L, 1);
+  *r = 0;
+  return 1;
+}
+
 /* Already sent in this message? Writes a reference. Else gives it an id. */
 static int seen (enc *e, int idx) {
   lua_State *L = e->L;
@@ -497,6 +547,7 @@ static int enc_value (enc *e, int idx) {
       if (lua_rawequal(L, -1, idx)) put_byte(e, T_GLOBALS);
       else if (seen(e, idx)) {}
       else if (is_class(e, idx) || by_name(e, idx)) {}
+      else if (enc_subclass(e, idx, &r)) {}
       else r = enc_table(e, idx);
       lua_pop(L, 1);
       break;
@@ -685,6 +736,32 @@ static void dec_function (dec *d) {
 }
 
 
+static void dec_subclass (dec *d) {
+  lua_State *L = d->L;
+  lua_Integer id = ++d->nobjs;    /* the class's id comes before its parent's */
+  int cls;
+  lua_pushboolean(L, 0);
+  lua_rawseti(L, d->objs, id);
+  dec_value(d);
+  if (!lua_istable(L, -1)) bad(d, "bad parent class");
+  if (lua_getfield(L, -1, "extend") != LUA_TFUNCTION) bad(d, "parent is not a class");
+  lua_insert(L, -2);
+  lua_call(L, 1, 1);
+  if (!lua_istable(L, -1)) bad(d, "extend() did not make a class");
+  cls = lua_gettop(L);
+  lua_pushvalue(L, cls);
+  lua_rawseti(L, d->objs, id);
+  for (;;) {
+    if (d->p >= d->end) bad(d, "truncated class");
+    if (*d->p == T_END) { d->p++; break; }
+    dec_value(d);
+    if (lua_isnil(L, -1)) bad(d, "nil key");
+    dec_value(d);
+    lua_rawset(L, cls);
+  }
+}
+
+
 static void dec_name (dec *d) {
   lua_State *L = d->L;
   int mod;
@@ -754,6 +831,7 @@ static void dec_value (dec *d) {
       lua_pop(L, 1);
       break;
     case T_NAME: dec_name(d); break;
+    case T_SUBCLASS: dec_subclass(d); break;
     default: bad(d, "unknown tag");
   }
   d->depth--;
