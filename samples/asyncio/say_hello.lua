@@ -1,8 +1,13 @@
 --[[
-The course's first asyncio example: two tasks that each print "Hello",
-sleep one second without blocking the thread, then print "World".
-Prints Hello, Hello, World, World in about 1 s (not 2: the two sleeps
-overlap on the one thread that runs the event loop).
+« La programmation concurrente avec Python », « Bibliothèque asyncio : les
+coroutines »: say_hello. Two tasks each print "Hello", sleep one second
+without blocking the thread, then print "World": Hello, Hello, World,
+World in about 1 s (not 2: the two sleeps overlap on the one thread that
+runs the event loop).
+
+In Lua: `async def f()` is `local f = asyncio.async(function() ... end)`,
+`await x` is `x:await()`; the rest reads as in Python. The elapsed time
+is printed at the end to show the overlap.
 ]]
 local asyncio = require "asyncio"
 local time = require "time"
