@@ -117,5 +117,16 @@ function ProcessPoolExecutor:__tostring()
     self._max_workers, self._shutdown and " shutdown" or "")
 end
 
--- Program exit: the queued work is done first, as Python's executors do.
+-- Program exit: the queued work is done first, as Python's executors do
+-- (this runs before multiprocessing's own exit handler stops the workers).
+local live = setmetatable({}, { __mode = "k" })
+local plain_init = ProcessPoolExecutor.init
+function ProcessPoolExecutor:init(...)
+  plain_init(self, ...)
+  live[self] = true
+end
+threading._register_atexit(function()
+  for ex in next, live do pcall(ex.shutdown, ex, true) end
+end)
+
 return M
