@@ -476,10 +476,12 @@ static int l_set_nonblocking (lua_State *L) {
 }
 
 
-/* A pipe (read end, write end), non-blocking and close-on-exec. */
+/* A pipe (read end, write end), close-on-exec and blocking: the end that
+** stays with the loop is made non-blocking with set_nonblocking (each end
+** has its own open file description, so the child's end stays blocking). */
 static int l_pipe (lua_State *L) {
   int fds[2];
-  if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) < 0) return oserror(L, errno);
+  if (pipe2(fds, O_CLOEXEC) < 0) return oserror(L, errno);
   lua_pushinteger(L, fds[0]);
   lua_pushinteger(L, fds[1]);
   return 2;
