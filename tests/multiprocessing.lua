@@ -43,6 +43,23 @@ do
   local blob = dumps(function() return 1 end)
   local corrupt = blob:sub(1, 20) .. string.char((blob:byte(21) + 1) % 256) .. blob:sub(22)
   t.raises(function() loads(corrupt) end, ValueError, "corrupted bytecode is refused")
+  -- mutated and truncated messages: errors, never a crash
+  local samples = { dumps({ 1, 2.5, "x", { a = { b = true } } }), dumps(function(x) return x + k end),
+                    dumps(ValueError("boom")), dumps({ c, c }) }
+  math.randomseed(7)
+  local survived = true
+  for _ = 1, 5000 do
+    local m = samples[math.random(#samples)]
+    local pos = math.random(#m)
+    if math.random(2) == 1 then
+      m = m:sub(1, pos - 1) .. string.char(math.random(0, 255)) .. m:sub(pos + 1)
+    else
+      m = m:sub(1, pos)
+    end
+    local ok, err = pcall(loads, m)
+    if not ok and not ValueError:is(err) and type(err) ~= "string" then survived = false end
+  end
+  t.ok(survived, "5000 mutated messages: values or errors, no crash")
   local e = loads(dumps(ValueError("x")))
   t.ok(ValueError:is(e), "exception classes travel by name")
 end
