@@ -111,6 +111,12 @@ WORKLOADS = [
     Workload("mp_executor", "5,000 trivial tasks on "
              "ProcessPoolExecutor(2), start and shutdown included",
              twins=["python3"]),
+    Workload("asyncio_sleep0", "100,000 asyncio tasks each awaiting "
+             "sleep(0) once, gathered", twins=["python3"]),
+    Workload("asyncio_sleep_many", "10,000 asyncio tasks each awaiting "
+             "sleep(0.1), all at once", twins=["python3"]),
+    Workload("asyncio_echo", "10 clients x 2,000 echo round trips over "
+             "loopback with asyncio streams", twins=["python3"]),
 ]
 
 
