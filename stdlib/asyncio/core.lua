@@ -191,9 +191,11 @@ function M.async(fn, name)
   local cls = coro_classes(fn, tostring(name))
   return function(...)
     local n = select("#", ...)
-    if n == 0 then return setmetatable({ _n = 0 }, cls) end
-    if n == 1 then return setmetatable({ _n = 1, _a = ... }, cls) end
-    return setmetatable({ _n = n, _args = pack(...) }, cls)
+    if n == 0 then return setmetatable({ _n = 0, _started = false }, cls) end
+    if n == 1 then
+      return setmetatable({ _n = 1, _a = ..., _started = false }, cls)
+    end
+    return setmetatable({ _n = n, _args = pack(...), _started = false }, cls)
   end
 end
 M.coroutine = M.async
@@ -358,27 +360,44 @@ end
 
 local step                       -- Task's step, below
 
--- Future's callbacks, after its state became final. A task waiting for
--- the future is stored as itself: its step is queued.
+--[[ A future's callbacks: the first in _cb1, the others in the array
+_cbs (most futures have one, and it costs no table then). A task waiting
+for the future is stored as itself: its step is queued. ]]
+local function add_callback(fut, cb)
+  if not fut._cb1 then fut._cb1 = cb
+  else
+    local cbs = fut._cbs
+    if not cbs then fut._cbs = { cb } else cbs[#cbs + 1] = cb end
+  end
+end
+
+local function schedule_one(loop, fut, cb)
+  if type(cb) == "table" and cb._is_task_waiter then
+    push(loop, step, cb, nil)
+  else
+    push(loop, cb, fut, nil)
+  end
+end
+
+-- After the future's state became final.
 local function schedule_callbacks(fut)
-  local cbs = fut._cbs
-  if not cbs then return end
-  fut._cbs = false
+  local cb1 = fut._cb1
+  if not cb1 then return end
+  fut._cb1 = false
   local loop = fut._loop
-  for i = 1, #cbs do
-    local cb = cbs[i]
-    if type(cb) == "table" and cb._is_task_waiter then
-      push(loop, step, cb, nil)
-    else
-      push(loop, cb, fut, nil)
-    end
+  schedule_one(loop, fut, cb1)
+  local cbs = fut._cbs
+  if cbs then
+    fut._cbs = false
+    for i = 1, #cbs do schedule_one(loop, fut, cbs[i]) end
   end
 end
 
 --[[ The fields that the fast paths read have defaults in the class
 itself (false for "none"), one lookup away; instances start with the
 fewest fields, to stay small (a task is a table of 8 slots). ]]
-Future._cbs, Future._failed, Future._n, Future._result = false, false, 0, false
+Future._cb1, Future._cbs, Future._failed, Future._n, Future._result =
+  false, false, false, 0, false
 Future._must_cancel, Future._fut_waiter = false, false
 local function new_future(loop)
   return setmetatable({ _loop = loop, _state = PENDING }, Future)
@@ -388,7 +407,8 @@ function Future:init(opts)
   local loop = opts and opts.loop
   self._loop = loop or M.get_event_loop()
   self._state = PENDING
-  self._cbs, self._failed, self._n, self._result = false, false, 0, false
+  self._cb1, self._cbs, self._failed, self._n, self._result =
+    false, false, false, 0, false
 end
 
 function Future:get_loop() return self._loop end
@@ -489,18 +509,18 @@ function Future:add_done_callback(fn)
     push(self._loop, fn, self, nil)
     return
   end
-  local cbs = self._cbs
-  if not cbs then self._cbs = { fn } else cbs[#cbs + 1] = fn end
+  add_callback(self, fn)
 end
 
 function Future:remove_done_callback(fn)
+  local all = {}
+  if self._cb1 then all[1] = self._cb1 end
   local cbs = self._cbs
-  if not cbs then return 0 end
-  local j, removed = 0, 0
-  for i = 1, #cbs do
-    local cb = cbs[i]
-    cbs[i] = nil
-    if cb == fn then removed = removed + 1 else j = j + 1; cbs[j] = cb end
+  if cbs then for i = 1, #cbs do all[#all + 1] = cbs[i] end end
+  self._cb1, self._cbs = false, false
+  local removed = 0
+  for i = 1, #all do
+    if all[i] == fn then removed = removed + 1 else add_callback(self, all[i]) end
   end
   return removed
 end
@@ -613,7 +633,7 @@ step = function(task, e)
       e = CancelledError(task._cancel_message)
     end
   end
-  task._fut_waiter = nil
+  if task._fut_waiter then task._fut_waiter = nil end
   local co = task._co
   if not co then
     local c = task._coro
@@ -658,8 +678,7 @@ after_resume = function(task, co, ok, tag, y, ...)
   if y._state ~= PENDING then
     return push(loop, step, task, nil)
   end
-  local cbs = y._cbs
-  if not cbs then y._cbs = { task } else cbs[#cbs + 1] = task end
+  if not y._cb1 then y._cb1 = task else add_callback(y, task) end
   task._fut_waiter = y
   if task._must_cancel then
     if y:cancel(task._cancel_message) then task._must_cancel = false end
@@ -758,7 +777,7 @@ function M.current_task(loop)
   if t then return t end
   loop = loop or running_loops[get_ident()]
   if loop == nil then error(RuntimeError("no running event loop"), 2) end
-  return loop._current_task
+  return loop._current_task or nil
 end
 
 -- The pending tasks of a loop: those that have started (their coroutine
@@ -801,6 +820,8 @@ function EventLoop:init()
   self._ts_list = {}
   self._closed = false
   self._stopping = false
+  self._fatal = false
+  self._current_task = false
   self._debug = false
   self.slow_callback_duration = 0.1
 end
@@ -1096,7 +1117,7 @@ function EventLoop:run_forever()
       self:_run_once()
       local fatal = self._fatal
       if fatal then
-        self._fatal = nil
+        self._fatal = false
         error(fatal, 0)
       end
       if self._stopping then break end
@@ -1545,8 +1566,7 @@ function M.gather(...)
     if f._state ~= PENDING then
       push(loop, done_cb, f, nil)
     else
-      local cbs = f._cbs
-      if not cbs then f._cbs = { done_cb } else cbs[#cbs + 1] = done_cb end
+      if not f._cb1 then f._cb1 = done_cb else add_callback(f, done_cb) end
     end
   end
   return outer
