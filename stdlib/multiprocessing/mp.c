@@ -1358,10 +1358,13 @@ static int q_get (lua_State *L) {
     int lr;
     if (timeout < 0) lr = pthread_mutex_lock(&sh->rlock);
     else if (timeout == 0) lr = pthread_mutex_trylock(&sh->rlock);
-    else {
+    else {  /* timedlock counts in CLOCK_REALTIME */
       struct timespec ts;
-      gilua_deadline(&ts, timeout);
-      lr = pthread_mutex_clocklock(&sh->rlock, CLOCK_MONOTONIC, &ts);
+      clock_gettime(CLOCK_REALTIME, &ts);
+      ts.tv_sec += (time_t)timeout;
+      ts.tv_nsec += (long)((timeout - (double)(time_t)timeout) * 1e9);
+      if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
+      lr = pthread_mutex_timedlock(&sh->rlock, &ts);
     }
     if (lr == EOWNERDEAD) { pthread_mutex_consistent(&sh->rlock); lr = 0; }
     if (lr == 0) {
