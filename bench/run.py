@@ -111,6 +111,10 @@ WORKLOADS = [
     Workload("mp_executor", "5,000 trivial tasks on "
              "ProcessPoolExecutor(2), start and shutdown included",
              twins=["python3"]),
+    Workload("subprocess_true", "300 x subprocess.run([\"true\"])",
+             twins=["python3"]),
+    Workload("subprocess_cat", "50 x run([\"cat\"]) with 1 MiB of input, "
+             "output captured", twins=["python3"]),
     Workload("asyncio_sleep0", "100,000 asyncio tasks each awaiting "
              "sleep(0) once, gathered", twins=["python3"]),
     Workload("asyncio_sleep_many", "10,000 asyncio tasks each awaiting "

@@ -18,6 +18,7 @@ static const luaL_Reg cmodules[] = {
   {"gil", luaopen_gilua_gil},
   {"_queue", luaopen_gilua_queue},
   {"_multiprocessing", luaopen_gilua_multiprocessing},
+  {"_subprocess", luaopen_gilua_subprocess},
   {"_asyncio", luaopen_gilua_asyncio},
   {NULL, NULL}
 };

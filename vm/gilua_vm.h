@@ -142,6 +142,7 @@ int luaopen_gilua_sys(lua_State *L);     /* "sys" */
 int luaopen_gilua_gil(lua_State *L);     /* "gil" */
 int luaopen_gilua_queue(lua_State *L);   /* "_queue" */
 int luaopen_gilua_multiprocessing(lua_State *L); /* "_multiprocessing" */
+int luaopen_gilua_subprocess(lua_State *L); /* "_subprocess" */
 int luaopen_gilua_asyncio(lua_State *L);  /* "_asyncio" */
 void gilua_openos(lua_State *L);         /* os.getpid, os.getppid, os.cpu_count */
 void gilua_openio(lua_State *L);         /* GIL-releasing io and os.execute */
