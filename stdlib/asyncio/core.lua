@@ -398,6 +398,7 @@ itself (false for "none"), one lookup away; instances start with the
 fewest fields, to stay small (a task is a table of 8 slots). ]]
 Future._cb1, Future._cbs, Future._failed, Future._n, Future._result =
   false, false, false, 0, false
+Future._log = false
 Future._must_cancel, Future._fut_waiter = false, false
 local function new_future(loop)
   return setmetatable({ _loop = loop, _state = PENDING }, Future)
@@ -438,12 +439,37 @@ function Future:set_result(...)
   set_result(self, ...)
 end
 
+--[[ A future that fails gets a small companion with a finalizer: if
+nobody has asked for the error (result, exception, await) by the time the
+future is collected, the error is reported on stderr, as Python logs
+"Task exception was never retrieved". ]]
+local NOT_RETRIEVED = {}
+NOT_RETRIEVED.__gc = function(log)
+  if log.done then return end
+  local what = log.task and "Task exception was never retrieved" or
+               "Future exception was never retrieved"
+  pcall(report, what .. "\nfuture: " .. log.desc, log.e, log.tb)
+end
+
+local function retrieved(fut)
+  local log = fut._log
+  if log then
+    log.done = true
+    fut._log = false
+  end
+end
+
 local function set_exception(self, e, tb)
   if e == nil then e = "nil" end
   self._exception = e
   self._tb = tb
   self._failed = true
   self._state = FINISHED
+  if not (type(e) == "table" and CancelledError:is(e)) then
+    local ok, desc = pcall(tostring, self)
+    self._log = setmetatable({ e = e, tb = tb, desc = ok and desc or "?",
+                               task = self._is_task_waiter or false }, NOT_RETRIEVED)
+  end
   schedule_callbacks(self)
 end
 
@@ -472,7 +498,7 @@ end
 
 local function raise_outcome(self, level)
   local e, tb = self._exception, self._tb
-  self._retrieved = true
+  retrieved(self)
   if type(e) == "string" and tb ~= nil then error(e .. "\n" .. tb, 0) end
   error(e, 0)
 end
@@ -495,7 +521,7 @@ end
 function Future:exception()
   local state = self._state
   if state == FINISHED then
-    self._retrieved = true
+    retrieved(self)
     if self._failed then return self._exception end
     return nil
   end
@@ -609,7 +635,7 @@ local function task_done(task, ok, ...)
   if type(e) == "table" and not Exception:is(e) and BaseException:is(e) then
     -- KeyboardInterrupt, SystemExit: the loop stops with it, as Python's
     -- does; result() still has it.
-    task._retrieved = true
+    retrieved(task)
     task._loop._fatal = e
   end
 end
@@ -1288,6 +1314,7 @@ function M.run_coroutine_threadsafe(coro, loop)
       if t._state == CANCELLED then
         cf:set_exception(cfutures().CancelledError())
       elseif t._failed then
+        retrieved(t)
         cf:set_exception(t._exception)
       else
         cf:set_result(outcome(t))
@@ -1337,6 +1364,7 @@ local function cancel_all(loop)
   for i = 1, n do
     local t = pending[i]
     if t._state == FINISHED and t._failed then
+      retrieved(t)
       loop:call_exception_handler{
         message = "unhandled exception during asyncio.run() shutdown",
         exception = t._exception, traceback = t._tb, task = t }
@@ -1526,7 +1554,7 @@ function M.gather(...)
   local function done_cb(fut)
     nfinished = nfinished + 1
     if outer._state ~= PENDING then
-      if fut._state == FINISHED then fut._retrieved = true end
+      if fut._state == FINISHED then retrieved(fut) end
       return
     end
     if not return_exceptions then
@@ -1534,7 +1562,7 @@ function M.gather(...)
         set_exception(outer, make_cancelled_error(fut))
         return
       elseif fut._failed then
-        fut._retrieved = true
+        retrieved(fut)
         set_exception(outer, fut._exception, fut._tb)
         return
       end
@@ -1546,7 +1574,7 @@ function M.gather(...)
         if f._state == CANCELLED then
           results[i] = make_cancelled_error(f)
         elseif f._failed then
-          f._retrieved = true
+          retrieved(f)
           results[i] = f._exception
         elseif f._n == 1 then
           results[i] = f._result
@@ -1580,7 +1608,7 @@ function M.shield(aw)
   local outer = new_future(loop)
   local function inner_done(f)
     if outer._state ~= PENDING then
-      if f._state == FINISHED then f._retrieved = true end
+      if f._state == FINISHED then retrieved(f) end
       return
     end
     if f._state == CANCELLED then outer:cancel()
@@ -1887,6 +1915,7 @@ await_it = M.async(function(aw) return aw:await() end, "awaitable")
 M._new_future = new_future
 M._set_result = set_result
 M._set_exception = set_exception
+M._retrieved = retrieved
 M._tasks_by_co = tasks_by_co
 M._current_task_or_fail = current_task_or_fail
 M._add_timer = add_timer

@@ -470,6 +470,7 @@ local function on_accept(self)
       task:add_done_callback(function(t)
         self._conns[t] = nil
         if not t:cancelled() and t._failed then
+          core._retrieved(t)
           loop:call_exception_handler{
             message = "Unhandled exception in client_connected_cb",
             exception = t._exception, traceback = t._tb }
