@@ -1287,11 +1287,11 @@ function EventLoop:run_in_executor(executor, fn, ...)
   return M.wrap_future(executor:submit(fn, ...), self)
 end
 
+-- Shuts the default executor down (waiting for its work) from a thread of
+-- its own, so that the loop goes on meanwhile.
+local shutdown_executor = nil
 function EventLoop:shutdown_default_executor()
-  local ex = self._default_executor
-  if ex == nil then return M.sleep(0) end
-  self._default_executor = nil
-  return self:run_in_executor(nil, function() ex:shutdown(true) end)
+  return shutdown_executor(self)
 end
 
 function M.to_thread(fn, ...)
@@ -1910,6 +1910,26 @@ function M.timeout_at(when)
 end
 
 await_it = M.async(function(aw) return aw:await() end, "awaitable")
+
+shutdown_executor = M.async(function(loop)
+  local ex = loop._default_executor
+  loop._default_executor = nil
+  if ex == nil then return end
+  local threading = require "threading"
+  local fut = new_future(loop)
+  local th = threading.Thread{ name = "asyncio-executor-shutdown", daemon = true,
+    target = function()
+      pcall(ex.shutdown, ex, true)
+      if not loop._closed then
+        loop:call_soon_threadsafe(function()
+          if fut._state == PENDING then set_result(fut) end
+        end)
+      end
+    end }
+  th:start()
+  await_future(fut)
+  th:join()
+end, "shutdown_default_executor")
 
 -- For the other asyncio modules.
 M._new_future = new_future
