@@ -751,6 +751,16 @@ static int f_read (lua_State *L) {
   return g_read(L, 1, 2);
 }
 
+
+/* Python's file.readline(): the line with its newline; nil (Python: "")
+** at the end, so that `if not line then break end` reads naturally. */
+static int f_readline (lua_State *L) {
+  checkopen(L, 1);
+  lua_settop(L, 1);
+  lua_pushliteral(L, "L");
+  return g_read(L, 1, 2);
+}
+
 /* }====================================================== */
 
 
@@ -1185,6 +1195,7 @@ static const luaL_Reg iofuncs[] = {
 
 static const luaL_Reg methods[] = {
   {"read", f_read},
+  {"readline", f_readline},
   {"write", f_write},
   {"lines", f_lines},
   {"flush", f_flush},

@@ -22,9 +22,9 @@ Where Lua and Python differ:
     output is left as read, as in Python.
   * Popen's stdin, stdout and stderr are Lua file handles: read, write,
     lines, close, flush work as for any Lua file (f:read() reads a line, as
-    in Lua, and f:read("a") everything). `require "subprocess"` also gives
-    every Lua file Python's readline: f:readline() is f:read("L") (nil at
-    the end, where Python gives "", so `if not line then break end` works).
+    in Lua, and f:read("a") everything). Every Lua file also has Python's
+    readline: f:readline() is f:read("L") (nil at the end, where Python
+    gives "", so `if not line then break end` works).
     They take part in `lines`, `<close>`, and may be passed as another
     child's stdin, stdout or stderr.
   * Writing to the stdin of a child that has ended fails with EPIPE
@@ -71,14 +71,6 @@ local PIPE, STDOUT, DEVNULL = _sp.PIPE, _sp.STDOUT, _sp.DEVNULL
 M.PIPE, M.STDOUT, M.DEVNULL = PIPE, STDOUT, DEVNULL
 
 local SIGTERM, SIGKILL = signum("SIGTERM"), signum("SIGKILL")
-
--- Python's readline on every Lua file (see above).
-do
-  local methods = getmetatable(io.stdout).__index
-  if type(methods) == "table" and methods.readline == nil then
-    methods.readline = function(f) return f:read("L") end
-  end
-end
 
 -- Showing commands as Python does ---------------------------------------------
 
