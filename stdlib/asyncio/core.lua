@@ -716,8 +716,10 @@ local function new_task(loop, coro, name)
     task_counter = task_counter + 1
     name = task_counter
   end
+  -- the slots set_result fills are there from the start: no rehash later
   local task = setmetatable({ _loop = loop, _state = PENDING, _co = false,
-                              _coro = coro, _name = name }, Task)
+                              _coro = coro, _name = name, _result = false,
+                              _n = 0 }, Task)
   push(loop, step, task, nil)
   return task
 end
