@@ -358,4 +358,25 @@ collectgarbage(); collectgarbage()
   t.ok(not out:find("seen error"), "one that was retrieved is not")
 end
 
+-- debug mode -------------------------------------------------------------------------------------
+do
+  local script = os.tmpname()
+  local f = io.open(script, "w")
+  f:write([[
+local asyncio = require "asyncio"
+local time = require "time"
+asyncio.run(asyncio.async(function()
+  local t0 = time.monotonic()
+  while time.monotonic() - t0 < 0.15 do end
+end, "busy")(), {debug = true})
+]])
+  f:close()
+  local p = io.popen("gilua " .. script .. " 2>&1", "r")
+  local out = p:read("a")
+  p:close()
+  os.remove(script)
+  t.like(out, "Executing step of <Task [^\n]*busy[^\n]*> took 0%.1%d+ seconds",
+         "run(coro, {debug = true}) reports a slow step")
+end
+
 t.done_testing()

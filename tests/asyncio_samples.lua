@@ -38,4 +38,15 @@ do
   t.like(out, "50 clients x 20 lines: 1000 echoes correct", "every echo came back")
 end
 
+do
+  local out, code = run("samples/asyncio/mixed.lua", 2000000)
+  t.is(code, 0, "mixed runs")
+  local lt = tonumber(out:match("in the loop:%s+[%d.]+ s, the loop ticked%s+(%d+)"))
+  local tt = tonumber(out:match("thread pool %(default%):%s+[%d.]+ s, the loop ticked%s+(%d+)"))
+  local pt = tonumber(out:match("ProcessPoolExecutor%(2%):%s+[%d.]+ s, the loop ticked%s+(%d+)"))
+  t.ok(lt and tt and pt, "three measurements")
+  t.is(lt, 0, "CPU work in the loop stops it")
+  t.ok((pt or 0) > 0, "CPU work in a process pool leaves the loop running (" .. tostring(pt) .. " ticks)")
+end
+
 t.done_testing()

@@ -10,7 +10,7 @@ through loop:run_in_executor:
   3. in a ProcessPoolExecutor: the ticker goes on and the computations
      run in parallel on the cores.
 
-    gilua samples/asyncio/mixed.lua
+    gilua samples/asyncio/mixed.lua [iterations]
 ]]
 local asyncio = require "asyncio"
 local futures = require "concurrent.futures"
@@ -24,7 +24,7 @@ function calcul(n)
   return s
 end
 
-local N = 20000000
+local N = tonumber(arg and arg[1]) or 20000000
 
 local ticker = asyncio.async(function(state)
   while true do

@@ -1086,16 +1086,20 @@ function EventLoop:_run_once()
   for i = 1, nrun do
     local f, a, b = qf[i], qa[i], qb[i]
     qf[i], qa[i], qb[i] = nil, nil, nil
-    if f == step then
-      step(a, b)
-    elseif debug then
+    if debug then
+      -- debug mode (run(coro, {debug = true})): slow steps and callbacks
+      -- are reported, as Python's debug mode does
       local t0 = monotonic()
-      run_callback(self, f, a, b)
+      if f == step then step(a, b) else run_callback(self, f, a, b) end
       local dt = monotonic() - t0
       if dt >= self.slow_callback_duration then
-        io.stderr:write(("Executing %s took %.3f seconds\n"):format(
-          f == run_handle and tostring(a) or tostring(f), dt))
+        local what = f == step and ("step of " .. tostring(a))
+                     or f == run_handle and tostring(a) or tostring(f)
+        io.stderr:write(("Executing %s took %.3f seconds\n"):format(what, dt))
+        io.stderr:flush()
       end
+    elseif f == step then
+      step(a, b)
     else
       run_callback(self, f, a, b)
     end
@@ -1116,7 +1120,6 @@ function EventLoop:_run_once()
       break
     end
   end
-  if debug and self._slow_step then self._slow_step = nil end
 end
 
 local function loop_enter(self)
@@ -1515,6 +1518,13 @@ function M.gather(...)
   local return_exceptions = false
   local last = n > 0 and select(n, ...) or nil
   if n > 0 and is_options(last) then
+    for k in next, last do
+      if k ~= "return_exceptions" then
+        error(TypeError(type(k) == "number"
+          and "gather() takes the awaitables as arguments: gather(table.unpack(list))"
+          or "gather(): unexpected keyword argument '" .. tostring(k) .. "'"), 2)
+      end
+    end
     return_exceptions = last.return_exceptions and true or false
     n = n - 1
   end
