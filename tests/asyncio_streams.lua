@@ -96,6 +96,21 @@ do
   end)())
 end
 
+-- closing our side while a read waits ends the read -------------------------------------------
+do
+  local silent = async(function(reader, writer)
+    reader:read(-1):await()
+    writer:close()
+  end)
+  with_server(silent, function(port)
+    local r, w = asyncio.open_connection("127.0.0.1", port):await()
+    local reading = asyncio.create_task(r:read(100))
+    sleep(0.02):await()
+    w:close()
+    t.is(asyncio.wait_for(reading, 2):await(), "", "a read waiting when the writer closes returns ''")
+  end)
+end
+
 -- errors ------------------------------------------------------------------------------------------
 do
   local port = with_server(echo, function(port, _, server) return port end)

@@ -59,6 +59,7 @@ local Transport = Object:extend("asyncio.Transport")
 
 function Transport:init(loop, fd)
   self._loop, self.fd, self.closed = loop, fd, false
+  self._rfut, self._rwatched = false, false
 end
 
 function Transport:close()
@@ -70,6 +71,11 @@ function Transport:close()
     loop:remove_writer(self.fd)
   end
   aio.close(self.fd)
+  local rf = self._rfut                -- a reader waiting: it sees the end
+  if rf then
+    self._rfut = false
+    wake(rf)
+  end
   local w = self._closed_waiters
   if w then
     self._closed_waiters = nil
@@ -79,6 +85,34 @@ end
 
 function Transport:__gc()
   if not self.closed then pcall(aio.close, self.fd) end
+end
+
+--[[ Waiting for a socket to be readable. The descriptor stays in the
+poller between waits (a ping-pong exchange then costs no epoll_ctl at
+all); if it becomes readable while nobody waits, the loop's callback
+takes it out, since the poller is level-triggered. ]]
+local function on_readable(tr)
+  local fut = tr._rfut
+  if fut then
+    tr._rfut = false
+    wake(fut)
+  else
+    tr._rwatched = false
+    tr._loop:remove_reader(tr.fd)
+  end
+end
+
+local function wait_readable(tr)
+  local loop = tr._loop
+  local fut = new_future(loop)
+  tr._rfut = fut
+  if not tr._rwatched then
+    tr._rwatched = true
+    loop:add_reader(tr.fd, on_readable, tr)
+  end
+  local ok, e = pcall(await_future, fut)
+  if tr._rfut == fut then tr._rfut = false end
+  if not ok then error(e, 0) end
 end
 
 -- StreamReader --------------------------------------------------------------------
@@ -146,7 +180,7 @@ local function fill(self)
       self._pos = 1
       return
     end
-    wait_fd(tr._loop, tr.fd, false)
+    wait_readable(tr)
   end
 end
 
