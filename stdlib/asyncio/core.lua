@@ -732,6 +732,9 @@ local await_it                  -- async(function(aw) return aw:await() end)
 
 -- A coroutine object, or an awaitable such as sleep() wrapped in one.
 local function check_coro(coro, fname)
+  if type(coro) == "table" and coro._is_coro == true and not coro._started then
+    return coro                          -- the usual case, first
+  end
   if not iscoro(coro) and type(coro) == "table" and coro.await
      and not Future:is(coro) then
     return await_it(coro)
@@ -1438,7 +1441,8 @@ Runner.__close = Runner.close
 local TASK_SPEC = { "name", "context", fname = "create_task" }
 
 function M.create_task(coro, ...)
-  local name = args.get(TASK_SPEC, ...)
+  local name
+  if select("#", ...) > 0 then name = args.get(TASK_SPEC, ...) end
   local loop = running_loops[get_ident()]
   if loop == nil then error(RuntimeError("no running event loop"), 2) end
   coro = check_coro(coro, "create_task")
@@ -1484,6 +1488,7 @@ function Sleep:__tostring()
 end
 
 function M.sleep(delay, result)
+  if delay == 0 and result == nil then return SLEEP0 end
   if delay == nil then delay = 0 end
   if type(delay) ~= "number" then
     error(TypeError("sleep(): 'delay' must be a number, not " .. typename(delay)), 2)
