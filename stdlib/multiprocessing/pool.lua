@@ -125,8 +125,14 @@ end
 function Engine:_spawn()
   local parent_end, child_end = mp.Pipe()
   local init, iargs, maxtasks = self._initializer, self._initargs, self._maxtasks
+  local engine = self
   local p = mp.Process{ target = function()
     parent_end:close()
+    -- the other workers' pipes and pidfds came with the fork
+    for _, other in next, engine._workers do
+      pcall(other.conn.close, other.conn)
+      if other.pidfd then _mp.close(other.pidfd); other.pidfd = nil end
+    end
     worker_main(child_end, init, iargs, maxtasks)
   end, daemon = true }
   p:start()
@@ -174,9 +180,12 @@ function Engine:_send_loop()
       if self._state == "terminate" or self._state == "broken" then cv:release(); return end
       if self._phead > self._ptail then
         if self._state == "close" then
+          -- no more work: the workers end when their pipe says so. The
+          -- list is copied first: the receiver removes workers as they end.
+          local ws = {}
+          for _, wk in next, self._workers do ws[#ws + 1] = wk end
           cv:release()
-          -- no more work: the workers end when their pipe says so
-          for _, wk in next, self._workers do pcall(wk.conn.send, wk.conn, nil) end
+          for i = 1, #ws do pcall(ws[i].conn.send, ws[i].conn, nil) end
           return
         end
       else
