@@ -9,7 +9,7 @@ local threading = require "threading"
 local multiprocessing = require "multiprocessing"
 local time = require "time"
 
-local N = 30000000
+local N = 60000000
 
 local function compter(n, resultats, i)
   local count = 0

@@ -4,7 +4,7 @@ import sys
 import threading
 import time
 
-N = 30000000
+N = 60000000
 
 
 def compter(n, resultats, i):
