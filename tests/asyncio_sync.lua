@@ -183,4 +183,32 @@ run(async(function()
            "wait_for(q:get(), timeout)")
 end)())
 
+-- TaskGroup ---------------------------------------------------------------------------------
+run(async(function()
+  local got = {}
+  do
+    local tg <close> = asyncio.TaskGroup()
+    for i = 1, 3 do
+      tg:create_task(async(function() sleep(0.01 * i):await(); got[#got + 1] = i end)())
+    end
+  end
+  t.is(table.concat(got, ","), "1,2,3", "TaskGroup: leaving the scope waits for every task")
+
+  local cancelled = false
+  local ok, e = pcall(function()
+    local tg <close> = asyncio.TaskGroup()
+    tg:create_task(async(function() sleep(0.01):await(); error(ValueError("one")) end)())
+    tg:create_task(async(function()
+      local ok2, e2 = pcall(function() sleep(5):await() end)
+      cancelled = asyncio.CancelledError:is(e2)
+      error(e2, 0)
+    end)())
+    sleep(5):await()                 -- the body is cancelled by the failure
+  end)
+  t.ok(not ok and asyncio.ExceptionGroup:is(e), "a failing task: ExceptionGroup")
+  t.ok(e and #e.exceptions == 1 and ValueError:is(e.exceptions[1]), "... holding the error")
+  t.ok(cancelled, "... and the other tasks were cancelled")
+  t.is(asyncio.current_task():cancelling(), 0, "the group's own cancellation of the body is undone")
+end)())
+
 t.done_testing()

@@ -10,13 +10,14 @@ asyncio: Python's asyncio on Lua coroutines (docs/asyncio.md).
     asyncio.run(main())
 
 This module gathers asyncio.core (loop, futures, tasks, combinators),
-asyncio.locks, asyncio.queues, asyncio.streams and asyncio.subprocess
-into one table, as Python's package does.
+asyncio.locks, asyncio.queues, asyncio.taskgroups, asyncio.streams and
+asyncio.subprocess into one table, as Python's package does.
 ]]
 
 local M = {}
 for _, name in ipairs{ "asyncio.core", "asyncio.locks", "asyncio.queues",
-                       "asyncio.streams", "asyncio.subprocess" } do
+                       "asyncio.taskgroups", "asyncio.streams",
+                       "asyncio.subprocess" } do
   local ok, mod = pcall(require, name)
   if ok then
     for k, v in pairs(mod) do
