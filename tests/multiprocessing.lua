@@ -387,6 +387,77 @@ do
   t.raises(function() shared_memory.SharedMemory(shm.name) end, FileNotFoundError, "unlinked")
 end
 
+-- more of the API
+do
+  local pool = mp.Pool(2)
+  local errs, oks = {}, {}
+  local r = pool:starmap_async(function(a, b) return a + b end, { { 1, 2 }, { 3, 4 } }, nil,
+                               function(v) oks[#oks + 1] = v end)
+  t.is(table.concat(r:get(10), ","), "3,7", "starmap_async")
+  local bad = pool:apply_async(function() error("nope") end, {}, { error_callback = function(e) errs[#errs + 1] = e end })
+  bad:wait(10)
+  t.ok(bad:ready() and not bad:successful(), "a failed result: ready, not successful")
+  t.is(#errs, 1, "error_callback")
+  t.ok(#oks == 1 and oks[1][2] == 7, "map callback gets the list")
+  local a, b = pool:apply(function() return 1, 2 end)
+  t.ok(a == 1 and b == 2, "apply returns every value")
+  local order = {}
+  for v in pool:imap(function(x) require("time").sleep((5 - x) * 0.02); return x end, { 1, 2, 3, 4 }) do
+    order[#order + 1] = v
+  end
+  t.is(table.concat(order, ","), "1,2,3,4", "imap keeps the order")
+  pool:close()
+  t.raises(function() pool:map(print, { 1 }) end, ValueError, "a closed pool refuses work")
+  pool:join()
+  local p2 = mp.Pool(1)
+  local long = p2:apply_async(function() require("time").sleep(30) end)
+  local t0 = time.monotonic()
+  p2:terminate()
+  t.ok(time.monotonic() - t0 < 10, "terminate does not wait for running tasks")
+  t.raises(function() long:get(5) end, mp.pool.WorkerLostError, "a terminated task fails")
+
+  local q = mp.Queue()
+  q:put(1)
+  q:close()
+  t.raises(function() q:put(2) end, ValueError, "put after close")
+  q:join_thread()
+  t.ok(true, "join_thread after close")
+
+  local c1, c2 = mp.Pipe()
+  c2:send_bytes("abcdef")
+  local ready = mp.connection.wait({ c1 }, 5)
+  t.is(ready[1], c1, "connection.wait")
+  t.raises(function() c1:recv_bytes(3) end, OSError, "recv_bytes over maxlength")
+  c1:close(); c2:close()
+
+  local ca = mp.Array("c", "hey")
+  t.is(ca.value, "hey", "a c Array reads as a string")
+  local raw = mp.RawArray("i", { 1, 2, 3 })
+  t.is(#raw, 3, "RawArray")
+  local rl = mp.RLock()
+  t.ok(rl:acquire() and rl:acquire(), "RLock is recursive")
+  rl:release(); rl:release()
+  t.raises(function() rl:release() end, AssertionError, "RLock released too often")
+  local sem = mp.Semaphore(0)
+  local ps = mp.Process{ target = function() sem:release() end }
+  ps:start()
+  t.ok(sem:acquire(true, 10), "Semaphore released by a child")
+  ps:join()
+  t.is(sem:acquire(false), false, "Semaphore empty again")
+  local bar = mp.Barrier(3)
+  local pb = mp.Process{ target = function() pcall(bar.wait, bar) end }
+  pb:start()
+  t.raises(function() bar:wait(0.2) end, mp.BrokenBarrierError, "Barrier wait times out: broken")
+  t.ok(bar.broken, "broken")
+  pb:join()
+  t.is(pb.exitcode, 0, "the other waiter saw it broken too")
+  local pd = mp.Process{ target = function() end, daemon = true }
+  t.is(pd.daemon, true, "daemon flag")
+  t.raises(function() mp.Process{ target = 5 } end, TypeError, "target must be callable")
+  local pn = mp.Process{ target = function() end }
+  t.raises(function() pn:join() end, AssertionError, "join before start")
+end
+
 -- the spawn start method
 do
   local gilua = os.getenv("GILUA") or "gilua"
