@@ -351,17 +351,22 @@ static int l_accept (lua_State *L) {
 
 
 /*
-** connect(host, port) -> fd, pending: starts a connection to the first
-** address that accepts it at once or is in progress; 'pending' tells to
-** wait for writability, then call connect_result(fd).
+** connect(host, port[, skip]) -> fd, pending, index: starts a connection
+** to the first address, after the first 'skip' ones, that accepts it at
+** once or is in progress; 'pending' tells to wait for writability, then
+** call connect_result(fd); 'index' is that address's rank, so that a
+** connection refused later can be tried again from the next address (as
+** for "localhost", which may resolve to ::1 before 127.0.0.1).
 */
 static int l_connect (lua_State *L) {
   const char *host = luaL_checkstring(L, 1);
   int port = (int)luaL_checkinteger(L, 2);
+  int skip = (int)luaL_optinteger(L, 3, 0);
   struct addrinfo *res = resolve(L, host, port, 0), *ai;
-  int fd = -1, en = EADDRNOTAVAIL, pending = 0, one = 1;
-  for (ai = res; ai; ai = ai->ai_next) {
+  int fd = -1, en = EADDRNOTAVAIL, pending = 0, one = 1, index = 0;
+  for (ai = res; ai; ai = ai->ai_next, index++) {
     int rc;
+    if (index < skip) continue;
     fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
                 ai->ai_protocol);
     if (fd < 0) { en = errno; continue; }
@@ -379,7 +384,8 @@ static int l_connect (lua_State *L) {
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   lua_pushinteger(L, fd);
   lua_pushboolean(L, pending);
-  return 2;
+  lua_pushinteger(L, index + 1);
+  return 3;
 }
 
 

@@ -448,18 +448,20 @@ local CONN_SPEC = { "host", "port", "limit", fname = "open_connection" }
 local open_connection = async(function(host, port, limit)
   local loop = core.get_running_loop()
   args.check(port, "integer", "open_connection", "port")
-  local fd, pending = aio.connect(host, port)
-  if pending then
+  local skip, last = 0, nil
+  while true do
+    local ok0, fd, pending, index = pcall(aio.connect, host, port, skip)
+    if not ok0 then error(last or fd, 0) end  -- no address left: the last error
+    if not pending then return make_streams(loop, fd, limit) end
     local ok, e = pcall(function()
       wait_fd(loop, fd, true)
       aio.connect_result(fd)
     end)
-    if not ok then
-      aio.close(fd)
-      error(e, 0)
-    end
+    if ok then return make_streams(loop, fd, limit) end
+    aio.close(fd)
+    if not exc.OSError:is(e) then error(e, 0) end   -- cancelled, ...
+    last, skip = e, index                  -- refused here: the next address
   end
-  return make_streams(loop, fd, limit)
 end, "open_connection")
 
 function M.open_connection(...)
