@@ -371,12 +371,17 @@ local function add_callback(fut, cb)
   end
 end
 
+-- A callback that is a table with an _immediate function is internal
+-- bookkeeping (gather's): it runs at once instead of in a later
+-- iteration; it only sets other futures' states, whose own callbacks are
+-- scheduled as usual.
 local function schedule_one(loop, fut, cb)
-  if type(cb) == "table" and cb._is_task_waiter then
-    push(loop, step, cb, nil)
-  else
-    push(loop, cb, fut, nil)
+  if type(cb) == "table" then
+    if cb._is_task_waiter then return push(loop, step, cb, nil) end
+    local imm = cb._immediate
+    if imm then return imm(fut) end
   end
+  push(loop, cb, fut, nil)
 end
 
 -- After the future's state became final.
@@ -1568,7 +1573,8 @@ function M.gather(...)
   local outer = setmetatable({ _loop = loop, _state = PENDING,
                                _children = children }, GatheringFuture)
   local nfinished = 0
-  local function done_cb(fut)
+  local done_cb
+  local function on_child_done(fut)
     nfinished = nfinished + 1
     if outer._state ~= PENDING then
       if fut._state == FINISHED then retrieved(fut) end
@@ -1606,10 +1612,11 @@ function M.gather(...)
       end
     end
   end
+  done_cb = { _immediate = on_child_done }
   for i = 1, n do
     local f = children[i]
     if f._state ~= PENDING then
-      push(loop, done_cb, f, nil)
+      push(loop, on_child_done, f, nil)
     else
       if not f._cb1 then f._cb1 = done_cb else add_callback(f, done_cb) end
     end
