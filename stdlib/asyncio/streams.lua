@@ -388,8 +388,8 @@ local drain = async(function(self)
     if d then d[#d + 1] = fut else self._drainers = { fut } end
     await_future(fut)
     if self._error then error(self._error, 0) end
-  else
-    core.sleep(0):await()        -- Python's drain yields once too
+  elseif self.transport.closed then
+    core.sleep(0):await()        -- as Python's, when the transport is closing
   end
 end, "StreamWriter.drain")
 
