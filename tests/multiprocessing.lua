@@ -363,6 +363,27 @@ do
   manager:shutdown()
   t.ok(not srv:is_alive(), "the server stops with the manager")
   t.ok(not io.open(manager.address), "and its socket is gone")
+  -- a parent killed without shutdown: its server stops by itself
+  local script = os.tmpname()
+  local f = io.open(script, "w")
+  f:write([[
+local mp = require "multiprocessing"
+local m = mp.Manager()
+print(m._process.pid)
+io.stdout:flush()
+os.execute("kill -9 " .. os.getpid())
+]])
+  f:close()
+  local pipe = io.popen((os.getenv("GILUA") or "gilua") .. " " .. script .. " 2>/dev/null")
+  local spid = tonumber(pipe:read("l"))
+  pipe:close()
+  os.remove(script)
+  local gone = false
+  for _ = 1, 50 do
+    if not os.execute("kill -0 " .. tostring(spid) .. " 2>/dev/null") then gone = true; break end
+    time.sleep(0.1)
+  end
+  t.ok(spid and gone, "the server of a killed parent stops")
 end
 
 -- shared_memory

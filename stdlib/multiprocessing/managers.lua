@@ -12,7 +12,9 @@ The server listens on a Unix socket in a directory only the user can
 enter, the socket itself mode 0600, and a client must first present the
 manager's random authentication key. One server thread serves each client
 connection, so a blocking call (a Queue get, a Lock acquire) only blocks
-its caller. Objects live until the manager shuts down.
+its caller. Objects live until the manager shuts down. A server whose
+parent died without shutting it down (killed) stops soon after (it
+  looks every second).
 
 Proxies: dict (d[k], d[k] = v, d:get, d:keys, d:values, d:items, d:pop,
 d:update, d:copy, #d, method names win over keys of the same name: read
@@ -288,10 +290,18 @@ local function serve_client(conn, objects, key, state)
   conn:close()
 end
 
-local function server_main(lfd, key, dir, path)
+local function server_main(lfd, key, dir, path, ppid)
   local objects, state = {}, { next = 0, dir = dir, path = path }
   while true do
-    local ok, conn = pcall(_mp.accept, lfd)
+    -- a parent that died without shutting us down (killed): stop too
+    local ready = _mp.wait({ lfd }, 1)
+    if os.getppid() ~= ppid then
+      _mp.remove(path)
+      _mp.remove(dir)
+      _mp._exit(0)
+    end
+    local ok, conn = false, nil
+    if #ready > 0 then ok, conn = pcall(_mp.accept, lfd) end
     if ok then
       threading.Thread{ daemon = true, name = "manager-client",
         target = serve_client, args = { conn, objects, key, state } }:start()
@@ -432,9 +442,9 @@ function SyncManager:init()
   self._dir = _mp.mkdtemp()
   self.address = self._dir .. "/listener"
   local lfd = _mp.listen(self.address)
-  local key, dir, path = self._key, self._dir, self.address
+  local key, dir, path, ppid = self._key, self._dir, self.address, os.getpid()
   self._process = mp.Process{ name = "SyncManager", target = function()
-    server_main(lfd, key, dir, path)
+    server_main(lfd, key, dir, path, ppid)
   end }
   self._process:start()
   _mp.close(lfd)
