@@ -14,7 +14,7 @@ manager's random authentication key. One server thread serves each client
 connection, so a blocking call (a Queue get, a Lock acquire) only blocks
 its caller. Objects live until the manager shuts down. A server whose
 parent died without shutting it down (killed) stops soon after (it
-  looks every second).
+looks every second).
 
 Proxies: dict (d[k], d[k] = v, d:get, d:keys, d:values, d:items, d:pop,
 d:update, d:copy, #d, method names win over keys of the same name: read
