@@ -504,14 +504,14 @@ static int poll_fd (lua_State *L, int fd, double timeout) {
 }
 
 
-/* poll([timeout]): timeout 0 by default, as Python; nil in an options
-** table or a negative number... waits forever only when given as nil
-** explicitly with poll(nil)? Python: poll(None) waits forever. */
+/* poll([timeout]): without an argument it does not wait (Python's
+** default of 0); poll(nil) waits for ever; a negative timeout is 0. */
 static int conn_poll (lua_State *L) {
   conn *c = checkconn(L, 1);
   int fd = rfd_of(L, c);
   double timeout = 0;
-  if (lua_gettop(L) >= 2) timeout = lua_isnil(L, 2) ? -1 : luaL_checknumber(L, 2);
+  if (lua_gettop(L) >= 2)
+    timeout = lua_isnil(L, 2) ? -1 : luaL_checknumber(L, 2);
   if (timeout < 0 && !lua_isnil(L, 2)) timeout = 0;
   lua_pushboolean(L, poll_fd(L, fd, timeout));
   return 1;
@@ -551,15 +551,11 @@ static int conn_index (lua_State *L) {
 
 static int conn_tostring (lua_State *L) {
   conn *c = luaL_checkudata(L, 1, CONN_MT);
-  lua_pushfstring(L, "<multiprocessing.connection.Connection %s%s%s>",
-                  c->rfd >= 0 || c->wfd >= 0 ? "fd=" : "closed",
-                  c->rfd >= 0 || c->wfd >= 0 ? "" : "",
-                  "");
-  if (c->rfd >= 0 || c->wfd >= 0) {
-    lua_pop(L, 1);
+  if (c->rfd < 0 && c->wfd < 0)
+    lua_pushliteral(L, "<multiprocessing.connection.Connection closed>");
+  else
     lua_pushfstring(L, "<multiprocessing.connection.Connection fd=%d>",
                     c->rfd >= 0 ? c->rfd : c->wfd);
-  }
   return 1;
 }
 
