@@ -70,6 +70,7 @@ static struct {
   pthread_cond_t park_cond;     /* never signalled: threads parked at close */
   int conds_made;
   int locked;
+  atomic_int released;          /* 1 from give() to take(): read unlocked */
   int finalizing;               /* only 'finalizer' may take the GIL */
   unsigned epoch;               /* changes when an interpreter opens or closes */
   gilua_tstate *holder;         /* current holder, or last one if free */
@@ -262,6 +263,7 @@ static void take (gilua_tstate *ts, double start) {
   double t = now();
   if (gil.holder != ts && gil.holder != NULL) gil.stats.switches++;
   gil.locked = 1;
+  atomic_store_explicit(&gil.released, 0, memory_order_relaxed);
   gil.holder = ts;
   gil.switch_number++;
   /* A request was for whoever held the GIL before: it is answered now. */
@@ -283,9 +285,37 @@ static double give (gilua_tstate *ts, int why) {
   ts->holds_gil = 0;
   ts->gstate = (why == EV_REL_FORCED) ? GIL_WAITING : GIL_BLOCKED;
   gil.locked = 0;
+  atomic_store_explicit(&gil.released, 1, memory_order_relaxed);
   trace(ts, why, t, 0);
   pthread_cond_signal(&gil.cond);
   return t;
+}
+
+
+/*
+** A holder answers a drop request within microseconds (the signal, then its
+** next call, return or loop back-edge). Were the waiter to go back to sleep
+** on the condition variable meanwhile, its CPU would go idle, and waking an
+** idle CPU, on a virtual machine above all, takes up to a millisecond or
+** two: more than the switch itself, and paid at every forced switch. So
+** after posting a request the waiter spins for a short while, mutex
+** released, on the flag that give() sets, and only then sleeps again.
+*/
+#define SPIN_SECS 200e-6
+
+#if defined(__x86_64__) || defined(__i386__)
+#define cpu_relax() __builtin_ia32_pause()
+#else
+#define cpu_relax() ((void)0)
+#endif
+
+static void spin_for_release (void) {
+  double until = now() + SPIN_SECS;
+  unlock();
+  while (!atomic_load_explicit(&gil.released, memory_order_relaxed)
+         && now() < until)
+    cpu_relax();
+  lock();
 }
 
 
@@ -319,6 +349,7 @@ static void acquire (gilua_tstate *ts, double start) {
       }
       trace(ts, EV_DROP, now(), (unsigned long)gil.holder->native_id);
       gil_signal_post(gil.holder);
+      spin_for_release();
     }
   }
   take(ts, start);
@@ -560,6 +591,7 @@ void gil_after_fork (gilua_tstate *ts) {
   gil.trace_left = NULL;
   gil_trace_forget();
   gil.locked = 1;
+  atomic_store(&gil.released, 0);
   gil.holder = ts;
   gil.finalizing = 0;
   atomic_store(&gil_drop_request, 0);
