@@ -1083,7 +1083,7 @@ typedef struct qlocal {
   pthread_cond_t c, drained;
   char *pend;                  /* frames not written yet */
   size_t npend, cappend;
-  int feeder, writing, waiting, closed, ignore, refs;
+  int feeder, running, writing, waiting, closed, ignore, refs;
   struct qlocal *next;         /* all queues of this process (under the GIL) */
 } qlocal;
 
@@ -1120,6 +1120,8 @@ static void *feeder (void *ud) {
   size_t cap = 0, n;
   int last;
   pthread_mutex_lock(&q->m);
+  q->running = 1;
+  pthread_cond_broadcast(&q->drained);
   for (;;) {
     while (q->npend == 0 && !q->closed) {
       q->waiting = 1;
@@ -1144,7 +1146,7 @@ static void *feeder (void *ud) {
     pthread_cond_broadcast(&q->drained);
   }
   free(buf);
-  q->feeder = 0;
+  q->feeder = q->running = 0;
   pthread_cond_broadcast(&q->drained);
   last = --q->refs == 0;
   pthread_mutex_unlock(&q->m);
@@ -1163,7 +1165,7 @@ static void feeders_after_fork (void) {
     gilua_cond_init(&q->drained);
     q->pend = NULL;
     q->npend = q->cappend = 0;
-    q->feeder = q->writing = q->waiting = 0;
+    q->feeder = q->running = q->writing = q->waiting = 0;
     q->refs = 1;
   }
 }
@@ -1319,7 +1321,14 @@ static int q_put (lua_State *L) {
           pthread_attr_t at;
           pthread_attr_init(&at);
           pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-          if (pthread_create(&t, &at, feeder, q) == 0) { q->feeder = 1; q->refs++; }
+          if (pthread_create(&t, &at, feeder, q) == 0) {
+            q->feeder = 1;
+            q->refs++;
+            /* Until it runs, the new thread may be inside the C library's
+            ** (or a sanitizer's) thread set-up: a fork then could leave a
+            ** lock held in the child. It is a one-time wait. */
+            while (!q->running) pthread_cond_wait(&q->drained, &q->m);
+          }
           else err = EAGAIN;
           pthread_attr_destroy(&at);
         }
