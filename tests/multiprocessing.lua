@@ -525,6 +525,20 @@ print("exitcode " .. p.exitcode)
   t.like(out2, "RuntimeError: An attempt has been made to start a new process before the\ncurrent process has finished its bootstrapping phase",
          "spawn without the __main__ guard: Python's RuntimeError in the child")
   t.like(out2, "exitcode 1", "and the child exits with 1")
+  local out3 = run([[
+local mp = require "multiprocessing"
+local function echo(conn) conn:send(conn:recv() * 2) end
+if __name__ == "__main__" then
+  local parent, child = mp.Pipe()
+  local p = mp.get_context("spawn").Process{target = echo, args = {child}}
+  p:start()
+  parent:send(21)
+  print("got " .. parent:recv())
+  p:join()
+end
+]])
+  t.like(out3, "got 42", "spawn: a Connection passed in the arguments")
+  t.raises(function() mp.dumps((mp.Pipe())) end, RuntimeError, "a Connection does not travel otherwise")
   local ctx = mp.get_context("spawn")
   t.is(ctx.get_start_method(), "spawn", "get_context")
   local q = mp.Queue()

@@ -588,6 +588,14 @@ static int l_conn (lua_State *L) {
 }
 
 
+static int conn_fds (lua_State *L) {
+  conn *c = checkconn(L, 1);
+  lua_pushinteger(L, c->rfd);
+  lua_pushinteger(L, c->wfd);
+  return 2;
+}
+
+
 /* Forgets the descriptors without closing them (they were handed over). */
 static int conn_detach (lua_State *L) {
   conn *c = checkconn(L, 0);
@@ -605,6 +613,7 @@ static const luaL_Reg conn_methods[] = {
   {"close", conn_close},
   {"fileno", conn_fileno},
   {"_detach", conn_detach},
+  {"_fds", conn_fds},
   {NULL, NULL}
 };
 

@@ -217,14 +217,42 @@ the spawn start method starts.]]
 with one end of a socket pair; it gets the parent's module paths, `arg`
 and main script (which it runs with __name__ == "__mp_main__"), then the
 process object itself, serialized (its target travels as bytecode). ]]
+local spawn_fds   -- while spawn serializes a process: descriptors to pass
+
+-- Connections reach a spawned child as inherited descriptors (the same
+-- numbers there); anywhere else they only travel by fork.
+function M._rebuild_connection(state)
+  return _mp.Connection(state[1], state[2])
+end
+
+do
+  local a, b = _mp.Pipe()
+  getmetatable(a).__mp_reduce = function(c)
+    if spawn_fds == nil then
+      error(RuntimeError("a Connection can only be passed to a child process when it " ..
+                         "starts (inherited with fork, or in the arguments of a spawned process)"), 0)
+    end
+    local r, w = c:_fds()
+    if r >= 0 then spawn_fds[#spawn_fds + 1] = r end
+    if w >= 0 and w ~= r then spawn_fds[#spawn_fds + 1] = w end
+    return M._rebuild_connection, { r, w }
+  end
+  a:close(); b:close()
+end
+
 local function spawn_start(self)
   if _loading_main then error(RuntimeError(BOOTSTRAP_MSG), 3) end
-  local payload = _mp.dumps(self)
+  spawn_fds = {}
+  local okd, payload = pcall(_mp.dumps, self)
+  local keep = spawn_fds
+  spawn_fds = nil
+  if not okd then error(payload, 0) end
   local a, b = _mp.Pipe(true)
   local fd = b:fileno()
+  keep[#keep + 1] = fd
   local exe = _mp.executable()
   local pid = _mp.spawnv(exe, { exe, "-e",
-    ("require('multiprocessing')._spawn_main(%d)"):format(fd) }, { fd })
+    ("require('multiprocessing')._spawn_main(%d)"):format(fd) }, keep)
   b:close()
   local main = type(arg) == "table" and arg[0] or nil
   if main == "-" or (main and not io.open(main, "r")) then main = nil end
@@ -865,6 +893,11 @@ function M.Array(typecode, size_or_values, opts)
   return setmetatable({ _m = rawget(raw, "_m"), _raw = raw, _lock = lock,
                         _typecode = typecode }, SYNC_ARRAY)
 end
+
+-- The contexts' Process classes exist from the start: a spawned child
+-- finds them by name before its main script asks for them.
+M.get_context("fork")
+M.get_context("spawn")
 
 -- Later parts: the pool, the manager, shared_memory ------------------------------
 

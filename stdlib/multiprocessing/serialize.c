@@ -26,6 +26,10 @@
 **                                made with extend() and no name of its
 **                                own, made again at the receiver with
 **                                parent:extend()
+**   reduced userdata             tag + function + state: a userdata whose
+**                                metatable has __mp_reduce, which returns
+**                                a function found by name and a state; the
+**                                receiver calls function(state)
 **   name                         tag + module + key: a module, or a value
 **                                that a loaded module exports (C functions,
 **                                io.stdout, module functions, classes),
@@ -49,7 +53,7 @@
 #define MAXDEPTH 200
 
 enum { T_NIL, T_FALSE, T_TRUE, T_INT, T_FLT, T_STR, T_TABLE, T_END, T_REF,
-       T_FUNC, T_GLOBALS, T_CLASS, T_NAME, T_JOIN, T_SUBCLASS };
+       T_FUNC, T_GLOBALS, T_CLASS, T_NAME, T_JOIN, T_SUBCLASS, T_REDUCE };
 
 #define CLASSES_KEY "gilua.classes"
 #define NAMES_KEY "_multiprocessing.names"
@@ -559,9 +563,23 @@ static int enc_value (enc *e, int idx) {
       else if (by_name(e, idx)) {}
       else r = enc_function(e, idx);
       break;
-    case LUA_TUSERDATA:
-      if (!by_name(e, idx)) r = cannot(e, idx);
+    case LUA_TUSERDATA: {
+      int top = lua_gettop(L);
+      if (by_name(e, idx)) break;
+      if (luaL_getmetafield(L, idx, "__mp_reduce") == LUA_TFUNCTION) {
+        lua_pushvalue(L, idx);
+        lua_call(L, 1, 2);          /* function, state at top+1, top+2 */
+        put_byte(e, T_REDUCE);
+        if (enc_value(e, top + 1) != 0 || enc_value(e, top + 2) != 0) {
+          prepend(e, "(reduced)");
+          r = -1;
+          break;
+        }
+      }
+      else r = cannot(e, idx);
+      lua_settop(L, top);
       break;
+    }
     default:
       r = cannot(e, idx);
       break;
@@ -832,6 +850,12 @@ static void dec_value (dec *d) {
       break;
     case T_NAME: dec_name(d); break;
     case T_SUBCLASS: dec_subclass(d); break;
+    case T_REDUCE:
+      dec_value(d);
+      if (lua_type(L, -1) != LUA_TFUNCTION) bad(d, "bad rebuild function");
+      dec_value(d);
+      lua_call(L, 1, 1);
+      break;
     default: bad(d, "unknown tag");
   }
   d->depth--;
