@@ -70,6 +70,10 @@ do
     if not ok and not ValueError:is(err) and type(err) ~= "string" then survived = false end
   end
   t.ok(survived, "5000 mutated messages: values or errors, no crash")
+  local byname = loads(dumps({ string, string, math.floor, math.floor, { 1 }, mp.Process, mp.Process }))
+  t.ok(byname[1] == string and byname[2] == string and byname[4] == math.floor
+       and byname[5][1] == 1 and byname[7] == mp.Process,
+       "values sent by name, repeated, beside tables")
   local e = loads(dumps(ValueError("x")))
   t.ok(ValueError:is(e), "exception classes travel by name")
 end
@@ -538,11 +542,35 @@ if __name__ == "__main__" then
 end
 ]])
   t.like(out3, "got 42", "spawn: a Connection passed in the arguments")
+  local out4 = run([[
+local mp = require "multiprocessing"
+local function worker(qin, qout)
+  while true do
+    local x = qin:get()
+    if x == nil then break end
+    qout:put(x * x)
+  end
+end
+if __name__ == "__main__" then
+  mp.set_start_method("spawn")
+  local qin, qout = mp.Queue(), mp.JoinableQueue()
+  local ps = {}
+  for i = 1, 2 do ps[i] = mp.Process{target = worker, args = {qin, qout}}; ps[i]:start() end
+  for i = 1, 10 do qin:put(i) end
+  qin:put(nil); qin:put(nil)
+  local s = 0
+  for _ = 1, 10 do s = s + qout:get() end
+  for i = 1, 2 do ps[i]:join() end
+  print("sum " .. s)
+end
+]])
+  t.like(out4, "sum 385", "spawn: Queues passed in the arguments")
+  t.raises(function() mp.dumps(mp.Queue()) end, RuntimeError, "a Queue does not travel otherwise")
   t.raises(function() mp.dumps((mp.Pipe())) end, RuntimeError, "a Connection does not travel otherwise")
   local ctx = mp.get_context("spawn")
   t.is(ctx.get_start_method(), "spawn", "get_context")
-  local q = mp.Queue()
-  t.raises(function() ctx.Process{ target = function() return q end }:start() end, TypeError,
+  local lk = mp.Lock()
+  t.raises(function() ctx.Process{ target = function() return lk end }:start() end, TypeError,
            "spawn: what cannot travel is refused in the parent")
   t.is(mp.get_start_method(), "fork", "fork stays the default")
 end

@@ -1088,6 +1088,7 @@ typedef struct qshared {
 typedef struct qlocal {
   qshared *sh;
   int rfd, wfd;
+  int shfd;                    /* memfd of 'sh', for spawned children */
   pthread_mutex_t m;
   pthread_cond_t c, drained;
   char *pend;                  /* frames not written yet */
@@ -1102,6 +1103,7 @@ static qlocal *allqueues;
 static void q_free (qlocal *q) {
   if (q->rfd >= 0) close(q->rfd);
   if (q->wfd >= 0) close(q->wfd);
+  if (q->shfd >= 0) close(q->shfd);
   munmap(q->sh, sizeof *q->sh);
   free(q->pend);
   pthread_mutex_destroy(&q->m);
@@ -1210,41 +1212,36 @@ static qlocal *checkq (lua_State *L) {
 }
 
 
-/* queue(maxsize) */
-static int l_queue (lua_State *L) {
-  lua_Integer maxsize = luaL_optinteger(L, 1, 0);
+/* A queue's local side on descriptors: the socket's two ends and the
+** memfd of the shared block (the block is created when 'create'). */
+static int q_make (lua_State *L, int rfd, int wfd, int shfd, int create,
+                   lua_Integer maxsize) {
   qlocal **u = lua_newuserdatauv(L, sizeof *u, 0);
   qlocal *q;
-  int sv[2];
-  pthread_mutexattr_t ma;
   *u = NULL;
   luaL_setmetatable(L, QUEUE_MT);
   q = calloc(1, sizeof *q);
   if (q == NULL) return luaL_error(L, "not enough memory");
-  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
-    int e = errno;
-    free(q);
-    return raise_errno(L, "socketpair", e);
-  }
-  q->sh = mmap(NULL, sizeof *q->sh, PROT_READ | PROT_WRITE,
-               MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  q->sh = mmap(NULL, sizeof *q->sh, PROT_READ | PROT_WRITE, MAP_SHARED, shfd, 0);
   if (q->sh == MAP_FAILED) {
     int e = errno;
-    close(sv[0]); close(sv[1]); free(q);
+    free(q);
     return raise_errno(L, "mmap", e);
   }
-  sync_init(&q->sh->s, K_SEM);
-  pthread_mutexattr_init(&ma);
-  pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED);
-  pthread_mutexattr_setrobust(&ma, PTHREAD_MUTEX_ROBUST);
-  pthread_mutex_init(&q->sh->rlock, &ma);
-  pthread_mutex_init(&q->sh->wlock, &ma);
-  pthread_mutexattr_destroy(&ma);
-  q->sh->maxsize = maxsize > 0 ? (long)maxsize : 0;
-  shutdown(sv[0], SHUT_WR);
-  shutdown(sv[1], SHUT_RD);
-  q->rfd = sv[0];
-  q->wfd = sv[1];
+  if (create) {
+    pthread_mutexattr_t ma;
+    sync_init(&q->sh->s, K_SEM);
+    pthread_mutexattr_init(&ma);
+    pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED);
+    pthread_mutexattr_setrobust(&ma, PTHREAD_MUTEX_ROBUST);
+    pthread_mutex_init(&q->sh->rlock, &ma);
+    pthread_mutex_init(&q->sh->wlock, &ma);
+    pthread_mutexattr_destroy(&ma);
+    q->sh->maxsize = maxsize > 0 ? (long)maxsize : 0;
+  }
+  q->rfd = rfd;
+  q->wfd = wfd;
+  q->shfd = shfd;
   pthread_mutex_init(&q->m, NULL);
   gilua_cond_init(&q->c);
   gilua_cond_init(&q->drained);
@@ -1254,6 +1251,35 @@ static int l_queue (lua_State *L) {
   *u = q;
   return 1;
 }
+
+
+/* queue(maxsize) */
+static int l_queue (lua_State *L) {
+  lua_Integer maxsize = luaL_optinteger(L, 1, 0);
+  int sv[2], shfd;
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+    return raise_errno(L, "socketpair", errno);
+  shfd = memfd_create("gilua-queue", MFD_CLOEXEC);
+  if (shfd < 0 || ftruncate(shfd, sizeof(qshared)) != 0) {
+    int e = errno;
+    close(sv[0]); close(sv[1]);
+    if (shfd >= 0) close(shfd);
+    return raise_errno(L, "memfd_create", e);
+  }
+  shutdown(sv[0], SHUT_WR);
+  shutdown(sv[1], SHUT_RD);
+  return q_make(L, sv[0], sv[1], shfd, 1, maxsize);
+}
+
+
+/* queue_from(rfd, wfd, shfd): a queue passed to a spawned child */
+static int l_queue_from (lua_State *L) {
+  return q_make(L, (int)luaL_checkinteger(L, 1), (int)luaL_checkinteger(L, 2),
+                (int)luaL_checkinteger(L, 3), 0, 0);
+}
+
+
+static int q_fds (lua_State *L);
 
 
 static int q_gc (lua_State *L) {
@@ -1499,6 +1525,15 @@ static int q_join (lua_State *L) {
 }
 
 
+static int q_fds (lua_State *L) {
+  qlocal *q = checkq(L);
+  lua_pushinteger(L, q->rfd);
+  lua_pushinteger(L, q->wfd);
+  lua_pushinteger(L, q->shfd);
+  return 3;
+}
+
+
 static int q_fileno (lua_State *L) {
   qlocal *q = checkq(L);
   lua_pushinteger(L, q->rfd);
@@ -1518,6 +1553,7 @@ static const luaL_Reg q_methods[] = {
   {"task_done", q_task_done},
   {"join", q_join},
   {"_reader", q_fileno},
+  {"_fds", q_fds},
   {NULL, NULL}
 };
 
@@ -1817,6 +1853,7 @@ static const luaL_Reg funcs[] = {
   {"semlock", l_semlock},
   {"rawshm", l_rawshm},
   {"queue", l_queue},
+  {"queue_from", l_queue_from},
   {"flush_feeders", l_flush_feeders},
   {"mkdtemp", l_mkdtemp},
   {"listen", l_listen},

@@ -540,6 +540,27 @@ function Queue:close() return self._q:close() end
 function Queue:join_thread() return self._q:join_thread() end
 function Queue:cancel_join_thread() return self._q:cancel_join_thread() end
 
+-- Queues reach a spawned child as inherited descriptors: the socket's
+-- ends and the memfd of their shared block.
+function M._rebuild_queue(state)
+  return _mp.queue_from(state[1], state[2], state[3])
+end
+
+do
+  local q = _mp.queue(0)
+  getmetatable(q).__mp_reduce = function(u)
+    if spawn_fds == nil then
+      error(RuntimeError("Queue objects should only be shared between processes " ..
+                         "through inheritance"), 0)
+    end
+    local r, w, sh = u:_fds()
+    for _, fd in ipairs({ r, w, sh }) do
+      if fd >= 0 then spawn_fds[#spawn_fds + 1] = fd end
+    end
+    return M._rebuild_queue, { r, w, sh }
+  end
+end
+
 local JoinableQueue = Queue:extend("multiprocessing.JoinableQueue")
 M.JoinableQueue = JoinableQueue
 function JoinableQueue:task_done() return self._q:task_done() end

@@ -216,7 +216,8 @@ typedef struct enc {
   mp_buf *b;
   int refs;          /* table: object -> id */
   int upids;         /* table: upvalue id -> function id * 256 + index */
-  int names;         /* names table, or 0 before it is needed */
+  int names;         /* slot of the names table ... */
+  int have_names;    /* ... filled when first needed */
   int classes;       /* registry of named classes */
   lua_Integer nextid;
   int depth;
@@ -295,9 +296,10 @@ static int cannot (enc *e, int idx) {
 /* Value 'idx' known by name? Writes it and returns 1. */
 static int by_name (enc *e, int idx) {
   lua_State *L = e->L;
-  if (e->names == 0) {
+  if (!e->have_names) {  /* into its reserved slot: the stack stays balanced */
     push_names(L);
-    e->names = lua_gettop(L);
+    lua_replace(L, e->names);
+    e->have_names = 1;
   }
   lua_pushvalue(L, idx);
   if (lua_rawget(L, e->names) != LUA_TTABLE) {
@@ -548,9 +550,11 @@ static int enc_value (enc *e, int idx) {
   switch (lua_type(L, idx)) {
     case LUA_TTABLE:
       lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
+      /* what travels by name gets no id: the receiver numbers only the
+      ** tables and functions it builds */
       if (lua_rawequal(L, -1, idx)) put_byte(e, T_GLOBALS);
-      else if (seen(e, idx)) {}
       else if (is_class(e, idx) || by_name(e, idx)) {}
+      else if (seen(e, idx)) {}
       else if (enc_subclass(e, idx, &r)) {}
       else r = enc_table(e, idx);
       lua_pop(L, 1);
@@ -559,8 +563,8 @@ static int enc_value (enc *e, int idx) {
       if (lua_iscfunction(L, idx)) {
         if (!by_name(e, idx)) r = cannot(e, idx);
       }
-      else if (seen(e, idx)) {}
       else if (by_name(e, idx)) {}
+      else if (seen(e, idx)) {}
       else r = enc_function(e, idx);
       break;
     case LUA_TUSERDATA: {
@@ -604,6 +608,8 @@ void mp_encode (lua_State *L, int idx, mp_buf *b) {
   lua_getfield(L, LUA_REGISTRYINDEX, CLASSES_KEY);
   if (!lua_istable(L, -1)) { lua_pop(L, 1); lua_newtable(L); }
   e.classes = lua_gettop(L);
+  lua_pushnil(L);
+  e.names = lua_gettop(L);
   top = lua_gettop(L);
   put_byte(&e, MAGIC);
   put_byte(&e, VERSION);
@@ -612,7 +618,7 @@ void mp_encode (lua_State *L, int idx, mp_buf *b) {
     gilua_raise(L, "TypeError", "cannot send %s%s%s between processes",
                 e.what, e.path[0] ? " at value" : "", e.path);
   }
-  lua_settop(L, top - 3);
+  lua_settop(L, top - 4);
 }
 
 /* }================================================================== */
