@@ -565,6 +565,35 @@ if __name__ == "__main__" then
 end
 ]])
   t.like(out4, "sum 385", "spawn: Queues passed in the arguments")
+  local out5 = run([[
+local mp = require "multiprocessing"
+GLOBAL_K = 10
+local function sq(x) return x * x + GLOBAL_K .. ":" .. __name__ end
+if __name__ == "__main__" then
+  local ctx = mp.get_context("spawn")
+  local pool = ctx.Pool(2)
+  print("pool " .. table.concat(pool:map(sq, {1, 2, 3}), ","))
+  pool:close(); pool:join()
+  local futures = require "concurrent.futures"
+  local ex = futures.ProcessPoolExecutor{max_workers = 2, mp_context = ctx}
+  print("executor " .. ex:submit(sq, 4):result())
+  ex:shutdown()
+  local m = ctx.Manager()
+  local d = m:dict()
+  d.a = 5
+  print("manager " .. tostring(d.a))
+  m:shutdown()
+  mp.set_start_method("spawn")
+  local p2 = mp.Pool{processes = 1}
+  print("default " .. p2:apply(sq, {5}))
+  p2:close(); p2:join()
+end
+]])
+  t.like(out5, "pool 11:__mp_main__,14:__mp_main__,19:__mp_main__\n",
+         "spawn: ctx.Pool's workers are fresh processes that loaded the main script as __mp_main__")
+  t.like(out5, "executor 26:__mp_main__\n", "spawn: ProcessPoolExecutor{mp_context = ctx}")
+  t.like(out5, "manager 5\n", "spawn: ctx.Manager()")
+  t.like(out5, "default 35:__mp_main__\n", "spawn: Pool under set_start_method(\"spawn\")")
   t.raises(function() mp.dumps(mp.Queue()) end, RuntimeError, "a Queue does not travel otherwise")
   t.raises(function() mp.dumps((mp.Pipe())) end, RuntimeError, "a Connection does not travel otherwise")
   local ctx = mp.get_context("spawn")

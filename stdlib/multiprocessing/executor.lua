@@ -31,7 +31,7 @@ local ARGS = { "max_workers", "mp_context", "initializer", "initargs",
                "max_tasks_per_child", fname = "ProcessPoolExecutor" }
 
 function ProcessPoolExecutor:init(...)
-  local n, _, initializer, initargs, maxtasks = args.get(ARGS, ...)
+  local n, ctx, initializer, initargs, maxtasks = args.get(ARGS, ...)
   if n == nil then n = _mp.cpu_count() or 1
   elseif math.type(n) ~= "integer" or n <= 0 then
     error(ValueError("max_workers must be greater than 0"), 3)
@@ -42,7 +42,7 @@ function ProcessPoolExecutor:init(...)
   local me = self
   self._engine = pool._Engine{ processes = n, initializer = initializer,
     initargs = initargs, maxtasksperchild = maxtasks, on_death = "break",
-    name = "ProcessPoolExecutor",
+    name = "ProcessPoolExecutor", context = ctx,
     broken = function(code) me:_broken(code) end }
 end
 

@@ -437,15 +437,29 @@ local PROXIES = { dict = DictProxy, list = ListProxy, namespace = NamespaceProxy
 local SyncManager = Object:extend("multiprocessing.managers.SyncManager")
 M.SyncManager = SyncManager
 
-function SyncManager:init()
+-- The server started by spawn: the target travels by name, the listening
+-- socket as an inherited descriptor.
+function M._spawned_server(lfd, key, dir, path, ppid)
+  server_main(lfd, key, dir, path, ppid)
+end
+
+-- SyncManager(ctx): ctx, a context, says how the server process starts.
+function SyncManager:init(ctx)
   self._key = _mp.random(32)
   self._dir = _mp.mkdtemp()
   self.address = self._dir .. "/listener"
   local lfd = _mp.listen(self.address)
   local key, dir, path, ppid = self._key, self._dir, self.address, os.getpid()
-  self._process = mp.Process{ name = "SyncManager", target = function()
-    server_main(lfd, key, dir, path, ppid)
-  end }
+  local method = ctx and ctx.get_start_method() or mp.get_start_method()
+  if method == "spawn" then
+    self._process = mp.get_context("spawn").Process{ name = "SyncManager",
+      target = M._spawned_server, args = { lfd, key, dir, path, ppid } }
+    self._process._keep_fds = { lfd }
+  else
+    self._process = mp.get_context("fork").Process{ name = "SyncManager", target = function()
+      server_main(lfd, key, dir, path, ppid)
+    end }
+  end
   self._process:start()
   _mp.close(lfd)
   self._pid = os.getpid()

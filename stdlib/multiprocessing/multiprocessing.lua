@@ -78,7 +78,20 @@ function M.get_context(method)
     local P = M.Process:extend("multiprocessing.context." .. method:sub(1, 1):upper() ..
                                method:sub(2) .. "Process")
     P._start_method = method
-    ctx = setmetatable({ Process = P, _name = method }, { __index = M })
+    ctx = setmetatable({ Process = P, _name = method }, { __index = function(t, k)
+      -- the pool and the manager of a context start their processes its way
+      if k == "Pool" then
+        local Pool = require("multiprocessing.pool").Pool:extend()
+        Pool._context = t
+        rawset(t, k, Pool)
+        return Pool
+      elseif k == "Manager" then
+        local f = function() return require("multiprocessing.managers").SyncManager(t) end
+        rawset(t, k, f)
+        return f
+      end
+      return M[k]
+    end })
     function ctx.get_start_method() return method end
     contexts[method] = ctx
   end
@@ -250,6 +263,9 @@ local function spawn_start(self)
   local a, b = _mp.Pipe(true)
   local fd = b:fileno()
   keep[#keep + 1] = fd
+  if self._keep_fds then
+    for _, fd in ipairs(self._keep_fds) do keep[#keep + 1] = fd end
+  end
   local exe = _mp.executable()
   local pid = _mp.spawnv(exe, { exe, "-e",
     ("require('multiprocessing')._spawn_main(%d)"):format(fd) }, keep)

@@ -112,6 +112,7 @@ function Engine:init(opts)
   self._nextfn = 0
   self._state = "run"          -- run, close, terminate, broken
   self._name = opts.name or "Pool"
+  self._method = opts.context and opts.context.get_start_method() or nil
   for _ = 1, self._n do self:_spawn() end
   local me = self
   self._sender = threading.Thread{ name = self._name .. "-sender", daemon = true,
@@ -122,11 +123,22 @@ function Engine:init(opts)
   self._receiver:start()
 end
 
+-- A worker started by spawn: the target travels by name, its pipe as an
+-- inherited descriptor.
+function M._spawned_worker(conn, init, iargs, maxtasks)
+  worker_main(conn, init, iargs, maxtasks)
+end
+
 function Engine:_spawn()
   local parent_end, child_end = mp.Pipe()
   local init, iargs, maxtasks = self._initializer, self._initargs, self._maxtasks
   local engine = self
-  local p = mp.Process{ target = function()
+  local method = self._method or mp.get_start_method()
+  local p
+  if method == "spawn" then
+    p = mp.get_context("spawn").Process{ target = M._spawned_worker,
+      args = { child_end, init, iargs, maxtasks }, daemon = true }
+  else p = mp.get_context("fork").Process{ target = function()
     parent_end:close()
     -- the other workers' pipes and pidfds came with the fork
     for _, other in next, engine._workers do
@@ -134,7 +146,7 @@ function Engine:_spawn()
       if other.pidfd then _mp.close(other.pidfd); other.pidfd = nil end
     end
     worker_main(child_end, init, iargs, maxtasks)
-  end, daemon = true }
+  end, daemon = true } end
   p:start()
   child_end:close()
   local w = { proc = p, conn = parent_end, fd = parent_end:fileno(), pidfd = p.sentinel,
@@ -415,10 +427,10 @@ local Pool = Object:extend("multiprocessing.pool.Pool")
 M.Pool = Pool
 
 local POOL_ARGS = { "processes", "initializer", "initargs", "maxtasksperchild",
-                    fname = "Pool" }
+                    "context", fname = "Pool" }
 
 function Pool:init(...)
-  local processes, initializer, initargs, maxtasks = args.get(POOL_ARGS, ...)
+  local processes, initializer, initargs, maxtasks, context = args.get(POOL_ARGS, ...)
   if processes == nil then processes = _mp.cpu_count() or 1 end
   if math.type(processes) ~= "integer" or processes < 1 then
     error(ValueError("Number of processes must be at least 1"), 3)
@@ -429,7 +441,8 @@ function Pool:init(...)
   end
   self._processes = processes
   self._engine = Engine{ processes = processes, initializer = initializer,
-                         initargs = initargs, maxtasksperchild = maxtasks }
+                         initargs = initargs, maxtasksperchild = maxtasks,
+                         context = context or self._context }
 end
 
 local function check_running(self)
