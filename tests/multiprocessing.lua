@@ -598,9 +598,49 @@ end
   t.raises(function() mp.dumps((mp.Pipe())) end, RuntimeError, "a Connection does not travel otherwise")
   local ctx = mp.get_context("spawn")
   t.is(ctx.get_start_method(), "spawn", "get_context")
-  local lk = mp.Lock()
-  t.raises(function() ctx.Process{ target = function() return lk end }:start() end, TypeError,
+  local co = coroutine.create(print)
+  t.raises(function() ctx.Process{ target = function() return co end }:start() end, TypeError,
            "spawn: what cannot travel is refused in the parent")
+  t.raises(function() mp.dumps(mp.Lock()) end, RuntimeError, "a Lock does not travel otherwise")
+  t.raises(function() mp.dumps(mp.Value("i", 1)) end, RuntimeError, "a Value does not travel otherwise")
+  local out6 = run([[
+local mp = require "multiprocessing"
+local function inc(v)
+  local l <close> = v:get_lock():acquire()
+  v.value = v.value + 1
+end
+local function sync(lock, rl, sem, bsem, ev, cond, bar, arr, rv, ra)
+  lock:acquire(); lock:release()
+  rl:acquire(); rl:acquire(); rl:release(); rl:release()
+  sem:release(); bsem:acquire()
+  ev:wait()
+  cond:acquire(); cond:notify_all(); cond:release()
+  bar:wait()
+  arr[1] = arr[1] + 1; rv.value = 7.5; ra[2] = 9
+end
+if __name__ == "__main__" then
+  local ctx = mp.get_context("spawn")
+  local v = mp.Value("i", 0)
+  local ps = {}
+  for i = 1, 10 do ps[i] = ctx.Process{target = inc, args = {v}}; ps[i]:start() end
+  for i = 1, 10 do ps[i]:join() end
+  print("counter " .. v.value)
+  local lock, rl, sem, bsem, ev = mp.Lock(), mp.RLock(), mp.Semaphore(0), mp.BoundedSemaphore(1), mp.Event()
+  local cond, bar = mp.Condition(), mp.Barrier(2)
+  local arr, rv, ra = mp.Array("i", {1, 2}), mp.RawValue("d", 0), mp.RawArray("i", 3)
+  local p = ctx.Process{target = sync, args = {lock, rl, sem, bsem, ev, cond, bar, arr, rv, ra}}
+  p:start()
+  sem:acquire()
+  ev:set()
+  bar:wait()
+  p:join()
+  print("sync " .. p.exitcode .. " " .. arr[1] .. " " .. rv.value .. " " .. ra[2] .. " " ..
+        tostring(bsem:acquire(false)))
+end
+]])
+  t.like(out6, "counter 10\n", "spawn: 10 processes increment a Value under get_lock()")
+  t.like(out6, "sync 0 2 7.5 9 false\n",
+         "spawn: locks, semaphores, Event, Condition, Barrier, Array, RawValue, RawArray as arguments")
   t.is(mp.get_start_method(), "fork", "fork stays the default")
 end
 

@@ -643,12 +643,37 @@ typedef struct shsync {
   unsigned long gen;
 } shsync;
 
-typedef struct syncref { shsync *s; } syncref;
+typedef struct syncref { shsync *s; int fd; } syncref;
 
 
-static void *shmalloc (lua_State *L, size_t size) {
-  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-                 -1, 0);
+/* Shared memory on a memfd (kept open in *fd, close-on-exec): fork keeps
+** the mapping, and a spawned child maps the same memfd, passed to it. */
+static void *shmalloc (lua_State *L, size_t size, int *fd) {
+  void *p;
+  int e;
+  *fd = memfd_create("gilua-shared", MFD_CLOEXEC);
+  if (*fd < 0) raise_errno(L, "memfd_create", errno);
+  if (ftruncate(*fd, (off_t)size) != 0) {
+    e = errno; close(*fd); *fd = -1;
+    raise_errno(L, "ftruncate", e);
+  }
+  p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, *fd, 0);
+  if (p == MAP_FAILED) {
+    e = errno; close(*fd); *fd = -1;
+    raise_errno(L, "mmap", e);
+  }
+  return p;
+}
+
+
+/* Maps a memfd passed by the parent; it must hold at least 'size' bytes. */
+static void *shmmap (lua_State *L, int fd, size_t size) {
+  struct stat st;
+  void *p;
+  if (fstat(fd, &st) != 0) raise_errno(L, "fstat", errno);
+  if ((size_t)st.st_size < size)
+    gilua_raise(L, "ValueError", "shared memory block too small");
+  p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (p == MAP_FAILED) raise_errno(L, "mmap", errno);
   return p;
 }
@@ -717,11 +742,25 @@ static int l_semlock (lua_State *L) {
   long maxvalue = (long)luaL_optinteger(L, 3, -1);
   syncref *r = lua_newuserdatauv(L, sizeof *r, 0);
   r->s = NULL;
+  r->fd = -1;
   luaL_setmetatable(L, SYNC_MT);
-  r->s = shmalloc(L, sizeof(shsync));
+  r->s = shmalloc(L, sizeof(shsync), &r->fd);
   sync_init(r->s, kind);
   r->s->value = value;
   r->s->maxvalue = maxvalue;
+  return 1;
+}
+
+
+/* semlock_from(fd): a lock passed to a spawned child */
+static int l_semlock_from (lua_State *L) {
+  int fd = (int)luaL_checkinteger(L, 1);
+  syncref *r = lua_newuserdatauv(L, sizeof *r, 0);
+  r->s = NULL;
+  r->fd = -1;
+  luaL_setmetatable(L, SYNC_MT);
+  r->s = shmmap(L, fd, sizeof(shsync));
+  r->fd = fd;
   return 1;
 }
 
@@ -730,7 +769,16 @@ static int sync_gc (lua_State *L) {
   syncref *r = luaL_checkudata(L, 1, SYNC_MT);
   if (r->s) munmap(r->s, sizeof(shsync));
   r->s = NULL;
+  if (r->fd >= 0) close(r->fd);
+  r->fd = -1;
   return 0;
+}
+
+
+static int sync_fd (lua_State *L) {
+  syncref *r = luaL_checkudata(L, 1, SYNC_MT);
+  lua_pushinteger(L, r->fd);
+  return 1;
 }
 
 
@@ -898,6 +946,7 @@ static int ev_wait (lua_State *L) {
 static const luaL_Reg sync_methods[] = {
   {"acquire", sync_acquire},
   {"release", sync_release},
+  {"_fd", sync_fd},
   {"_count", sync_count},
   {"_is_mine", sync_is_mine},
   {"locked", sync_locked},
@@ -924,6 +973,7 @@ typedef struct shm {
   lua_Integer n;   /* elements */
   char tc;
   int elsize;
+  int fd;          /* the memfd */
 } shm;
 
 
@@ -950,10 +1000,16 @@ static int l_rawshm (lua_State *L) {
     return gilua_raise(L, "ValueError", "bad size: %d", (int)n);
   m = lua_newuserdatauv(L, sizeof *m, 0);
   m->p = NULL;
+  m->fd = -1;
   luaL_setmetatable(L, SHM_MT);
   m->size = (size_t)n * (size_t)es;
   if (m->size == 0) m->size = 1;
-  m->p = shmalloc(L, m->size);
+  if (lua_isinteger(L, 3)) {   /* rawshm(typecode, n, fd): passed to a spawned child */
+    int fd = (int)lua_tointeger(L, 3);
+    m->p = shmmap(L, fd, m->size);
+    m->fd = fd;
+  }
+  else m->p = shmalloc(L, m->size, &m->fd);
   m->n = n;
   m->tc = tc[0];
   m->elsize = es;
@@ -1053,7 +1109,23 @@ static int shm_gc (lua_State *L) {
   if (m->p) munmap(m->p, m->size);
   m->p = NULL;
   m->n = 0;
+  if (m->fd >= 0) close(m->fd);
+  m->fd = -1;
   return 0;
+}
+
+
+static int shm_typecode (lua_State *L) {
+  shm *m = luaL_checkudata(L, 1, SHM_MT);
+  lua_pushlstring(L, &m->tc, 1);
+  return 1;
+}
+
+
+static int shm_fd (lua_State *L) {
+  shm *m = luaL_checkudata(L, 1, SHM_MT);
+  lua_pushinteger(L, m->fd);
+  return 1;
 }
 
 
@@ -1062,6 +1134,8 @@ static const luaL_Reg shm_methods[] = {
   {"set", shm_set},
   {"len", shm_len},
   {"bytes", shm_bytes},
+  {"_fd", shm_fd},
+  {"_typecode", shm_typecode},
   {NULL, NULL}
 };
 
@@ -1851,6 +1925,7 @@ static const luaL_Reg funcs[] = {
   {"Pipe", l_pipe},
   {"Connection", l_conn},
   {"semlock", l_semlock},
+  {"semlock_from", l_semlock_from},
   {"rawshm", l_rawshm},
   {"queue", l_queue},
   {"queue_from", l_queue_from},

@@ -577,6 +577,32 @@ do
   end
 end
 
+-- Locks and shared values reach a spawned child the same way: their
+-- shared memory is a memfd, mapped again there.
+function M._rebuild_semlock(fd) return _mp.semlock_from(fd) end
+function M._rebuild_rawshm(state) return _mp.rawshm(state[1], state[2], state[3]) end
+
+do
+  local function only_inherited(what)
+    error(RuntimeError(what .. " objects should only be shared between processes " ..
+                       "through inheritance"), 0)
+  end
+  local s = _mp.semlock("sem", 1, 1)
+  getmetatable(s).__mp_reduce = function(u)
+    if spawn_fds == nil then only_inherited("Lock") end
+    local fd = u:_fd()
+    spawn_fds[#spawn_fds + 1] = fd
+    return M._rebuild_semlock, fd
+  end
+  local m = _mp.rawshm("b", 1)
+  getmetatable(m).__mp_reduce = function(u)
+    if spawn_fds == nil then only_inherited("Shared memory") end
+    local fd = u:_fd()
+    spawn_fds[#spawn_fds + 1] = fd
+    return M._rebuild_rawshm, { u:_typecode(), u:len(), fd }
+  end
+end
+
 local JoinableQueue = Queue:extend("multiprocessing.JoinableQueue")
 M.JoinableQueue = JoinableQueue
 function JoinableQueue:task_done() return self._q:task_done() end
