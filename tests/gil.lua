@@ -134,7 +134,9 @@ do
   done = true
   sleeper:join()
   t.ok(naps >= 2, "the other thread kept sleeping and waking meanwhile (" .. naps .. " naps)")
-  t.between(with_sleeper / alone, 0.6, 1.4,
+  -- Only the upper bound says something; below 1 means the run "alone"
+  -- met a noisy neighbour, hence the loose lower bound.
+  t.between(with_sleeper / alone, 0.3, 1.4,
             "a sleeping thread does not slow down a CPU-bound one")
 end
 
