@@ -155,7 +155,7 @@ end
 -- A coroutine object that is collected without having run tells so, as
 -- Python does.
 local function never_awaited(self)
-  if not rawget(self, "_started") then
+  if not self._started then
     local ok = pcall(io.stderr.write, io.stderr,
       "RuntimeWarning: coroutine '", tostring(self._name),
       "' was never awaited\n")
@@ -173,8 +173,10 @@ So a coroutine object itself holds only its arguments.
 local function coro_classes(fn, name)
   local started = Coroutine:extend()
   started._fn, started._name = fn, name
+  started._started = true
   rawset(started, "__gc", nil)
   local fresh = started:extend()
+  fresh._started = false
   rawset(fresh, "__gc", never_awaited)
   fresh._started_cls = started
   started._started_cls = started
@@ -191,11 +193,9 @@ function M.async(fn, name)
   local cls = coro_classes(fn, tostring(name))
   return function(...)
     local n = select("#", ...)
-    if n == 0 then return setmetatable({ _n = 0, _started = false }, cls) end
-    if n == 1 then
-      return setmetatable({ _n = 1, _a = ..., _started = false }, cls)
-    end
-    return setmetatable({ _n = n, _args = pack(...), _started = false }, cls)
+    if n == 1 then return setmetatable({ _n = 1, _a = ... }, cls) end
+    if n == 0 then return setmetatable({ _n = 0 }, cls) end
+    return setmetatable({ _n = n, _args = pack(...) }, cls)
   end
 end
 M.coroutine = M.async
@@ -206,13 +206,12 @@ end
 M.iscoroutine = iscoro
 
 local function mark_started(c)
-  c._started = true
   setmetatable(c, c._started_cls)
 end
 
 -- Runs the coroutine's function in the calling coroutine.
 local function coro_run(c)
-  if rawget(c, "_started") then
+  if c._started then
     error(RuntimeError("cannot reuse already awaited coroutine '" ..
                        tostring(c._name) .. "'"), 3)
   end
@@ -229,7 +228,7 @@ end
 
 -- Python's coro.close(): a coroutine that will never run (no warning).
 function Coroutine:close()
-  if not rawget(self, "_started") then mark_started(self) end
+  if not self._started then mark_started(self) end
 end
 
 function Coroutine:__tostring()
@@ -668,7 +667,7 @@ step = function(task, e)
   local co = task._co
   if not co then
     local c = task._coro
-    if rawget(c, "_started") then
+    if c._started then
       return task_done(task, false, RuntimeError(
         "cannot reuse already awaited coroutine '" .. tostring(c._name) .. "'"))
     end
@@ -748,7 +747,7 @@ local function check_coro(coro, fname)
     error(TypeError(fname .. "(): a coroutine was expected, got " ..
                     typename(coro)), 3)
   end
-  if rawget(coro, "_started") then
+  if coro._started then
     error(RuntimeError(fname .. "(): cannot reuse already awaited coroutine"), 3)
   end
   return coro
@@ -1130,6 +1129,29 @@ function EventLoop:_run_once()
   end
 end
 
+--[[ While a loop runs, the collector waits for the heap to grow by
+LOOP_GC_PAUSE percent (instead of Lua's default 200) before a new cycle:
+an event loop allocates in bursts (a task is a table, a coroutine and
+its stack), and with the default pause a burst of 100,000 tasks pays
+for several full traversals of the growing heap. The previous pause is
+restored when the last running loop stops. ]]
+local LOOP_GC_PAUSE = 1000
+local gc_loops, gc_saved_pause = 0, nil
+local collectgarbage = collectgarbage
+local function gc_enter()
+  gc_loops = gc_loops + 1
+  if gc_loops == 1 then
+    gc_saved_pause = collectgarbage("setpause", LOOP_GC_PAUSE)
+  end
+end
+local function gc_leave()
+  gc_loops = gc_loops - 1
+  if gc_loops == 0 and gc_saved_pause then
+    collectgarbage("setpause", gc_saved_pause)
+    gc_saved_pause = nil
+  end
+end
+
 local function loop_enter(self)
   check_closed(self)
   if self._thread ~= nil then
@@ -1141,9 +1163,11 @@ local function loop_enter(self)
   end
   self._thread = me
   running_loops[me] = self
+  gc_enter()
 end
 
 local function loop_leave(self)
+  gc_leave()
   running_loops[self._thread] = nil
   self._thread = nil
   self._stopping = false
