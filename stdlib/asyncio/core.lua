@@ -28,6 +28,7 @@ How it works:
 local Object = require "gilua.class"
 local exc = require "gilua.exceptions"
 local args = require "gilua.args"
+local errors = require "gilua.errors"
 local aio = require "_asyncio"
 local _thread = require "_thread"
 local time = require "time"
@@ -77,33 +78,14 @@ end
 
 -- Errors raised in tasks and callbacks: a string error keeps the
 -- traceback of where it happened (exception objects have their own).
-local BOX = {}
 local function handler(e)
   if type(e) == "table" and getmetatable(e) and BaseException:is(e) then
     return e
   end
-  return setmetatable({ e, traceback(nil, 2) }, BOX)
+  return errors.box(e, traceback(nil, 2))
 end
 
-local function unbox(e)
-  if getmetatable(e) == BOX then return e[1], e[2] end
-  return e, nil
-end
-
-local function report(msg, e, tb)
-  local ok, s = pcall(tostring, e)
-  if not ok then s = "(unprintable error)" end
-  if tb == nil and type(e) == "table" and BaseException:is(e) then
-    tb = e.traceback
-  end
-  io.stderr:write(msg, "\n", tb and (tb .. "\n") or "", s, "\n")
-  io.stderr:flush()
-end
-
-local function typename(v)
-  if Object:is(v) then return tostring(rawget(getmetatable(v), "__name")) end
-  return math.type(v) or type(v)
-end
+local unbox, report, typename = errors.unbox, errors.report, args.typename
 
 -- Running loops and tasks --------------------------------------------------------
 
@@ -938,42 +920,40 @@ local function set_bits(self, fd, bits)
   end
 end
 
-function EventLoop:add_reader(fd, cb, ...)
+-- One watcher of fd (map is self._readers or self._writers, bit 1 or 2).
+local function add_watch(self, map, bit, fd, cb, ...)
   check_closed(self)
   local h = new_handle(Handle, self, cb, ...)
-  local old = self._readers[fd]
+  local old = map[fd]
   if old then old:cancel() end
-  self._readers[fd] = h
-  set_bits(self, fd, (self._fdbits[fd] or 0) | 1)
+  map[fd] = h
+  set_bits(self, fd, (self._fdbits[fd] or 0) | bit)
   return h
+end
+
+local function remove_watch(self, map, bit, fd)
+  local h = map[fd]
+  if h == nil then return false end
+  map[fd] = nil
+  h:cancel()
+  set_bits(self, fd, (self._fdbits[fd] or 0) & ~bit)
+  return true
+end
+
+function EventLoop:add_reader(fd, cb, ...)
+  return add_watch(self, self._readers, 1, fd, cb, ...)
 end
 
 function EventLoop:remove_reader(fd)
-  local h = self._readers[fd]
-  if h == nil then return false end
-  self._readers[fd] = nil
-  h:cancel()
-  set_bits(self, fd, (self._fdbits[fd] or 0) & ~1)
-  return true
+  return remove_watch(self, self._readers, 1, fd)
 end
 
 function EventLoop:add_writer(fd, cb, ...)
-  check_closed(self)
-  local h = new_handle(Handle, self, cb, ...)
-  local old = self._writers[fd]
-  if old then old:cancel() end
-  self._writers[fd] = h
-  set_bits(self, fd, (self._fdbits[fd] or 0) | 2)
-  return h
+  return add_watch(self, self._writers, 2, fd, cb, ...)
 end
 
 function EventLoop:remove_writer(fd)
-  local h = self._writers[fd]
-  if h == nil then return false end
-  self._writers[fd] = nil
-  h:cancel()
-  set_bits(self, fd, (self._fdbits[fd] or 0) & ~2)
-  return true
+  return remove_watch(self, self._writers, 2, fd)
 end
 
 function EventLoop:default_exception_handler(context)

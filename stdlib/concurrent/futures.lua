@@ -53,6 +53,7 @@ local _thread = require "_thread"
 local Object = require "gilua.class"
 local exc = require "gilua.exceptions"
 local args = require "gilua.args"
+local errors = require "gilua.errors"
 local time = require "time"
 
 local Condition, Event, Thread = threading.Condition, threading.Event, threading.Thread
@@ -65,7 +66,7 @@ local type, select, error, tostring, pcall, xpcall, next, rawget, getmetatable,
   type, select, error, tostring, pcall, xpcall, next, rawget, getmetatable,
   setmetatable
 local pack, unpack, traceback = table.pack, table.unpack, debug.traceback
-local huge, mtype = math.huge, math.type
+local huge = math.huge
 
 local M = {}
 
@@ -97,10 +98,7 @@ local function timeout_arg(t, fname)
   return t > 0 and t or 0
 end
 
-local function typename(v)
-  if Object:is(v) then return tostring(rawget(getmetatable(v), "__name")) end
-  return mtype(v) or type(v)
-end
+local typename = args.typename
 
 -- A traceback taken in a task, without the frames of the worker loop (the
 -- xpcall of this file that ran the task, and what called it).
@@ -111,7 +109,6 @@ local function trim(tb)
 end
 
 -- An error and where it happened, for whoever reports or re-raises it.
-local BOX = {}
 local function traced(e)
   local tb
   if BaseException:is(e) then
@@ -120,21 +117,10 @@ local function traced(e)
   else
     tb = trim(traceback(nil, 2))
   end
-  return setmetatable({ e, tb }, BOX)
+  return errors.box(e, tb)
 end
 
-local function unbox(box)
-  if getmetatable(box) == BOX then return box[1], box[2] end
-  return box, nil               -- the handler itself failed
-end
-
-local function report(what, e, tb)
-  local ok, msg = pcall(tostring, e)
-  if not ok then msg = "(unprintable error)" end
-  if tb == nil and BaseException:is(e) then tb = e.traceback end
-  io.stderr:write(what, "\n", tb and (tb .. "\n") or "", msg, "\n")
-  io.stderr:flush()
-end
+local unbox, report = errors.unbox, errors.report
 
 -- Future ---------------------------------------------------------------------
 

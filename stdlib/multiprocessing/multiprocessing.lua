@@ -843,7 +843,6 @@ local function zero(tc)
   return 0
 end
 
-local RawValue_mt = {}
 local RawValue = Object:extend("multiprocessing.sharedctypes.RawValue")
 M.RawValue = function(typecode, ...)
   local m = _mp.rawshm(typecode, 1)

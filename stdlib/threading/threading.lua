@@ -55,17 +55,12 @@ M.get_native_id = get_native_id
 M.BrokenBarrierError = RuntimeError:extend("threading.BrokenBarrierError")
 local BrokenBarrierError = M.BrokenBarrierError
 
-local function is_options(x)
-  return type(x) == "table" and getmetatable(x) == nil
-end
+local is_options = args.is_options
 
 -- Python's "x must be a number" for the timeouts that threading.py accepts
 -- negative.
 local function check_timeout(t, fname)
-  if t ~= nil and type(t) ~= "number" then
-    args.check(t, "number", fname, "timeout")
-  end
-  return t
+  return args.opt(t, "number", fname, "timeout")
 end
 
 -- Shared by the Lua lock-likes: `with` as a function, errors passed on after

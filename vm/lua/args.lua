@@ -77,11 +77,14 @@ function M.get(spec, ...)
   return ...
 end
 
+-- The name of v's type for messages: its class or metatable __name, else
+-- "integer"/"float" or Lua's type name.
 local function typename(v)
   local mt = getmetatable(v)
   if type(mt) == "table" and type(mt.__name) == "string" then return mt.__name end
   return mtype(v) or type(v)
 end
+M.typename = typename
 
 -- A function, or an object whose metatable has __call.
 local function callable(v)
