@@ -106,7 +106,8 @@ void gilua_detach(lua_State *T);
 ** So a library function may wrap its blocking call in the macros without
 ** knowing whether its caller has released the GIL already.
 ** gilua_release: GIL held (or released by an enclosing gilua_release).
-** gilua_acquire: GIL released by a matching gilua_release. */
+** gilua_acquire: GIL released by a matching gilua_release. errno is kept
+** as the blocking code left it. */
 void gilua_release(lua_State *T);
 void gilua_acquire(lua_State *T);
 

@@ -8,6 +8,7 @@
 ** lua_newthread, so globals and tables are shared exactly as Python
 ** threads share objects.
 */
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -212,11 +213,15 @@ void gilua_release (lua_State *T) {
 }
 
 
+/* errno survives: callers read the blocking call's errno after
+** GILUA_END_ALLOW_THREADS, and taking the GIL may touch it. */
 void gilua_acquire (lua_State *T) {
   gilua_tstate *ts = tls_ts;
+  int saved = errno;
   (void)T;
   if (ts != NULL && ts->released > 0 && --ts->released == 0)
     gil_acquire(ts);
+  errno = saved;
 }
 
 

@@ -58,18 +58,26 @@ static int ms_left (double deadline) {
 
 /* Defined with the queues below: what a child must finish before _exit. */
 static void feeders_after_fork(void);
-static void feeders_flush(void);
+typedef struct qlocal qlocal;
+static qlocal **feeders_hold(int *n);
+static int feeders_flush(qlocal **qs, int n);
 
 
-/* fork() holding the GIL. Standard streams are flushed first so nothing
-** buffered is printed twice; the child is the forking thread alone and
-** owns the GIL (the GIL's own atfork handler). */
-static int l_fork (lua_State *L) {
-  pid_t pid;
+/* Before a child starts: nothing buffered is lost or printed twice. A
+** full pipe may block the flush, so without the GIL. */
+static void flush_std (lua_State *L) {
   GILUA_BEGIN_ALLOW_THREADS(L)
     fflush(stdout);
     fflush(stderr);
   GILUA_END_ALLOW_THREADS(L)
+}
+
+
+/* fork() holding the GIL. The child is the forking thread alone and owns
+** the GIL (the GIL's own atfork handler). */
+static int l_fork (lua_State *L) {
+  pid_t pid;
+  flush_std(L);
   pid = fork();
   if (pid < 0) return raise_errno(L, "fork", errno);
   if (pid == 0) feeders_after_fork();
@@ -81,11 +89,12 @@ static int l_fork (lua_State *L) {
 /* Python's os._exit in a child: flush, let queued puts reach their pipes,
 ** and leave without the parent's exit handlers. */
 static int l_exit (lua_State *L) {
-  int code = (int)luaL_optinteger(L, 1, 0);
+  int code = (int)luaL_optinteger(L, 1, 0), n;
+  qlocal **qs = feeders_hold(&n);
+  gilua_release(L);
   fflush(stdout);
   fflush(stderr);
-  gilua_release(L);
-  feeders_flush();
+  feeders_flush(qs, n);
   _exit(code);
   return 0;
 }
@@ -221,6 +230,9 @@ static int l_spawnv (lua_State *L) {
   int *keep;
   pid_t pid;
   luaL_checktype(L, 2, LUA_TTABLE);
+  /* before argv borrows the table's strings, which another thread could
+  ** drop from the table while the GIL is released */
+  flush_std(L);
   argc = (int)lua_rawlen(L, 2);
   nkeep = lua_istable(L, 3) ? (int)lua_rawlen(L, 3) : 0;
   argv = lua_newuserdatauv(L, sizeof(char *) * (size_t)(argc + 1), 0);
@@ -236,8 +248,6 @@ static int l_spawnv (lua_State *L) {
     keep[i] = (int)lua_tointeger(L, -1);
     lua_pop(L, 1);
   }
-  fflush(stdout);
-  fflush(stderr);
   pid = fork();
   if (pid < 0) return raise_errno(L, "fork", errno);
   if (pid == 0) {
@@ -1159,7 +1169,7 @@ typedef struct qshared {
   long count, maxsize, unfinished;
 } qshared;
 
-typedef struct qlocal {
+struct qlocal {
   qshared *sh;
   int rfd, wfd;
   int shfd;                    /* memfd of 'sh', for spawned children */
@@ -1169,7 +1179,7 @@ typedef struct qlocal {
   size_t npend, cappend;
   int feeder, running, writing, waiting, closed, ignore, refs;
   struct qlocal *next;         /* all queues of this process (under the GIL) */
-} qlocal;
+};
 
 static qlocal *allqueues;
 
@@ -1256,25 +1266,70 @@ static void feeders_after_fork (void) {
 }
 
 
-static void q_drain (qlocal *q) {
+/* Waits, without the GIL, until the feeder has written what it holds;
+** EINTR if Ctrl-C stopped the wait (main thread). */
+static int q_drain (qlocal *q) {
+  int rc = 0;
   pthread_mutex_lock(&q->m);
-  while (!q->ignore && q->feeder && (q->npend > 0 || q->writing))
-    pthread_cond_wait(&q->drained, &q->m);
+  while (rc != EINTR && !q->ignore && q->feeder && (q->npend > 0 || q->writing))
+    rc = gilua_condwait(&q->drained, &q->m, NULL);
   pthread_mutex_unlock(&q->m);
+  return rc;
 }
 
 
-/* Before a process exits: what its feeders hold reaches the sockets. */
-static void feeders_flush (void) {
-  qlocal *q;
-  for (q = allqueues; q; q = q->next) q_drain(q);
+/* The live queues, each held (refs) so that a collection in another thread
+** cannot free one while it is drained without the GIL. Call with the GIL,
+** which guards 'allqueues'. */
+static qlocal **feeders_hold (int *n) {
+  qlocal *q, **qs;
+  int k = 0;
+  for (q = allqueues; q; q = q->next) k++;
+  *n = 0;
+  if (k == 0 || (qs = malloc((size_t)k * sizeof *qs)) == NULL) return NULL;
+  for (q = allqueues; q; q = q->next) {
+    pthread_mutex_lock(&q->m);
+    q->refs++;
+    pthread_mutex_unlock(&q->m);
+    qs[(*n)++] = q;
+  }
+  return qs;
+}
+
+
+/* Before a process exits: what its feeders hold reaches the sockets.
+** Without the GIL. */
+static int feeders_flush (qlocal **qs, int n) {
+  int i;
+  for (i = 0; i < n; i++)
+    if (q_drain(qs[i]) == EINTR) return EINTR;
+  return 0;
+}
+
+
+static void feeders_unhold (qlocal **qs, int n) {
+  int i;
+  for (i = 0; i < n; i++) {
+    qlocal *q = qs[i];
+    int last;
+    pthread_mutex_lock(&q->m);
+    last = --q->refs == 0;
+    pthread_mutex_unlock(&q->m);
+    if (last) q_free(q);
+  }
+  free(qs);
 }
 
 
 static int l_flush_feeders (lua_State *L) {
+  int n;
+  int rc;
+  qlocal **qs = feeders_hold(&n);
   GILUA_BEGIN_ALLOW_THREADS(L)
-    feeders_flush();
+    rc = feeders_flush(qs, n);
   GILUA_END_ALLOW_THREADS(L)
+  feeders_unhold(qs, n);
+  if (rc == EINTR) gilua_checkinterrupt(L);
   return 0;
 }
 
@@ -1552,12 +1607,14 @@ static int q_close (lua_State *L) {
 
 static int q_join_thread (lua_State *L) {
   qlocal *q = checkq(L);
+  int rc = 0;
   GILUA_BEGIN_ALLOW_THREADS(L)
     pthread_mutex_lock(&q->m);
-    while (q->feeder && (q->npend > 0 || q->writing || q->closed))
-      pthread_cond_wait(&q->drained, &q->m);
+    while (rc != EINTR && q->feeder && (q->npend > 0 || q->writing || q->closed))
+      rc = gilua_condwait(&q->drained, &q->m, NULL);
     pthread_mutex_unlock(&q->m);
   GILUA_END_ALLOW_THREADS(L)
+  if (rc == EINTR) gilua_checkinterrupt(L);
   return 0;
 }
 
