@@ -100,6 +100,53 @@ do
   t.is(run(async(function() return sleep(0.01, "r"):await() end)()), "r", "sleep(delay, result)")
 end
 
+-- a task's result has exactly the values its function returned ------------------------
+do
+  local n1, n2, n0, nn = run(async(function()
+    local one = asyncio.create_task(async(function() sleep(0):await(); return 7 end)())
+    local two = asyncio.create_task(async(function() sleep(0):await(); return 7, nil end)())
+    local none = asyncio.create_task(async(function() sleep(0):await() end)())
+    asyncio.gather(one, two, none):await()
+    local c = async(function() return 1, 2, 3 end)()
+    return select("#", one:result()), select("#", two:result()),
+           select("#", none:result()), select("#", c:await())
+  end)())
+  t.is(n1, 1, "a task returning one value has one result")
+  t.is(n2, 2, "... returning (7, nil): two")
+  t.is(n0, 0, "... returning nothing: none")
+  t.is(nn, 3, "awaiting a coroutine object gives all its values")
+end
+
+-- all_tasks follows tasks as they finish; current_task in nested code -------------------
+do
+  run(async(function()
+    local tasks = {}
+    for i = 1, 50 do
+      tasks[i] = asyncio.create_task(async(function() for _ = 1, i % 5 do sleep(0):await() end end)())
+    end
+    t.is(count(asyncio.all_tasks()), 51, "all_tasks: 50 new tasks and the main one")
+    sleep(0):await(); sleep(0):await()
+    local left = 0
+    for i = 1, 50 do if not tasks[i]:done() then left = left + 1 end end
+    local set = asyncio.all_tasks()
+    t.is(count(set), left + 1, "... and only the pending ones as others finish")
+    local all_pending = true
+    for task in pairs(set) do if task:done() then all_pending = false end end
+    t.ok(all_pending, "... none of them done")
+    asyncio.gather(table.unpack(tasks)):await()
+    t.is(count(asyncio.all_tasks()), 1, "... down to the main task at the end")
+    local me = asyncio.current_task()
+    local gen = coroutine.wrap(function() coroutine.yield(asyncio.current_task()) end)
+    t.is(gen(), me, "current_task() inside a coroutine nested in a task is that task")
+    local inner = coroutine.wrap(function() return pcall(function() sleep(0):await() end) end)
+    local ok, e = inner()
+    t.ok(not ok and RuntimeError:is(e), "awaiting inside a nested coroutine: RuntimeError")
+  end)())
+end
+
+do
+end
+
 -- futures ------------------------------------------------------------------------------
 do
   run(async(function()

@@ -25,7 +25,7 @@ int gilua_resume (lua_State *L, lua_State *co, int narg, int *nres) {
 
 /* Resume 'co' with the narg values on top of L; results or the error are
 ** moved to L. Returns the number of values moved, negative on error. */
-static int resume (lua_State *L, lua_State *co, int narg) {
+int gilua_coresume (lua_State *L, lua_State *co, int narg) {
   int status, nres;
   if (!lua_checkstack(co, narg)) {
     lua_pushliteral(L, "too many arguments to resume");
@@ -51,7 +51,7 @@ static int co_resume (lua_State *L) {
   lua_State *co = lua_tothread(L, 1);
   int n;
   luaL_argexpected(L, co, 1, "coroutine");
-  n = resume(L, co, lua_gettop(L) - 1);
+  n = gilua_coresume(L, co, lua_gettop(L) - 1);
   if (n < 0) {
     lua_pushboolean(L, 0);
     lua_insert(L, -2);
@@ -65,7 +65,7 @@ static int co_resume (lua_State *L) {
 
 static int wrap_call (lua_State *L) {
   lua_State *co = lua_tothread(L, lua_upvalueindex(1));
-  int n = resume(L, co, lua_gettop(L));
+  int n = gilua_coresume(L, co, lua_gettop(L));
   if (n < 0) {
     int st = lua_status(co);
     if (st != LUA_OK && st != LUA_YIELD) {  /* dead by error: close it */

@@ -148,11 +148,55 @@ int gilua_openlibs (lua_State *L) {
 }
 
 
+/* An error outside any protected call: say it before Lua aborts. */
+static int panic (lua_State *L) {
+  const char *msg = lua_tostring(L, -1);
+  fprintf(stderr, "gilua: unprotected error: %s\n",
+          msg ? msg : "(error object is not a string)");
+  fflush(stderr);
+  return 0;
+}
+
+
+/*
+** warn() of Lua 5.4: off until "@on"; each warning is its pieces, the
+** last with tocont == 0, written as one line "Lua warning: ..." on stderr.
+** Called with the GIL held, so plain statics will do.
+*/
+static int warn_on, warn_midline;
+
+static void warning (void *ud, const char *msg, int tocont) {
+  (void)ud;
+  if (!warn_midline && *msg == '@') {  /* a control message */
+    if (strcmp(msg, "@on") == 0) warn_on = 1;
+    else if (strcmp(msg, "@off") == 0) warn_on = 0;
+    return;
+  }
+  if (warn_on) {
+    if (!warn_midline) fputs("Lua warning: ", stderr);
+    fputs(msg, stderr);
+    if (!tocont) {
+      fputc('\n', stderr);
+      fflush(stderr);
+    }
+  }
+  warn_midline = tocont;
+}
+
+
 lua_State *gilua_open (void) {
-  lua_State *L = luaL_newstate();
-  if (L == NULL) return NULL;
+  gilua_pool *pool;
+  lua_Alloc alloc = gilua_allocator(&pool);
+  lua_State *L = lua_newstate(alloc, pool);
+  if (L == NULL) {
+    gilua_pool_free(alloc, pool);
+    return NULL;
+  }
+  lua_atpanic(L, panic);
+  lua_setwarnf(L, warning, NULL);
   if (gilua_openlibs(L) != 0) {
     lua_close(L);
+    gilua_pool_free(alloc, pool);
     return NULL;
   }
   return L;
@@ -177,7 +221,12 @@ void gilua_close (lua_State *L) {
   ** 'current' coroutine. */
   gil_finalize(ts);
   ts->current = NULL;
-  lua_close(L);
+  {
+    void *pool;
+    lua_Alloc alloc = lua_getallocf(L, &pool);
+    lua_close(L);
+    gilua_pool_free(alloc, pool);
+  }
   main_L = NULL;
   spawner = NULL;
   gil_exit(ts);

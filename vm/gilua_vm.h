@@ -61,10 +61,23 @@ unsigned long gilua_mainident(void);
 gilua_tstate *gilua_tstate_new(lua_State *main);
 void gilua_tstate_free(gilua_tstate *ts);
 
+/* The allocator of the interpreter's state (vm/gilua_alloc.c): size-class
+** pools, or the system's malloc when GILUA_MALLOC=system. *pool is what to
+** pass to lua_newstate. After lua_close, gilua_pool_free(f, ud) gives the
+** pools back when f (from lua_getallocf) is the pool allocator. */
+typedef struct gilua_pool gilua_pool;
+lua_Alloc gilua_allocator(gilua_pool **pool);
+void gilua_pool_free(lua_Alloc f, void *ud);
+
 /* Runs coroutine 'co' from the current one, keeping 'current' right so the
 ** GIL's drop request reaches the coroutine that runs (vm/gilua_coroutine.c).
 ** Same contract as lua_resume. */
 int gilua_resume(lua_State *L, lua_State *co, int narg, int *nres);
+
+/* coroutine.resume's core: resumes 'co' with the narg values on top of L
+** and moves its results (or its error) to L. Returns the number of values
+** moved, or -1 on error with the error object on top of L. */
+int gilua_coresume(lua_State *L, lua_State *co, int narg);
 
 /*
 ** Errors (vm/gilua_error.c). Exception classes are found by their qualified

@@ -496,7 +496,57 @@ static int l_pipe (lua_State *L) {
 /* }====================================================== */
 
 
+/*
+** {======================================================
+** Task coroutines
+** =======================================================
+*/
+
+/*
+** The coroutine of the task that this OS thread's loop is stepping. An
+** await must run in a task's own coroutine: one nested inside it (a
+** generator made with coroutine.wrap, say) would hand its yield to its
+** own resumer instead of the loop. Keeping the coroutine here makes that
+** check a pointer comparison, with no table from coroutines to tasks to
+** keep up to date. Each OS thread runs at most one loop, and a task's
+** coroutine runs only on its loop's thread, so a thread-local is right
+** across GIL switches.
+*/
+static __thread lua_State *stepping;
+
+
+/* resume(co, value): one step of a task. Returns true and what the
+** coroutine yielded, false and what it returned, or nil and its error. */
+static int l_resume (lua_State *L) {
+  lua_State *co = lua_tothread(L, 1);
+  lua_State *outer = stepping;
+  int n;
+  luaL_argexpected(L, co, 1, "coroutine");
+  stepping = co;
+  n = gilua_coresume(L, co, lua_gettop(L) - 1);
+  stepping = outer;
+  if (n < 0)
+    lua_pushnil(L);
+  else
+    lua_pushboolean(L, lua_status(co) == LUA_YIELD);
+  lua_insert(L, -(n < 0 ? 2 : n + 1));
+  return (n < 0 ? 1 : n) + 1;
+}
+
+
+/* intask(): whether the caller runs in the coroutine of the task being
+** stepped. */
+static int l_intask (lua_State *L) {
+  lua_pushboolean(L, L == stepping);
+  return 1;
+}
+
+/* }====================================================== */
+
+
 static const luaL_Reg funcs[] = {
+  {"resume", l_resume},
+  {"intask", l_intask},
   {"poller", l_poller},
   {"listen", l_listen},
   {"accept", l_accept},

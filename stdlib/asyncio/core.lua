@@ -41,9 +41,7 @@ local type, select, error, tostring, pcall, xpcall, next, rawget, rawset,
   getmetatable, setmetatable
 local pack, unpack, traceback, getinfo = table.pack, table.unpack,
   debug.traceback, debug.getinfo
-local cocreate, coresume, yield, running, costatus =
-  coroutine.create, coroutine.resume, coroutine.yield, coroutine.running,
-  coroutine.status
+local cocreate, yield = coroutine.create, coroutine.yield
 local monotonic = time.monotonic
 local get_ident = _thread.get_ident
 local is_options, callable = args.is_options, args.callable
@@ -91,15 +89,18 @@ local unbox, report, typename = errors.unbox, errors.report, args.typename
 
 local running_loops = {}        -- OS thread ident -> its running loop
 local event_loops = {}          -- OS thread ident -> loop set by set_event_loop
--- The task each task coroutine belongs to, until the task is done. Not a
--- weak table: the key (the coroutine) is only reachable through the value
--- (the task), and the collector's handling of such ephemerons costs
--- passes over the whole table.
-local tasks_by_co = {}
+local resume_task, intask = aio.resume, aio.intask
+
+--[[ The task whose own coroutine is running, or nil. The loop keeps the
+task it steps in _current_task; aio.intask() tells whether the running
+coroutine is that task's (and not a coroutine nested inside it). ]]
+local function task_here()
+  if intask() then return running_loops[get_ident()]._current_task end
+end
 
 local function current_task_or_fail(what)
-  local task = tasks_by_co[running()]
-  if task == nil then
+  local task = task_here()
+  if not task then
     error(RuntimeError((what or "await") ..
       " outside of a task (run the code with asyncio.run or create_task)"), 3)
   end
@@ -380,12 +381,14 @@ local function schedule_callbacks(fut)
 end
 
 --[[ The fields that the fast paths read have defaults in the class
-itself (false for "none"), one lookup away; instances start with the
-fewest fields, to stay small (a task is a table of 8 slots). ]]
+itself (false for "none"; _n, the number of result values, is 1), one
+lookup away; instances start with the fewest fields, to stay small (a
+task is a table of 8 slots). ]]
 Future._cb1, Future._cbs, Future._failed, Future._n, Future._result =
-  false, false, false, 0, false
+  false, false, false, 1, false
 Future._log = false
-Future._must_cancel, Future._fut_waiter = false, false
+Future._must_cancel, Future._fut_waiter, Future._co, Future._slot =
+  false, false, false, false
 local function new_future(loop)
   return setmetatable({ _loop = loop, _state = PENDING }, Future)
 end
@@ -394,8 +397,7 @@ function Future:init(opts)
   local loop = opts and opts.loop
   self._loop = loop or M.get_event_loop()
   self._state = PENDING
-  self._cb1, self._cbs, self._failed, self._n, self._result =
-    false, false, false, 0, false
+  self._cb1, self._cbs, self._failed, self._result = false, false, false, false
 end
 
 function Future:get_loop() return self._loop end
@@ -412,8 +414,9 @@ end
 
 local function set_result(self, ...)
   local n = select("#", ...)
-  if n == 1 then self._result = ... else self._results = pack(...) end
-  self._n = n
+  -- _n is 1 unless set: most results are one value
+  if n == 1 then self._result = ...
+  else self._n, self._results = n, pack(...) end
   self._state = FINISHED
   schedule_callbacks(self)
 end
@@ -542,9 +545,7 @@ task once the future is done; the yield returns a CancelledError when
 the task was cancelled while the future could not be. ]]
 local function await_future(fut)
   if fut._state == PENDING then
-    if tasks_by_co[running()] == nil then
-      current_task_or_fail()
-    end
+    if not intask() then current_task_or_fail() end
     local e = yield(AWAIT, fut)
     if e ~= nil then error(e, 0) end
     if fut._state == PENDING then
@@ -587,6 +588,12 @@ Task = Future:extend("asyncio.Task")
 M.Task = Task
 Task._is_task_waiter = true
 Task._num_cancels_requested = 0
+-- Future's field defaults, copied: a task's lookup of an unset field then
+-- stops at its own class instead of walking up to Future.
+for _, k in ipairs{ "_cb1", "_cbs", "_failed", "_n", "_result", "_log",
+                    "_must_cancel", "_fut_waiter", "_co", "_slot" } do
+  Task[k] = Future[k]
+end
 
 local task_counter = 0
 
@@ -597,10 +604,35 @@ local function finish_cancelled(task, e)
   return schedule_callbacks(task)
 end
 
+--[[ Each loop keeps its pending tasks for all_tasks() in the array
+_tasks (_ntasks of them); a task knows its index (_slot), so leaving is
+a swap with the last one. ]]
+local function register(loop, task)
+  local n = loop._ntasks + 1
+  loop._ntasks = n
+  loop._tasks[n] = task
+  return n
+end
+
+local function unregister(task)
+  local i = task._slot
+  if not i then return end
+  task._slot = false
+  local loop = task._loop
+  local tasks, n = loop._tasks, loop._ntasks
+  local last = tasks[n]
+  tasks[n] = nil
+  loop._ntasks = n - 1
+  if last ~= task then
+    tasks[i] = last
+    last._slot = i
+  end
+end
+
 -- The task's function has returned (ok) or raised.
 local function task_done(task, ok, ...)
   local co = task._co
-  if co then tasks_by_co[co] = nil end
+  unregister(task)
   task._co = false
   if ok then
     if task._must_cancel then
@@ -645,7 +677,8 @@ step = function(task, e)
       e = CancelledError(task._cancel_message)
     end
   end
-  if task._fut_waiter then task._fut_waiter = nil end
+  if task._fut_waiter then task._fut_waiter = false end
+  local loop = task._loop
   local co = task._co
   if not co then
     local c = task._coro
@@ -659,23 +692,28 @@ step = function(task, e)
     end
     co = cocreate(c._fn)
     task._co = co
-    tasks_by_co[co] = task
+    loop._current_task = task
     local n = c._n
-    if n == 0 then return after_resume(task, co, coresume(co)) end
-    if n == 1 then return after_resume(task, co, coresume(co, c._a)) end
-    return after_resume(task, co, coresume(co, unpack(c._args, 1, n)))
+    if n == 1 then return after_resume(task, loop, resume_task(co, c._a)) end
+    if n == 0 then return after_resume(task, loop, resume_task(co)) end
+    return after_resume(task, loop, resume_task(co, unpack(c._args, 1, n)))
   end
-  return after_resume(task, co, coresume(co, e))
+  loop._current_task = task
+  return after_resume(task, loop, resume_task(co, e))
 end
 
-after_resume = function(task, co, ok, tag, y, ...)
-  if tag ~= AWAIT or not ok then
-    if costatus(co) == "dead" then return task_done(task, ok, tag, y, ...) end
+-- yielded: true (a yield), false (the function returned), nil (it raised)
+after_resume = function(task, loop, yielded, ...)
+  loop._current_task = false
+  local tag, y = ...
+  if not yielded or tag ~= AWAIT then
+    if yielded == nil then return task_done(task, false, tag) end
+    -- exactly the values the function returned
+    if not yielded then return task_done(task, true, ...) end
     -- a coroutine.yield of the user's own, straight into the task
-    return push(task._loop, step, task, bad_yield(tag))
+    return push(loop, step, task, bad_yield(tag))
   end
   if task._state ~= PENDING then return end
-  local loop = task._loop
   if y == nil then
     return push(loop, step, task, nil)
   end
@@ -702,10 +740,10 @@ local function new_task(loop, coro, name)
     task_counter = task_counter + 1
     name = task_counter
   end
-  -- the slots set_result fills are there from the start: no rehash later
-  local task = setmetatable({ _loop = loop, _state = PENDING, _co = false,
-                              _coro = coro, _name = name, _result = false,
-                              _n = 0 }, Task)
+  -- five fields make room for eight: _co, _cb1 and _result come later
+  local task = setmetatable({ _loop = loop, _state = PENDING, _coro = coro,
+                              _name = name, _slot = false }, Task)
+  task._slot = register(loop, task)
   push(loop, step, task, nil)
   return task
 end
@@ -790,25 +828,15 @@ function Task:__tostring()
 end
 
 function M.current_task(loop)
-  local t = tasks_by_co[running()]
-  if t then return t end
   loop = loop or running_loops[get_ident()]
   if loop == nil then error(RuntimeError("no running event loop"), 2) end
   return loop._current_task or nil
 end
 
--- The pending tasks of a loop: those that have started (their coroutine
--- is known) and those waiting for their first step in the ready queue.
+-- The pending tasks of a loop, as a set.
 local function pending_tasks(loop)
-  local set = {}
-  for _, t in next, tasks_by_co do
-    if t._loop == loop and t._state == PENDING then set[t] = true end
-  end
-  local qf, qa = loop._qf, loop._qa
-  for i = 1, loop._qn do
-    local t = qa[i]
-    if qf[i] == step and t._state == PENDING then set[t] = true end
-  end
+  local set, tasks = {}, loop._tasks
+  for i = 1, loop._ntasks do set[tasks[i]] = true end
   return set
 end
 
@@ -839,6 +867,7 @@ function EventLoop:init()
   self._stopping = false
   self._fatal = false
   self._current_task = false
+  self._tasks, self._ntasks = {}, 0
   self._debug = false
   self.slow_callback_duration = 0.1
 end
@@ -1471,16 +1500,13 @@ end
 function Sleep:await()
   local delay = self._delay
   if delay <= 0 then
-    local task = tasks_by_co[running()]
-    if task == nil then current_task_or_fail() end
+    if not intask() then current_task_or_fail() end
     local e = yield(AWAIT)
     if e ~= nil then error(e, 0) end
     if self == SLEEP0 then return end
     return self._result
   end
-  local task = tasks_by_co[running()]
-  if task == nil then current_task_or_fail() end
-  local loop = task._loop
+  local loop = current_task_or_fail()._loop
   local fut = new_future(loop)
   local h = add_timer(loop, monotonic() + delay, wake_sleeper, fut, self._result)
   local e = yield(AWAIT, fut)
@@ -1869,8 +1895,8 @@ local function on_timeout(self)
 end
 
 function Timeout:init(when)
-  local task = tasks_by_co[running()]
-  if task == nil then
+  local task = task_here()
+  if not task then
     error(RuntimeError("Timeout should be used inside a task"), 3)
   end
   self._task = task
@@ -1964,7 +1990,6 @@ M._new_future = new_future
 M._set_result = set_result
 M._set_exception = set_exception
 M._retrieved = retrieved
-M._tasks_by_co = tasks_by_co
 M._current_task_or_fail = current_task_or_fail
 M._add_timer = add_timer
 M._report = report
