@@ -332,6 +332,7 @@ local Future = Object:extend("asyncio.Future")
 M.Future = Future
 local Task                       -- below
 
+-- The hot paths inline this for a task's step: qf[n], qa[n] = step, task.
 local function push(loop, f, a, b)
   local n = loop._qn + 1
   loop._qn = n
@@ -359,7 +360,12 @@ end
 -- scheduled as usual.
 local function schedule_one(loop, fut, cb)
   if type(cb) == "table" then
-    if cb._is_task_waiter then return push(loop, step, cb, nil) end
+    if cb._is_task_waiter then
+      local n = loop._qn + 1
+      loop._qn = n
+      loop._qf[n], loop._qa[n] = step, cb
+      return
+    end
     local imm = cb._immediate
     if imm then return imm(fut) end
   end
@@ -605,15 +611,8 @@ local function finish_cancelled(task, e)
 end
 
 --[[ Each loop keeps its pending tasks for all_tasks() in the array
-_tasks (_ntasks of them); a task knows its index (_slot), so leaving is
-a swap with the last one. ]]
-local function register(loop, task)
-  local n = loop._ntasks + 1
-  loop._ntasks = n
-  loop._tasks[n] = task
-  return n
-end
-
+_tasks (_ntasks of them; new_task adds them); a task knows its index
+(_slot), so leaving is a swap with the last one. ]]
 local function unregister(task)
   local i = task._slot
   if not i then return end
@@ -714,8 +713,11 @@ after_resume = function(task, loop, yielded, ...)
     return push(loop, step, task, bad_yield(tag))
   end
   if task._state ~= PENDING then return end
-  if y == nil then
-    return push(loop, step, task, nil)
+  if y == nil then                      -- a bare yield: step again soon
+    local n = loop._qn + 1
+    loop._qn = n
+    loop._qf[n], loop._qa[n] = step, task
+    return
   end
   if y._loop ~= loop then
     return push(loop, step, task, RuntimeError(
@@ -741,10 +743,14 @@ local function new_task(loop, coro, name)
     name = task_counter
   end
   -- five fields make room for eight: _co, _cb1 and _result come later
+  local slot = loop._ntasks + 1
   local task = setmetatable({ _loop = loop, _state = PENDING, _coro = coro,
-                              _name = name, _slot = false }, Task)
-  task._slot = register(loop, task)
-  push(loop, step, task, nil)
+                              _name = name, _slot = slot }, Task)
+  loop._ntasks = slot
+  loop._tasks[slot] = task
+  local n = loop._qn + 1
+  loop._qn = n
+  loop._qf[n], loop._qa[n] = step, task
   return task
 end
 
@@ -1102,7 +1108,9 @@ function EventLoop:_run_once()
   for i = 1, nrun do
     local f, a, b = qf[i], qa[i], qb[i]
     qf[i], qa[i], qb[i] = nil, nil, nil
-    if debug then
+    if not debug then
+      if f == step then step(a, b) else run_callback(self, f, a, b) end
+    else
       -- debug mode (run(coro, {debug = true})): slow steps and callbacks
       -- are reported, as Python's debug mode does
       local t0 = monotonic()
@@ -1114,10 +1122,6 @@ function EventLoop:_run_once()
         io.stderr:write(("Executing %s took %.3f seconds\n"):format(what, dt))
         io.stderr:flush()
       end
-    elseif f == step then
-      step(a, b)
-    else
-      run_callback(self, f, a, b)
     end
     if self._fatal then
       -- leave the rest queued, in order, for a later run
