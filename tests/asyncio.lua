@@ -115,6 +115,18 @@ do
   t.is(n2, 2, "... returning (7, nil): two")
   t.is(n0, 0, "... returning nothing: none")
   t.is(nn, 3, "awaiting a coroutine object gives all its values")
+  local r = table.pack(run(async(function()
+    local m = asyncio.create_task(async(function() sleep(0):await(); return 1, nil, 3, nil end)())
+    return m:await()
+  end)()))
+  t.is(r.n, 4, "a suspended task's four results, trailing nil included")
+  t.ok(r[1] == 1 and r[2] == nil and r[3] == 3, "... in order")
+  local ok, e = run(async(function()
+    local bad = asyncio.create_task(async(function() coroutine.yield(1, 2) end)())
+    return pcall(function() return bad:await() end)
+  end)())
+  t.ok(not ok and RuntimeError:is(e), "coroutine.yield inside a task: the task fails with RuntimeError")
+  t.like(tostring(e), "Task got bad yield: 1", "... saying what was yielded")
 end
 
 -- all_tasks follows tasks as they finish; current_task in nested code -------------------

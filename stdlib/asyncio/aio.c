@@ -515,22 +515,49 @@ static int l_pipe (lua_State *L) {
 static __thread lua_State *stepping;
 
 
-/* resume(co, value): one step of a task. Returns true and what the
-** coroutine yielded, false and what it returned, or nil and its error. */
+/*
+** resume(co, values...): one step of a task. Returns
+**   true, tag, y       when the coroutine yielded (its first two values);
+**   false, n, v        when it returned n values: v is the value when
+**                      n == 1, a table.pack of them when n > 1;
+**   nil, e             when it raised e.
+** A fixed number of results lets the step take them in locals, with no
+** vararg function in between.
+*/
 static int l_resume (lua_State *L) {
   lua_State *co = lua_tothread(L, 1);
   lua_State *outer = stepping;
-  int n;
+  int n, i;
   luaL_argexpected(L, co, 1, "coroutine");
   stepping = co;
   n = gilua_coresume(L, co, lua_gettop(L) - 1);
   stepping = outer;
-  if (n < 0)
+  if (n < 0) {
     lua_pushnil(L);
-  else
-    lua_pushboolean(L, lua_status(co) == LUA_YIELD);
-  lua_insert(L, -(n < 0 ? 2 : n + 1));
-  return (n < 0 ? 1 : n) + 1;
+    lua_insert(L, -2);
+    return 2;
+  }
+  if (lua_status(co) == LUA_YIELD) {
+    lua_settop(L, 3);                /* co, tag, y */
+    lua_pushboolean(L, 1);
+    lua_replace(L, 1);
+    return 3;
+  }
+  lua_pushboolean(L, 0);
+  lua_replace(L, 1);                 /* false, values... */
+  lua_pushinteger(L, n);
+  if (n == 1) {
+    lua_insert(L, 2);                /* false, 1, v */
+    return 3;
+  }
+  if (n == 0) return 2;              /* false, 0 */
+  lua_createtable(L, n, 1);
+  lua_insert(L, 2);
+  lua_setfield(L, 2, "n");
+  for (i = n; i >= 1; i--) lua_rawseti(L, 2, i);
+  lua_pushinteger(L, n);
+  lua_insert(L, 2);                  /* false, n, {...} */
+  return 3;
 }
 
 

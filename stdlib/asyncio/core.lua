@@ -628,19 +628,27 @@ local function unregister(task)
   end
 end
 
--- The task's function has returned (ok) or raised.
-local function task_done(task, ok, ...)
+-- The task's function returned n values: v is the value when n == 1, a
+-- table.pack of them when n > 1 (what aio.resume gives).
+local function task_returned(task, n, v)
+  unregister(task)
+  task._co = false
+  if task._must_cancel then
+    task._must_cancel = false
+    return finish_cancelled(task, nil)
+  end
+  if n == 1 then task._result = v
+  elseif n == 0 then task._n = 0
+  else task._n, task._results = n, v end
+  task._state = FINISHED
+  return schedule_callbacks(task)
+end
+
+-- The task's function raised e.
+local function task_failed(task, e)
   local co = task._co
   unregister(task)
   task._co = false
-  if ok then
-    if task._must_cancel then
-      task._must_cancel = false
-      return finish_cancelled(task, nil)
-    end
-    return set_result(task, ...)
-  end
-  local e = ...
   if type(e) == "table" and CancelledError:is(e) then
     return finish_cancelled(task, e)
   end
@@ -661,7 +669,7 @@ local function bad_yield(y)
   return RuntimeError("Task got bad yield: " .. tostring(y))
 end
 
-local after_resume
+local await_on
 
 --[[
 One step of a task: resume its coroutine (made at the first step, with
@@ -679,46 +687,51 @@ step = function(task, e)
   if task._fut_waiter then task._fut_waiter = false end
   local loop = task._loop
   local co = task._co
-  if not co then
+  local yielded, tag, y
+  if co then
+    loop._current_task = task
+    yielded, tag, y = resume_task(co, e)
+  else
     local c = task._coro
     if c._started then
-      return task_done(task, false, RuntimeError(
+      return task_failed(task, RuntimeError(
         "cannot reuse already awaited coroutine '" .. tostring(c._name) .. "'"))
     end
     mark_started(c)
     if e ~= nil then                      -- cancelled before it started
-      return task_done(task, false, e)
+      return task_failed(task, e)
     end
     co = cocreate(c._fn)
     task._co = co
     loop._current_task = task
     local n = c._n
-    if n == 1 then return after_resume(task, loop, resume_task(co, c._a)) end
-    if n == 0 then return after_resume(task, loop, resume_task(co)) end
-    return after_resume(task, loop, resume_task(co, unpack(c._args, 1, n)))
+    if n == 1 then yielded, tag, y = resume_task(co, c._a)
+    elseif n == 0 then yielded, tag, y = resume_task(co)
+    else yielded, tag, y = resume_task(co, unpack(c._args, 1, n)) end
   end
-  loop._current_task = task
-  return after_resume(task, loop, resume_task(co, e))
+  loop._current_task = false
+  if yielded then
+    if tag ~= AWAIT then
+      -- A coroutine.yield of the user's own, straight into the task: the
+      -- task fails with the error Python raises at such a yield (the Lua
+      -- coroutine, left suspended, is collected).
+      return task_failed(task, bad_yield(tag))
+    end
+    if task._state ~= PENDING then return end
+    if y == nil then                      -- a bare yield: step again soon
+      local n = loop._qn + 1
+      loop._qn = n
+      loop._qf[n], loop._qa[n] = step, task
+      return
+    end
+    return await_on(task, loop, y)
+  end
+  if yielded == nil then return task_failed(task, tag) end
+  return task_returned(task, tag, y)
 end
 
--- yielded: true (a yield), false (the function returned), nil (it raised)
-after_resume = function(task, loop, yielded, ...)
-  loop._current_task = false
-  local tag, y = ...
-  if not yielded or tag ~= AWAIT then
-    if yielded == nil then return task_done(task, false, tag) end
-    -- exactly the values the function returned
-    if not yielded then return task_done(task, true, ...) end
-    -- a coroutine.yield of the user's own, straight into the task
-    return push(loop, step, task, bad_yield(tag))
-  end
-  if task._state ~= PENDING then return end
-  if y == nil then                      -- a bare yield: step again soon
-    local n = loop._qn + 1
-    loop._qn = n
-    loop._qf[n], loop._qa[n] = step, task
-    return
-  end
+-- The task awaits future y: its step runs again when y is done.
+await_on = function(task, loop, y)
   if y._loop ~= loop then
     return push(loop, step, task, RuntimeError(
       "Task " .. tostring(task) .. " got Future " .. tostring(y) ..
