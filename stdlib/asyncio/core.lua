@@ -174,6 +174,17 @@ function M.async(fn, name)
     name = type(fn) == "function" and coro_name(fn) or tostring(fn)
   end
   local cls = coro_classes(fn, tostring(name))
+  -- A Lua function with a fixed number of parameters sees only those: its
+  -- coroutine objects can keep just as many arguments, with no vararg
+  -- call to make one.
+  local info = type(fn) == "function" and getinfo(fn, "u")
+  if info and not info.isvararg then
+    if info.nparams == 1 then
+      return function(a) return setmetatable({ _n = 1, _a = a }, cls) end
+    elseif info.nparams == 0 then
+      return function() return setmetatable({ _n = 0 }, cls) end
+    end
+  end
   return function(...)
     local n = select("#", ...)
     if n == 1 then return setmetatable({ _n = 1, _a = ... }, cls) end
@@ -378,7 +389,8 @@ local function schedule_callbacks(fut)
   if not cb1 then return end
   fut._cb1 = false
   local loop = fut._loop
-  schedule_one(loop, fut, cb1)
+  local imm = type(cb1) == "table" and cb1._immediate
+  if imm then imm(fut) else schedule_one(loop, fut, cb1) end
   local cbs = fut._cbs
   if cbs then
     fut._cbs = false
@@ -1495,13 +1507,17 @@ Runner.__close = Runner.close
 
 local TASK_SPEC = { "name", "context", fname = "create_task" }
 
-function M.create_task(coro, ...)
+function M.create_task(coro, opt, ...)
   local name
-  if select("#", ...) > 0 then name = args.get(TASK_SPEC, ...) end
+  if opt ~= nil then
+    name = args.get(TASK_SPEC, opt, ...)
+    if name ~= nil then name = tostring(name) end
+  end
   local loop = running_loops[get_ident()]
   if loop == nil then error(RuntimeError("no running event loop"), 2) end
-  coro = check_coro(coro, "create_task")
-  if name ~= nil then name = tostring(name) end
+  if type(coro) ~= "table" or coro._is_coro ~= true or coro._started then
+    coro = check_coro(coro, "create_task")     -- the usual case skips this
+  end
   return new_task(loop, coro, name)
 end
 
