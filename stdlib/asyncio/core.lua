@@ -401,9 +401,10 @@ end
 --[[ The fields that the fast paths read have defaults in the class
 itself (false for "none"; _n, the number of result values, is 1), one
 lookup away; instances start with the fewest fields, to stay small (a
-task is a table of 8 slots). ]]
-Future._cb1, Future._cbs, Future._failed, Future._n, Future._result =
-  false, false, false, 1, false
+task is a table of 8 slots). _result has no default: a result may be
+nil. ]]
+Future._cb1, Future._cbs, Future._failed, Future._n =
+  false, false, false, 1
 Future._log = false
 Future._must_cancel, Future._fut_waiter, Future._co, Future._slot =
   false, false, false, false
@@ -415,7 +416,7 @@ function Future:init(opts)
   local loop = opts and opts.loop
   self._loop = loop or M.get_event_loop()
   self._state = PENDING
-  self._cb1, self._cbs, self._failed, self._result = false, false, false, false
+  self._cb1, self._cbs, self._failed = false, false, false
 end
 
 function Future:get_loop() return self._loop end
@@ -608,7 +609,7 @@ Task._is_task_waiter = true
 Task._num_cancels_requested = 0
 -- Future's field defaults, copied: a task's lookup of an unset field then
 -- stops at its own class instead of walking up to Future.
-for _, k in ipairs{ "_cb1", "_cbs", "_failed", "_n", "_result", "_log",
+for _, k in ipairs{ "_cb1", "_cbs", "_failed", "_n", "_log",
                     "_must_cancel", "_fut_waiter", "_co", "_slot" } do
   Task[k] = Future[k]
 end
