@@ -537,6 +537,7 @@ static int l_resume (lua_State *L) {
     lua_insert(L, -2);
     return 2;
   }
+  luaL_checkstack(L, 3, "too many results to resume");
   if (lua_status(co) == LUA_YIELD) {
     lua_settop(L, 3);                /* co, tag, y */
     lua_pushboolean(L, 1);
