@@ -221,4 +221,35 @@ do
   os.remove(path)
 end
 
+-- Ctrl-C while close() waits for another thread's read: KeyboardInterrupt --------
+do
+  local subprocess = require "subprocess"
+  local child = [[
+local threading = require "threading"
+local time = require "time"
+local f = io.popen("sleep 3; echo late")
+local th = threading.Thread{ daemon = true, target = function() f:read("a") end }
+th:start()
+time.sleep(0.2)
+io.write("ready\n"); io.stdout:flush()
+local t0 = time.monotonic()
+local ok, e = pcall(f.close, f)
+io.write(tostring(ok or e), " ", ("%.1f"):format(time.monotonic() - t0), "\n")
+io.stdout:flush()
+os.exit(0)
+]]
+  local path = t.tmpname(".lua")
+  local fh = io.open(path, "w"); fh:write(child); fh:close()
+  local p = subprocess.Popen({t.gilua(), path}, {stdout = subprocess.PIPE})
+  t.is(p.stdout:read("l"), "ready", "child: a thread reads a pipe, the main thread closes it")
+  time.sleep(0.3)
+  p:send_signal("SIGINT")
+  local line = p.stdout:read("l") or ""
+  local secs = tonumber(line:match(" (%d+%.%d)$"))
+  t.like(line, "^KeyboardInterrupt ", "Ctrl-C ends close()'s wait with KeyboardInterrupt", line)
+  t.ok(secs and secs < 2.5, "... before the reader is done (after " .. tostring(secs) .. " s)")
+  p:wait()
+  os.remove(path)
+end
+
 t.done_testing()

@@ -107,7 +107,7 @@ typedef struct Busy {
 } Busy;
 
 static pthread_mutex_t busy_mtx = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t busy_cond = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t busy_cond;        /* gilua_cond_init, in busy_init */
 static Busy *busy_list;
 static int busy_waiters;
 
@@ -150,12 +150,15 @@ static int isbusy (FILE *f) {
 }
 
 
-/* 'f' is only compared, never used: it may be closed when this returns. */
+/* 'f' is only compared, never used: it may be closed when this returns.
+** Through gilua_condwait, so that Ctrl-C ends the main thread's wait:
+** the caller checks for it once it has the GIL back. */
 static void busy_wait (FILE *f) {
+  int rc = 0;
   pthread_mutex_lock(&busy_mtx);
   busy_waiters++;
-  while (busy_has(f))
-    pthread_cond_wait(&busy_cond, &busy_mtx);
+  while (rc != EINTR && busy_has(f))
+    rc = gilua_condwait(&busy_cond, &busy_mtx, NULL);
   busy_waiters--;
   pthread_mutex_unlock(&busy_mtx);
 }
@@ -169,12 +172,13 @@ static void busy_postfork (void) { pthread_mutex_unlock(&busy_mtx); }
 static void busy_child (void) {
   busy_list = NULL;
   busy_waiters = 0;
-  pthread_cond_init(&busy_cond, NULL);
+  gilua_cond_init(&busy_cond);
   pthread_mutex_unlock(&busy_mtx);
 }
 
 
-static void busy_atfork (void) {
+static void busy_init (void) {
+  gilua_cond_init(&busy_cond);
   pthread_atfork(busy_prefork, busy_postfork, busy_child);
 }
 
@@ -778,6 +782,7 @@ static void waitidle (lua_State *L, int idx) {
     gilua_release(L);
     busy_wait(f);
     gilua_acquire(L);
+    gilua_checkinterrupt(L);
   }
 }
 
@@ -802,6 +807,7 @@ static int closefile (lua_State *L, int idx, int quiet) {
     gilua_release(L);
     busy_wait(f);
     gilua_acquire(L);
+    gilua_checkinterrupt(L);
   }
   cf = p->closef;
   if (cf != NULL && (cf == closef_file || cf == closef_pipe)) {
@@ -1245,7 +1251,7 @@ void gilua_openio (lua_State *L) {
       || !orig_close || !orig_seek || !orig_setvbuf || !orig_gc
       || !learnstd(L, io))
     goto done;
-  pthread_once(&once, busy_atfork);
+  pthread_once(&once, busy_init);
   for (r = iofuncs; r->name != NULL; r++) replace(L, io, r->name, r->func);
   for (r = methods; r->name != NULL; r++) replace(L, m, r->name, r->func);
   replace(L, mt, "__close", f_tbc);
