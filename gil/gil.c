@@ -695,4 +695,21 @@ void gil_setname (gilua_tstate *ts, const char *name) {
   unlock();
 }
 
+
+/* The same for the running thread of ident 'ident' (a rename from another
+** thread); 0 if no such thread runs. */
+int gil_setname_ident (unsigned long ident, const char *name) {
+  gilua_tstate *ts;
+  int found = 0;
+  lock();
+  for (ts = gil.threads; ts; ts = ts->next)
+    if (ts->ident == ident) {
+      snprintf(ts->name, sizeof ts->name, "%s", name);
+      found = 1;
+      break;
+    }
+  unlock();
+  return found;
+}
+
 /* }====================================================== */

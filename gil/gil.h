@@ -39,6 +39,7 @@ void gil_getstats(gilua_stats *st);
 int gil_threadstats(gilua_threadstats *out, int max);
 void gil_resetstats(void);
 void gil_setname(gilua_tstate *ts, const char *name);
+int gil_setname_ident(unsigned long ident, const char *name);
 
 /*
 ** Tracing. While a trace runs, every thread state owns a buffer of raw

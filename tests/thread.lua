@@ -220,4 +220,25 @@ t.raises(function() threading.Thread{ target = 42 } end, TypeError,
 t.raises(function() threading.Thread{ bogus = 1 } end, TypeError,
          "an unknown option: TypeError")
 
+-- Renaming a running thread renames it in gil.stats() too -----------------------
+do
+  local gil = require "gil"
+  local ev = threading.Event()
+  local th = threading.Thread{ name = "before", target = function() ev:wait() end }
+  th:start()
+  util.wait_until(function()
+    for _, s in ipairs(gil.stats().threads) do if s.name == "before" then return true end end
+  end, 5)
+  th.name = "renamed"
+  local seen = {}
+  for _, s in ipairs(gil.stats().threads) do seen[s.name] = true end
+  t.ok(seen.renamed and not seen.before, "t.name = x on a running thread shows in gil.stats()")
+  t.is(th.name, "renamed", "... and reads back")
+  t.like(tostring(th), "^<Thread%(renamed, started", "... and in its repr")
+  ev:set(); th:join()
+  local un = threading.Thread{ name = "idle" }
+  un.name = 42
+  t.is(un.name, "42", "renaming a thread not started: the name as a string")
+end
+
 t.done_testing()

@@ -179,8 +179,14 @@ static int t_get_native_id (lua_State *L) {
 }
 
 
+/* set_name(name[, ident]): the name statistics and traces show for the
+** calling thread, or for the running thread 'ident'. */
 static int t_set_name (lua_State *L) {
-  gil_setname(gilua_ts(), luaL_checkstring(L, 1));
+  const char *name = luaL_checkstring(L, 1);
+  if (lua_isnoneornil(L, 2))
+    gil_setname(gilua_ts(), name);
+  else
+    gil_setname_ident((unsigned long)luaL_checkinteger(L, 2), name);
   return 0;
 }
 

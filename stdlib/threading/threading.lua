@@ -433,6 +433,17 @@ local current_thread          -- defined below
 local EMPTY = { n = 0 }
 local THREAD_ARGS = { "group", "target", "name", "args", "kwargs", "daemon", fname = "Thread" }
 
+--[[ name is a property so that renaming a running thread also renames it
+in gil.stats() and traces (the value lives in _name). ]]
+Thread:property("name", function(self) return self._name end,
+  function(self, name)
+    name = tostring(name)
+    self._name = name
+    if self.ident ~= nil and self:is_alive() then
+      _thread.set_name(name, self.ident)
+    end
+  end)
+
 function Thread:init(...)
   local group, target, name, targs, kwargs, daemon = args.get(THREAD_ARGS, ...)
   if group ~= nil then
