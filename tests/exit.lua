@@ -92,4 +92,37 @@ do
   t.is(r.stdout, "__main__", "__name__ is '__main__' in the main script")
 end
 
+-- Daemon threads asleep in a Lock, a Condition and a Queue at exit: the
+-- interpreter closes (it used to hang, destroying a condition variable
+-- that a thread slept on).
+do
+  local script = t.tmpname(".lua")
+  local f = assert(io.open(script, "w"))
+  f:write([[
+local threading = require "threading"
+local queue = require "queue"
+local time = require "time"
+local lock = threading.Lock()
+lock:acquire()
+local cond = threading.Condition()
+local q = queue.Queue()
+threading.Thread{ daemon = true, target = function() lock:acquire() end }:start()
+threading.Thread{ daemon = true, target = function() cond:acquire(); cond:wait() end }:start()
+threading.Thread{ daemon = true, target = function() q:get() end }:start()
+time.sleep(0.2)
+io.write("main end\n")
+]])
+  f:close()
+  local time = require "time"
+  local t0 = time.monotonic()
+  local p = io.popen("timeout 20 " .. t.shquote(t.gilua()) .. " " .. t.shquote(script) .. " 2>&1")
+  local out = p:read("a")
+  local _, _, code = p:close()
+  local dt = time.monotonic() - t0
+  os.remove(script)
+  t.is(out, "main end\n", "daemon threads waiting on a lock, a condition and a queue")
+  t.is(code, 0, "... the program exits with status 0 (124: it hung)")
+  t.ok(dt < 10, ("... promptly (%.2f s)"):format(dt))
+end
+
 t.done_testing()

@@ -135,6 +135,7 @@ void gilua_checkinterrupt(lua_State *L);
 */
 typedef struct gilua_waitq {
   int waiters;                  /* under the GIL */
+  int asleep;                   /* under 'm': threads between lock and unlock */
   unsigned long gen;            /* under the GIL and 'm' */
   pthread_mutex_t m;
   pthread_cond_t c;

@@ -12,21 +12,41 @@
 ** wait.
 */
 #include <errno.h>
+#include <sched.h>
 
 #include "gilua_vm.h"
 
 
 void gilua_waitq_init (gilua_waitq *wq) {
   wq->waiters = 0;
+  wq->asleep = 0;
   wq->gen = 0;
   pthread_mutex_init(&wq->m, NULL);
   gilua_cond_init(&wq->c);
 }
 
 
+/*
+** A thread waiting on the queue holds the object it waits for, so the
+** collector frees a waited-on object only when the interpreter closes:
+** then the waiters are daemon threads. Destroying a condition variable
+** that a thread sleeps on blocks for ever (glibc waits for its waiters),
+** so they are woken first, and the memory is released only once none is
+** left between its lock and unlock of 'm'. Woken, they go for the GIL and
+** park there for good (gil_finalize), never touching the queue again.
+*/
 void gilua_waitq_destroy (gilua_waitq *wq) {
-  pthread_mutex_destroy(&wq->m);
+  pthread_mutex_lock(&wq->m);
+  while (wq->asleep > 0) {
+    wq->gen++;
+    pthread_cond_broadcast(&wq->c);
+    pthread_mutex_unlock(&wq->m);
+    sched_yield();
+    pthread_mutex_lock(&wq->m);
+  }
+  pthread_mutex_unlock(&wq->m);
   pthread_cond_destroy(&wq->c);
+  pthread_mutex_destroy(&wq->m);
 }
 
 
@@ -36,8 +56,10 @@ int gilua_waitq_wait (lua_State *L, gilua_waitq *wq, const struct timespec *dead
   wq->waiters++;
   GILUA_BEGIN_ALLOW_THREADS(L)
     pthread_mutex_lock(&wq->m);
+    wq->asleep++;
     while (wq->gen == seen && rc == 0)
       rc = gilua_condwait(&wq->c, &wq->m, deadline);
+    wq->asleep--;
     pthread_mutex_unlock(&wq->m);
   GILUA_END_ALLOW_THREADS(L)
   wq->waiters--;
