@@ -23,8 +23,10 @@ local function preempted_in(label, run)
   time.sleep(0.02)                 -- let the ticker get going
   gil.reset_stats()
   local during = run(function()     -- called inside the coroutine(s)
-    local before = ticks
-    util.spin(N)
+    -- 0.3 s of CPU-bound loops, by the clock: a calibration made while
+    -- the host was busy would make a fixed count too short
+    local before, t0 = ticks, util.clock()
+    repeat util.spin(N // 10) until util.clock() - t0 >= 0.3
     return ticks - before
   end)
   local forced = gil.stats().forced_switches
