@@ -314,7 +314,7 @@ do
     t.is(table.concat(order, ","), "1,2,3", "as_completed gives results as they come")
     local n = 0
     local ok, e = pcall(function()
-      for f in asyncio.as_completed({sleep(0.01), sleep(5)}, {timeout = 0.05}) do
+      for f in asyncio.as_completed({sleep(0.01), sleep(5)}, {timeout = 0.5}) do
         f:await(); n = n + 1
       end
     end)
