@@ -36,11 +36,14 @@ void gilua_waitq_init (gilua_waitq *wq) {
 ** park there for good (gil_finalize), never touching the queue again.
 */
 void gilua_waitq_destroy (gilua_waitq *wq) {
+  double give_up = gilua_monotonic() + 2.0;
   pthread_mutex_lock(&wq->m);
   while (wq->asleep > 0) {
     wq->gen++;
     pthread_cond_broadcast(&wq->c);
     pthread_mutex_unlock(&wq->m);
+    if (gilua_monotonic() > give_up)
+      return;  /* a sleeper that never leaves: leave them be, at exit */
     sched_yield();
     pthread_mutex_lock(&wq->m);
   }
