@@ -44,8 +44,7 @@ local pack, unpack, traceback, getinfo = table.pack, table.unpack,
 local cocreate, yield = coroutine.create, coroutine.yield
 local monotonic = time.monotonic
 local get_ident = _thread.get_ident
-local is_options, callable = args.is_options, args.callable
-local huge = math.huge
+local is_options = args.is_options
 
 local M = {}
 

@@ -20,7 +20,7 @@ local CancelledError = core.CancelledError
 local async, await_future, new_future = core.async, core._await_future, core._new_future
 local set_result = core._set_result
 local PENDING = core.PENDING
-local pcall, error, setmetatable, tostring = pcall, error, setmetatable, tostring
+local pcall, error, tostring = pcall, error, tostring
 
 local M = {}
 

@@ -22,14 +22,14 @@ local args = require "gilua.args"
 local aio = require "_asyncio"
 local core = require "asyncio.core"
 
-local ValueError, RuntimeError = exc.ValueError, exc.RuntimeError
+local ValueError = exc.ValueError
 local async, await_future, new_future = core.async, core._await_future, core._new_future
-local set_result, set_exception = core._set_result, core._set_exception
+local set_result = core._set_result
 local IncompleteReadError, LimitOverrunError =
   core.IncompleteReadError, core.LimitOverrunError
 local PENDING = core.PENDING
-local pcall, error, type, tostring, setmetatable = pcall, error, type, tostring, setmetatable
-local find, sub, concat = string.find, string.sub, table.concat
+local pcall, error, type, tostring = pcall, error, type, tostring
+local find, sub = string.find, string.sub
 local recv, send = aio.recv, aio.send
 
 local M = {}

@@ -103,8 +103,6 @@ function ProcessPoolExecutor:shutdown(...)
       local t = e._pending[i]
       if t and t.start then t.start = nil; t.done = function() end end
     end
-    local pend = {}
-    for i = e._phead, e._ptail do pend[#pend + 1] = e._pending[i] end
     e._pending, e._phead, e._ptail = {}, 1, 0
     e._cv:release()
   end

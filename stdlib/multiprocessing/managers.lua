@@ -311,7 +311,6 @@ end
 
 -- The client side ---------------------------------------------------------------
 
-local conns = setmetatable({}, { __mode = "k" })   -- proxy address -> {pid, conn, lock}
 local by_addr = {}
 
 local function connection(addr, key)

@@ -18,12 +18,12 @@ local Object = require "gilua.class"
 local exc = require "gilua.exceptions"
 local args = require "gilua.args"
 local threading = require "threading"
-local queue = require "queue"
+require "queue"      -- defines queue.Empty/Full, which _multiprocessing raises
 local time = require "time"
 
 local RuntimeError, ValueError, TypeError = exc.RuntimeError, exc.ValueError, exc.TypeError
 local AssertionError, SystemExit = exc.AssertionError, exc.SystemExit
-local unpack, pack = table.unpack, table.pack
+local unpack = table.unpack
 local type, select, error, tostring, pcall, xpcall, next, getmetatable, rawget =
   type, select, error, tostring, pcall, xpcall, next, getmetatable, rawget
 local monotonic, sleep = time.monotonic, time.sleep
@@ -835,13 +835,6 @@ Barrier:property("broken", function(self) return self._st:get(3) ~= 0 end)
 
 -- Shared values ------------------------------------------------------------------
 
-local FLOAT_CODES = { f = true, d = true }
-
-local function zero(tc)
-  if tc == "c" then return "\0" end
-  if FLOAT_CODES[tc] then return 0.0 end
-  return 0
-end
 
 local RawValue = Object:extend("multiprocessing.sharedctypes.RawValue")
 M.RawValue = function(typecode, ...)

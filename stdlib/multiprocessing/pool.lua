@@ -20,14 +20,12 @@ local Object = require "gilua.class"
 local exc = require "gilua.exceptions"
 local args = require "gilua.args"
 local threading = require "threading"
-local time = require "time"
 
-local RuntimeError, ValueError, TypeError = exc.RuntimeError, exc.ValueError, exc.TypeError
+local ValueError = exc.ValueError
 local unpack, pack = table.unpack, table.pack
-local type, error, tostring, pcall, xpcall, next, select =
-  type, error, tostring, pcall, xpcall, next, select
+local type, error, tostring, pcall, xpcall, next =
+  type, error, tostring, pcall, xpcall, next
 local is_options = args.is_options
-local monotonic = time.monotonic
 
 local M = {}
 

@@ -61,7 +61,7 @@ local spawn, communicator, signame, signum = _sp.spawn, _sp.communicator,
 local monotonic = time.monotonic
 local type, tostring, error, pcall, select, ipairs, pairs =
   type, tostring, error, pcall, select, ipairs, pairs
-local getmetatable, setmetatable = getmetatable, setmetatable
+local setmetatable = setmetatable
 local concat, unpack, mtype = table.concat, table.unpack, math.type
 local iotype, getenv = io.type, os.getenv
 

@@ -40,8 +40,8 @@ local BaseException = exc.BaseException
 local allocate_lock, RLock = _thread.allocate_lock, _thread.RLock
 local get_ident, get_native_id = _thread.get_ident, _thread.get_native_id
 local monotonic, sleep = time.monotonic, time.sleep
-local type, next, pcall, xpcall, error, tostring, select, getmetatable, rawget =
-  type, next, pcall, xpcall, error, tostring, select, getmetatable, rawget
+local next, pcall, xpcall, error, tostring, select, getmetatable, rawget =
+  next, pcall, xpcall, error, tostring, select, getmetatable, rawget
 local unpack, huge, traceback = table.unpack, math.huge, debug.traceback
 
 local M = {}
