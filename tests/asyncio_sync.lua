@@ -37,6 +37,21 @@ run(async(function()
   t.ok(not lock:locked(), "a waiter cancelled while waiting leaves the lock free")
   t.ok(lock:acquire():await() == lock, "awaiting acquire returns the lock")
   lock:release()
+
+  -- a task arriving just after a release does not pass the woken waiter
+  local holders, most = 0, 0
+  local function enter() holders = holders + 1; if holders > most then most = holders end end
+  lock:acquire():await(); enter()
+  local b = spawn(async(function()
+    lock:acquire():await(); enter(); sleep(0):await(); holders = holders - 1; lock:release()
+  end)())
+  sleep(0):await()                        -- b waits
+  holders = holders - 1; lock:release()   -- b is woken, not yet run
+  lock:acquire():await(); enter()         -- must wait for b's turn
+  sleep(0):await(); sleep(0):await()
+  holders = holders - 1; lock:release()
+  b:await()
+  t.is(most, 1, "Lock: a task acquiring right after a release waits for the woken waiter")
 end)())
 
 -- Event -------------------------------------------------------------------------------

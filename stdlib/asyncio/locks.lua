@@ -19,7 +19,7 @@ local RuntimeError, ValueError = exc.RuntimeError, exc.ValueError
 local CancelledError = core.CancelledError
 local async, await_future, new_future = core.async, core._await_future, core._new_future
 local set_result = core._set_result
-local PENDING = core.PENDING
+local PENDING, CANCELLED = core.PENDING, core.CANCELLED
 local pcall, error, tostring = pcall, error, tostring
 
 local M = {}
@@ -39,6 +39,11 @@ end
 local function wq_new() return { h = 1, t = 0 } end
 local function wq_push(q, f) local t = q.t + 1; q.t = t; q[t] = f end
 local function wq_remove(q, f)
+  if q[q.h] == f and q.h <= q.t then          -- the usual case: the head
+    q[q.h] = nil
+    q.h = q.h + 1
+    return
+  end
   for i = q.h, q.t do
     if q[i] == f then
       for j = i, q.t - 1 do q[j] = q[j + 1] end
@@ -62,6 +67,13 @@ end
 local function wq_first_pending(q)
   for i = q.h, q.t do
     if q[i]._state == PENDING then return q[i] end
+  end
+  return nil
+end
+-- The first waiter not cancelled: pending, or woken and about to run.
+local function wq_first_live(q)
+  for i = q.h, q.t do
+    if q[i]._state ~= CANCELLED then return q[i] end
   end
   return nil
 end
@@ -90,13 +102,16 @@ end
 
 function Lock:locked() return self._locked end
 
+--[[ As Python's: one waiter is woken at a time, and a woken waiter keeps
+its place until it runs and takes the lock, so that nobody arriving
+meanwhile takes it first (two tasks would hold it). ]]
 local function lock_wake(self)
-  local f = wq_first_pending(self._waiters)
-  if f then set_result(f, true) end
+  local f = wq_first_live(self._waiters)
+  if f and f._state == PENDING then set_result(f, true) end
 end
 
 local lock_acquire = async(function(self)
-  if not self._locked and wq_first_pending(self._waiters) == nil then
+  if not self._locked and wq_first_live(self._waiters) == nil then
     self._locked = true
     return self
   end
