@@ -332,6 +332,20 @@ do
   ex:shutdown()
   local ex2 <close> = futures.ProcessPoolExecutor{ max_workers = 1, initializer = function() INIT2 = 1 end }
   t.is(ex2:submit(function() return INIT2 end):result(), 1, "executor initializer")
+  local ex3 = futures.ProcessPoolExecutor{ max_workers = 1 }
+  local slow = ex3:submit(function() require("time").sleep(0.3); return "slow" end)
+  local queued = {}
+  for i = 1, 6 do queued[i] = ex3:submit(function() return i end) end
+  require("time").sleep(0.1)
+  ex3:shutdown{ wait = true, cancel_futures = true }
+  local cancelled, left = 0, 0
+  for i = 1, 6 do
+    if queued[i]:cancelled() then cancelled = cancelled + 1 end
+    if not queued[i]:done() then left = left + 1 end
+  end
+  t.is(slow:result(), "slow", "shutdown{cancel_futures}: the running task finishes")
+  t.ok(cancelled >= 1, "... those no worker took are cancelled (" .. cancelled .. " of 6)")
+  t.is(left, 0, "... and none is left pending")
 end
 
 -- Manager

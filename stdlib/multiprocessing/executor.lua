@@ -37,8 +37,6 @@ function ProcessPoolExecutor:init(...)
     error(ValueError("max_workers must be greater than 0"), 3)
   end
   self._max_workers = n
-  self._futures = setmetatable({}, { __mode = "k" })
-  self._lock = threading.Lock()
   local me = self
   self._engine = pool._Engine{ processes = n, initializer = initializer,
     initargs = initargs, maxtasksperchild = maxtasks, on_death = "break",
@@ -72,7 +70,7 @@ function ProcessPoolExecutor:submit(fn, ...)
     error(RuntimeError("cannot schedule new futures after shutdown"), 2)
   end
   local f = futures.Future()
-  local ok = self._engine:submit{ fn = fn, kind = "call", args = table.pack(...),
+  local ok = self._engine:submit{ fn = fn, kind = "call", args = table.pack(...), future = f,
     start = function() return f:set_running_or_notify_cancel() end,
     done = function(ok, v, r)
       if not ok and pool.WorkerLostError:is(v) then
@@ -99,12 +97,12 @@ function ProcessPoolExecutor:shutdown(...)
   local e = self._engine
   if cancel then
     e._cv:acquire()
-    for i = e._phead, e._ptail do
-      local t = e._pending[i]
-      if t and t.start then t.start = nil; t.done = function() end end
-    end
+    local dropped = {}
+    for i = e._phead, e._ptail do dropped[#dropped + 1] = e._pending[i] end
     e._pending, e._phead, e._ptail = {}, 1, 0
     e._cv:release()
+    -- the futures of tasks no worker took are cancelled, as in Python
+    for _, t in ipairs(dropped) do if t.future then t.future:cancel() end end
   end
   e:close()
   if args.bool(wait, true) and not self._is_broken then e:join() end
