@@ -120,7 +120,6 @@ end
 -- yield (AWAIT, future or nil) from the values the task's function
 -- returned.
 local AWAIT = setmetatable({}, { __name = "asyncio.AWAIT" })
-M._AWAIT = AWAIT
 
 -- Coroutine objects -------------------------------------------------------------
 
@@ -486,7 +485,7 @@ function Future:set_exception(e)
      and BaseException.is_subclass(e, BaseException) then
     e = e()                          -- a class: Python instantiates it
   end
-  if StopIteration and exc.StopIteration:is(e) then
+  if exc.StopIteration:is(e) then
     error(TypeError("StopIteration interacts badly with generators " ..
                     "and cannot be raised into a Future"), 2)
   end
@@ -501,7 +500,7 @@ local function make_cancelled_error(self)
   return e
 end
 
-local function raise_outcome(self, level)
+local function raise_outcome(self)
   local e, tb = self._exception, self._tb
   retrieved(self)
   if type(e) == "string" and tb ~= nil then error(e .. "\n" .. tb, 0) end
@@ -568,14 +567,7 @@ local function await_future(fut)
       error(RuntimeError("await wasn't used with future"), 0)
     end
   end
-  local state = fut._state
-  if state == FINISHED then
-    if fut._failed then return raise_outcome(fut) end
-    local n = fut._n
-    if n == 1 then return fut._result end
-    if n == 0 then return end
-    return unpack(fut._results, 1, n)
-  end
+  if fut._state == FINISHED then return outcome(fut) end
   error(make_cancelled_error(fut), 0)
 end
 M._await_future = await_future
@@ -1253,7 +1245,6 @@ local function ensure_future(aw, loop)
   error(TypeError("An asyncio.Future, a coroutine or an awaitable is required, got " ..
                   typename(aw)), 3)
 end
-M._ensure_future = ensure_future
 
 function M.ensure_future(aw, opts)
   local loop = opts
@@ -1801,7 +1792,7 @@ M.wait = M.async(function(aws, ...)
   local fs = {}
   for i = 1, #list do
     local f = list[i]
-    if M.iscoroutine(f) then
+    if iscoro(f) then
       error(TypeError("Passing coroutines is forbidden, use tasks explicitly."), 0)
     end
     fs[i] = ensure_future(f, loop)
@@ -2019,11 +2010,6 @@ M._new_future = new_future
 M._set_result = set_result
 M._set_exception = set_exception
 M._retrieved = retrieved
-M._current_task_or_fail = current_task_or_fail
-M._add_timer = add_timer
-M._report = report
-M._handler = handler
-M._unbox = unbox
 M._typename = typename
 M.PENDING, M.CANCELLED, M.FINISHED = PENDING, CANCELLED, FINISHED
 

@@ -269,8 +269,8 @@ local sem_acquire = async(function(self)
   local q = self._waiters
   wq_push(q, fut)
   local ok, e = pcall(await_future, fut)
-  wq_remove(q, fut)
   if not ok then
+    wq_remove(q, fut)                  -- on success _pass_on took it out
     if fut._state ~= PENDING and not fut:cancelled() then
       self:_pass_on()                  -- we were given a unit: pass it on
     end

@@ -123,9 +123,7 @@ end
 
 -- A worker started by spawn: the target travels by name, its pipe as an
 -- inherited descriptor.
-function M._spawned_worker(conn, init, iargs, maxtasks)
-  worker_main(conn, init, iargs, maxtasks)
-end
+M._spawned_worker = worker_main
 
 function Engine:_spawn()
   local parent_end, child_end = mp.Pipe()
