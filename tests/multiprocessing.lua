@@ -313,6 +313,16 @@ do
   p2:close(); p2:join()
 end
 
+-- with() on a multiprocessing lock: the value, errors passed on, released after
+do
+  local l = mp.Lock()
+  t.is(l:with(function(a) return a + 1 end, 1), 2, "Lock:with returns fn's result")
+  local ok = pcall(l.with, l, function() error("inside") end)
+  t.ok(not ok, "... passes fn's error on")
+  t.ok(l:acquire(false) == l, "... and the lock is free afterwards")
+  l:release()
+end
+
 -- ProcessPoolExecutor
 do
   local ex = futures.ProcessPoolExecutor{ max_workers = 2 }

@@ -618,12 +618,6 @@ function SimpleQueue:close() return self._q:close() end
 
 -- Synchronisation ----------------------------------------------------------------
 
-local function with_done(self, ok, ...)
-  self:release()
-  if not ok then error((...), 0) end
-  return ...
-end
-
 local SemLock = Object:extend("multiprocessing.synchronize.SemLock")
 
 function SemLock:acquire(...)
@@ -632,10 +626,7 @@ function SemLock:acquire(...)
 end
 function SemLock:release() return self._s:release() end
 function SemLock:__close() return self._s:release() end
-function SemLock:with(fn, ...)
-  self:acquire()
-  return with_done(self, pcall(fn, ...))
-end
+SemLock.with = threading._with
 function SemLock:_is_mine() return self._s:_is_mine() end
 function SemLock:_count() return self._s:_count() end
 

@@ -75,6 +75,7 @@ local function with(self, fn, ...)
   self:acquire()
   return with_done(self, pcall(fn, ...))
 end
+M._with = with              -- for the lock-likes of other modules
 
 -- Condition ------------------------------------------------------------------
 
