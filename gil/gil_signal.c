@@ -311,3 +311,9 @@ void gilua_checkinterrupt (lua_State *L) {
     gilua_raise(L, "KeyboardInterrupt", NULL);
   }
 }
+
+
+int gilua_interrupt_pending (void) {
+  gilua_tstate *ts = gilua_ts();
+  return ts != NULL && ts->interrupt;
+}

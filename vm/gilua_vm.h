@@ -124,6 +124,9 @@ int gilua_sigint_on(void);
 /* Raises KeyboardInterrupt if a Ctrl-C is pending for the calling thread
 ** (call with the GIL, after a blocking call). */
 void gilua_checkinterrupt(lua_State *L);
+/* 1 if a Ctrl-C is pending for the calling thread, else 0: what a wait
+** loop running without the GIL tests on EINTR (GIL: any). */
+int gilua_interrupt_pending(void);
 
 /*
 ** Waiting for state protected by the GIL (vm/gilua_waitq.c): the one way a
