@@ -17,13 +17,13 @@ WARN    := -Wall -Wextra
 LUA_CFLAGS := $(shell pkg-config --cflags lua5.4 2>/dev/null)
 LUA_LIBS   := $(shell pkg-config --libs lua5.4 2>/dev/null || echo -llua5.4)
 CPPFLAGS += -D_GNU_SOURCE -Iinclude -Ivm -Igil $(LUA_CFLAGS) $(GILUA_DEFS)
-ALL_CFLAGS = $(CFLAGS) $(WARN) $(SAN) -fPIC -pthread
+ALL_CFLAGS = $(CFLAGS) $(WARN) $(SAN) -fPIC -pthread -fvisibility=hidden
 LDLIBS  := $(LUA_LIBS) -lreadline -lpthread -lm -ldl
 
 DEB_PKGS := build-essential pkg-config liblua5.4-dev lua5.4 libreadline-dev \
             python3 perl clang libclang-rt-dev chromium
 
-LIB_SRC  := $(sort $(wildcard vm/*.c gil/*.c stdlib/*/*.c))
+LIB_SRC  := $(sort $(wildcard vm/*.c gil/*.c stdlib/*.c stdlib/*/*.c))
 LUA_SRC  := $(sort $(wildcard vm/lua/*.lua stdlib/*/*.lua))
 REPL_SRC := $(sort $(wildcard repl/*.c))
 CTEST_SRC := $(sort $(wildcard tests/c/*.c))

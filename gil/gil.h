@@ -1,62 +1,195 @@
 /*
-** gil.h: the Global Interpreter Lock.
+** gil.h: the Global Interpreter Lock as an object.
+**
+** The ground floor of libgilua: plain C and POSIX threads. Nothing here
+** knows Lua, its thread states, modules or exceptions; what the GIL needs
+** from the interpreter above it (stopping the holder's VM at its next
+** instruction) it gets through a callback, gil_on_request.
+**
+** A gil_t is one lock with its switch interval, its policy, its statistics
+** and its trace buffers. Every OS thread that takes it has a gil_thread,
+** which the interpreter's thread state embeds. A policy (gil_policy)
+** decides who may take the GIL, when a drop request is posted and what a
+** holder does when asked to let go; the core (gil.c) does the bookkeeping
+** that is the same for all of them: who holds it, figures, trace events.
 */
 #ifndef gil_h
 #define gil_h
 
+#include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <sys/types.h>
+#include <time.h>
 
-#include "gilua_vm.h"
+#include "gilua.h"
 
-/* Set by a thread that has waited a whole switch interval for the GIL
-** without seeing it change hands; cleared by whoever takes the GIL next.
-** The holder checks it at safe points: a relaxed load, nothing more. */
-extern atomic_int gil_drop_request;
+typedef struct gil_t gil_t;
+typedef struct gil_thread gil_thread;
+struct gil_tbuf;
 
-#define gil_drop_requested() \
-  atomic_load_explicit(&gil_drop_request, memory_order_relaxed)
-
-void gil_init(gilua_tstate *ts);     /* create; 'ts' holds it on return */
-void gil_acquire(gilua_tstate *ts);
-void gil_release(gilua_tstate *ts);  /* around a blocking call */
-void gil_yield(gilua_tstate *ts);    /* answer a drop request */
-void gil_finalize(gilua_tstate *ts); /* no other thread takes the GIL again */
-void gil_destroy(void);              /* after the finalizer's gil_exit */
-
-void gil_register(gilua_tstate *ts);   /* GIL mutex taken inside */
-/* The thread leaves: releases the GIL if it holds it, keeps its figures
-** among the finished threads' and hands its trace events over. */
-void gil_exit(gilua_tstate *ts);
-void gil_after_fork(gilua_tstate *ts); /* in the child: 'ts' is alone */
-
-void gil_setinterval(double secs);
-double gil_getinterval(void);
-
-/* Statistics. gil_threadstats fills up to 'max' records, oldest thread
-** first, and returns how many there are. */
-void gil_getstats(gilua_stats *st);
-int gil_threadstats(gilua_threadstats *out, int max);
-void gil_resetstats(void);
-void gil_setname(gilua_tstate *ts, const char *name);
-int gil_setname_ident(unsigned long ident, const char *name);
-
-/*
-** Tracing. While a trace runs, every thread state owns a buffer of raw
-** events, appended to by its owner under the GIL mutex (which the GIL's
-** code holds at those moments anyway), so recording costs no extra lock
-** and no formatting. gil_trace_end takes every buffer back, those of the
-** threads that left meanwhile included, and gil/gil_trace.c turns them into
-** Chrome trace-event JSON.
-*/
-enum {
+enum {                          /* gil_thread.state, for traces */
   GIL_BLOCKED,      /* not holding and not wanting it: in a blocking call */
   GIL_WAITING,      /* wants the GIL */
   GIL_RUNNING       /* holds it */
 };
 
+
+/*
+** What the GIL keeps per OS thread. The owner writes the fields under the
+** GIL's mutex, except where marked; the signal handlers read the marked
+** ones.
+*/
+struct gil_thread {
+  gil_t *gil;                   /* the lock this thread takes */
+  pthread_t thread;             /* read by waiters, to signal the holder */
+  pid_t native_id;
+  unsigned long ident;
+  char name[64];                /* for statistics and traces */
+  volatile sig_atomic_t holds;  /* holds the GIL; set by the owner only */
+  volatile sig_atomic_t interrupt; /* Ctrl-C pending (gil_signal.c) */
+  /* statistics */
+  double hold_since, held, waited;
+  unsigned long acquisitions, drops_requested, drops_received;
+  /* bookkeeping of gil.c */
+  int state;                    /* GIL_BLOCKED, GIL_WAITING, GIL_RUNNING */
+  unsigned long seq;            /* registration order, for listings */
+  unsigned epoch;               /* the opening of the GIL it belongs to */
+  struct gil_tbuf *trace;       /* events being recorded, or NULL */
+  gil_thread *next, *prev;      /* the GIL's live threads */
+};
+
+
+/*
+** A policy. Each hook is called with the GIL's mutex held.
+** - wait: returns once 't' may take the GIL (the core takes it then);
+**   'why' says where the thread comes from (GIL_FROM_*).
+** - released: the holder has just let go (why: an EV_REL_* event).
+** - yield: the holder 't' answers a drop request; it has let go already
+**   and returns once it may queue up again.
+*/
+enum { GIL_FROM_START, GIL_FROM_BLOCKING, GIL_FROM_YIELD };
+
+typedef struct gil_policy {
+  const char *name;
+  void (*wait)(gil_t *g, gil_thread *t, int why);
+  void (*released)(gil_t *g, gil_thread *t, int why);
+  void (*yield)(gil_t *g, gil_thread *t);
+} gil_policy;
+
+extern const gil_policy gil_policy_new;  /* CPython 3.2+ (gil_new.c) */
+
+
+typedef struct gil_dead {       /* a finished thread's figures */
+  unsigned long seq;
+  gilua_threadstats st;
+} gil_dead;
+
+struct gil_t {
+  pthread_mutex_t mutex;
+  pthread_cond_t cond;          /* the GIL was released */
+  pthread_cond_t switch_cond;   /* the GIL was taken (after a forced drop) */
+  pthread_cond_t park_cond;     /* never signalled: threads parked at close */
+  const gil_policy *policy;
+  /* Set by a waiter that wants the holder to let go; cleared by whoever
+  ** takes the GIL next. The holder reads it at safe points: a relaxed
+  ** load, nothing more. */
+  atomic_int drop_request;
+  atomic_int released;          /* 1 from give() to take(): read unlocked */
+  int locked;
+  int finalizing;               /* only 'finalizer' may take the GIL */
+  unsigned epoch;               /* changes at each opening and closing */
+  gil_thread *holder;           /* current holder, or last one if free */
+  gil_thread *finalizer;
+  gil_thread *threads;          /* live threads, newest first */
+  unsigned long switch_number;  /* times the GIL was taken */
+  unsigned long seq;            /* threads registered so far */
+  unsigned long main_seq;       /* the first thread of this opening */
+  long interval_us;
+  gilua_stats stats;
+  double stats_since;
+  /* finished threads: 'dead' in 'seq' order, then 'others' summed up */
+  gil_dead *dead;
+  int ndead, deadsize;
+  gilua_threadstats others;
+  int nothers;
+  /* tracing */
+  int tracing;
+  double trace_t0;
+  struct gil_tbuf *trace_left;  /* buffers of the threads that left */
+  /* the trace's output file (gil_trace.c), under its own lock */
+  pthread_mutex_t out_lock;
+  FILE *out_file;
+  char *out_path;
+  int out_html;
+};
+
+#define gil_drop_requested(g) \
+  atomic_load_explicit(&(g)->drop_request, memory_order_relaxed)
+
+
+/*
+** {======================================================
+** The lock (gil.c)
+** =======================================================
+*/
+
+/* Makes 'g' with a policy (once per object; it is never destroyed, see
+** gil.c). */
+void gil_init(gil_t *g, const gil_policy *policy);
+/* A new opening: forgets the threads of the last one, which stay parked,
+** registers 't' and gives it the GIL. */
+void gil_open(gil_t *g, gil_thread *t);
+void gil_thread_init(gil_thread *t, gil_t *g);  /* the caller's */
+void gil_register(gil_thread *t);
+void gil_acquire(gil_thread *t);
+void gil_release(gil_thread *t);   /* around a blocking call */
+void gil_yield(gil_thread *t);     /* answer a drop request */
+/* The thread leaves: releases the GIL if it holds it, keeps its figures
+** among the finished threads' and hands its trace events over. */
+void gil_exit(gil_thread *t);
+/* 't' is closing the interpreter: no other thread takes the GIL again. */
+void gil_finalize(gil_thread *t);
+void gil_close(gil_t *g);          /* after the finalizer's exit */
+void gil_after_fork(gil_thread *t); /* in the child: 't' is alone */
+
+void gil_setinterval(gil_t *g, double secs);
+double gil_getinterval(gil_t *g);
+void gil_setname(gil_thread *t, const char *name);
+int gil_setname_ident(gil_t *g, unsigned long ident, const char *name);
+
+/* For policies: post a drop request to the holder (mutex held). */
+void gil_request_drop(gil_t *g, gil_thread *from);
+/* For policies: whether 't' belongs to a closed (or closing) interpreter
+** and must park for good on 'park_cond' (mutex held). */
+int gil_parked(gil_t *g, gil_thread *t);
+
+/* Statistics. gil_threadstats fills up to 'max' records, oldest thread
+** first, and returns how many there are. */
+void gil_getstats(gil_t *g, gilua_stats *st);
+int gil_threadstats(gil_t *g, gilua_threadstats *out, int max);
+void gil_resetstats(gil_t *g);
+
+/* }====================================================== */
+
+
+/*
+** {======================================================
+** Tracing (recording in gil.c, writing in gil_trace.c)
+** =======================================================
+*/
+
+/*
+** While a trace runs, every thread owns a buffer of raw events, appended
+** to by its owner under the GIL mutex (which the GIL's code holds at those
+** moments anyway), so recording costs no extra lock and no formatting.
+** gil_trace_end takes every buffer back, those of the threads that left
+** meanwhile included, and gil_trace.c turns them into Chrome trace-event
+** JSON.
+*/
 enum {
-  EV_STATE,         /* the trace starts; arg: the thread's gstate */
+  EV_STATE,         /* the trace starts; arg: the thread's state */
   EV_WANT,          /* starts waiting for the GIL */
   EV_TAKE,          /* takes the GIL */
   EV_REL_BLOCK,     /* releases it around a blocking call */
@@ -92,23 +225,80 @@ typedef struct gil_tbuf {       /* one thread's events */
   struct gil_tbuf *next;
 } gil_tbuf;
 
-int gil_trace_begin(void);      /* -1 if a trace runs already */
+int gil_trace_begin(gil_t *g);  /* -1 if a trace runs already */
 /* Stops recording and returns every buffer, oldest thread first (NULL if
 ** no trace was running); the caller frees them with gil_trace_free. */
-gil_tbuf *gil_trace_end(double *t0, double *t1);
+gil_tbuf *gil_trace_end(gil_t *g, double *t0, double *t1);
 void gil_trace_free(gil_tbuf *b);
-void gil_trace_forget(void);    /* fork child: the parent's trace is not ours */
-char *gil_trace_path(void);     /* a copy of the running trace's path, or NULL */
 
-/* gil_signal.c: drop requests and Ctrl-C reach the holder's running
-** coroutine through a per-thread signal and a one-shot Lua hook. */
-void gil_signal_init(void);
-void gil_signal_post(gilua_tstate *holder);
-/* Prepare a new thread state (only the TSan build needs anything). */
-void gil_signal_thread(lua_State *L);
-void gil_signal_openlibs(lua_State *L);  /* after luaL_openlibs */
-/* Remove our hook from 'co', which leaves this OS thread (a coroutine that
-** yielded or ended); then answer any request that arrived meanwhile. */
-void gil_signal_disarm(gilua_tstate *ts, lua_State *co);
+/* gil_trace.c: the file side. Same contracts as gilua_trace_start,
+** gilua_trace_stop and gilua_printstats in gilua.h. */
+int gil_trace_start(gil_t *g, const char *path);
+int gil_trace_stop(gil_t *g);
+char *gil_trace_path(gil_t *g);  /* a copy, or NULL */
+void gil_printstats(gil_t *g, FILE *out);
+
+/* }====================================================== */
+
+
+/*
+** {======================================================
+** Clocks and deadlines (gil_time.c)
+** =======================================================
+*/
+
+double gil_monotonic(void);
+/* An absolute CLOCK_MONOTONIC deadline 'secs' from now (capped at 1e9 s),
+** for timed waits on condition variables made with gil_cond_init. */
+void gil_deadline(struct timespec *ts, double secs);
+void gil_cond_init(pthread_cond_t *c);
+
+/* }====================================================== */
+
+
+/*
+** {======================================================
+** Signals: drop requests and Ctrl-C (gil_signal.c)
+** =======================================================
+*/
+
+/* The calling thread's record, or NULL. initial-exec: the signal handlers
+** read it, and must not allocate. */
+extern __thread gil_thread *gil_self_
+  __attribute__((tls_model("initial-exec")));
+#define gil_self()      (gil_self_)
+#define gil_setself(t)  (gil_self_ = (t))
+
+/* Called by the signal handlers on the thread 't' itself, with the GIL
+** held by 't', when a drop request or a Ctrl-C is pending for it: the
+** interpreter above arms whatever makes its VM stop at the next
+** instruction and call gil_yield or check for the interrupt there. Must be
+** async-signal-safe. Set once, before the first gil_open. */
+typedef void (*gil_request_fn)(gil_thread *t);
+void gil_on_request(gil_request_fn fn);
+
+void gil_signal_init(gil_thread *main_thread);
+/* Ask the holder's OS thread to look at its requests. */
+void gil_signal_post(gil_thread *holder);
+
+/* Ctrl-C. With 'on', SIGINT marks the main thread interrupted (and wakes
+** its sliced waits); with 0, SIGINT gets its default action back. */
+void gil_sigint(int on);
+int gil_sigint_on(void);
+void gil_setinterrupt(void);     /* as if SIGINT came */
+/* Takes the calling thread's pending Ctrl-C: 1 if there was one. */
+int gil_interrupt_take(void);
+int gil_interrupt_pending(void);
+
+/* pthread_cond_wait with an optional deadline (NULL: for ever), that the
+** main thread leaves on Ctrl-C. Returns 0 (woken, perhaps spuriously),
+** ETIMEDOUT or EINTR (Ctrl-C pending). */
+int gil_condwait(pthread_cond_t *c, pthread_mutex_t *m,
+                 const struct timespec *deadline);
+/* Sleeps 'secs' (the GIL released), restarting after signals; returns 1
+** if cut short by Ctrl-C. */
+int gil_nap(double secs);
+
+/* }====================================================== */
 
 #endif

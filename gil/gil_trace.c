@@ -29,11 +29,8 @@
 struct gilua_resource { const char *path, *data; size_t len; };
 extern const struct gilua_resource gilua_resources[];
 
-/* The running trace's output; start and stop may come from any thread. */
-static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
-static FILE *out_file;
-static char *out_path;
-static int out_html;
+/* The running trace's output is the GIL's out_file, out_path and
+** out_html, under its out_lock: start and stop may come from any thread. */
 
 
 /*
@@ -229,7 +226,8 @@ static void command (FILE *f) {
 }
 
 
-static void write_json (FILE *f, gil_tbuf *all, double t0, double t1) {
+static void write_json (gil_t *g, FILE *f, gil_tbuf *all, double t0,
+                        double t1) {
   W w;
   gil_tbuf *b;
   unsigned long lost = 0;
@@ -262,8 +260,10 @@ static void write_json (FILE *f, gil_tbuf *all, double t0, double t1) {
   fprintf(f, "\n],\n\"displayTimeUnit\":\"ms\",\n\"otherData\":{"
              "\"producer\":\"%s\",\"clock\":\"CLOCK_MONOTONIC\","
              "\"start_us\":%.3f,\"end_us\":%.3f,"
-             "\"switch_interval_ms\":%.3f,\"lost_events\":%lu,\"command\":",
-          GILUA_VERSION, t0 * 1e6, t1 * 1e6, gil_getinterval() * 1e3, lost);
+             "\"switch_interval_ms\":%.3f,\"gil_policy\":\"%s\","
+             "\"lost_events\":%lu,\"command\":",
+          GILUA_VERSION, t0 * 1e6, t1 * 1e6, gil_getinterval(g) * 1e3,
+          g->policy->name, lost);
   command(f);
   fputs("}}\n", f);
 }
@@ -315,15 +315,15 @@ static int ishtml (const char *path) {
 }
 
 
-static int write_trace (FILE *f, int html, gil_tbuf *all, double t0,
-                        double t1) {
+static int write_trace (gil_t *g, FILE *f, int html, gil_tbuf *all,
+                        double t0, double t1) {
   const char *pre, *post;
   size_t npre, npost;
   if (html) {
     if (template(&pre, &npre, &post, &npost) != 0) return -1;
     fwrite(pre, 1, npre, f);
   }
-  write_json(f, all, t0, t1);
+  write_json(g, f, all, t0, t1);
   if (html) fwrite(post, 1, npost, f);
   return 0;
 }
@@ -382,49 +382,49 @@ int gilua_timeline (const char *trace_path, const char *html_path) {
 
 /* The file is created at once, so that a wrong path fails here and not
 ** after the program ran. */
-int gilua_trace_start (const char *path) {
+int gil_trace_start (gil_t *g, const char *path) {
   FILE *f;
   char *p;
-  pthread_mutex_lock(&out_lock);
-  if (out_file != NULL) {
-    pthread_mutex_unlock(&out_lock);
+  pthread_mutex_lock(&g->out_lock);
+  if (g->out_file != NULL) {
+    pthread_mutex_unlock(&g->out_lock);
     errno = EBUSY;
     return -1;
   }
   if ((p = strdup(path)) == NULL || (f = fopen(path, "w")) == NULL) {
     int e = errno;
     free(p);
-    pthread_mutex_unlock(&out_lock);
+    pthread_mutex_unlock(&g->out_lock);
     errno = e;
     return -1;
   }
-  if (gil_trace_begin() != 0) {  /* started by other means? not possible */
+  if (gil_trace_begin(g) != 0) {  /* started by other means? not possible */
     fclose(f);
     free(p);
-    pthread_mutex_unlock(&out_lock);
+    pthread_mutex_unlock(&g->out_lock);
     errno = EBUSY;
     return -1;
   }
-  out_file = f;
-  out_path = p;
-  out_html = ishtml(path);
-  pthread_mutex_unlock(&out_lock);
+  g->out_file = f;
+  g->out_path = p;
+  g->out_html = ishtml(path);
+  pthread_mutex_unlock(&g->out_lock);
   return 0;
 }
 
 
-int gilua_trace_stop (void) {
+int gil_trace_stop (gil_t *g) {
   gil_tbuf *all;
   double t0, t1;
   int rc = 0, e = 0;
   FILE *f;
-  pthread_mutex_lock(&out_lock);
-  if ((f = out_file) == NULL) {
-    pthread_mutex_unlock(&out_lock);
+  pthread_mutex_lock(&g->out_lock);
+  if ((f = g->out_file) == NULL) {
+    pthread_mutex_unlock(&g->out_lock);
     return 1;
   }
-  all = gil_trace_end(&t0, &t1);
-  if (write_trace(f, out_html, all, t0, t1) != 0) {
+  all = gil_trace_end(g, &t0, &t1);
+  if (write_trace(g, f, g->out_html, all, t0, t1) != 0) {
     rc = -1;
     e = errno;
   }
@@ -433,30 +433,23 @@ int gilua_trace_stop (void) {
     e = errno;
   }
   gil_trace_free(all);
-  out_file = NULL;
-  free(out_path);
-  out_path = NULL;
-  pthread_mutex_unlock(&out_lock);
+  g->out_file = NULL;
+  free(g->out_path);
+  g->out_path = NULL;
+  pthread_mutex_unlock(&g->out_lock);
   errno = e;
   return rc;
 }
 
 
-char *gil_trace_path (void) {
+char *gil_trace_path (gil_t *g) {
   char *p = NULL;
-  pthread_mutex_lock(&out_lock);
-  if (out_path != NULL) p = strdup(out_path);
-  pthread_mutex_unlock(&out_lock);
+  pthread_mutex_lock(&g->out_lock);
+  if (g->out_path != NULL) p = strdup(g->out_path);
+  pthread_mutex_unlock(&g->out_lock);
   return p;
 }
 
-
-/* In a fork child: the file and the events are the parent's. */
-void gil_trace_forget (void) {
-  pthread_mutex_init(&out_lock, NULL);
-  out_file = NULL;
-  out_path = NULL;
-}
 
 /* }====================================================== */
 
@@ -472,19 +465,19 @@ static double pct (double part, double whole) {
 }
 
 
-void gilua_printstats (FILE *out) {
+void gil_printstats (gil_t *g, FILE *out) {
   gilua_stats st;
   gilua_threadstats *ts;
   int n, m, i, alive = 0;
-  gil_getstats(&st);
-  n = gil_threadstats(NULL, 0);
+  gil_getstats(g, &st);
+  n = gil_threadstats(g, NULL, 0);
   ts = calloc((size_t)(n > 0 ? n : 1), sizeof *ts);
   if (ts == NULL) return;
-  m = gil_threadstats(ts, n);  /* threads may have come or gone meanwhile */
+  m = gil_threadstats(g, ts, n);  /* threads may have come or gone meanwhile */
   if (m < n) n = m;
   for (i = 0; i < n; i++) alive |= ts[i].alive;
   fprintf(out, "GIL statistics: %.3f s, switch interval %.1f ms\n",
-          st.elapsed, gil_getinterval() * 1e3);
+          st.elapsed, gil_getinterval(g) * 1e3);
   fprintf(out, "  %lu switches (%.0f/s), %lu forced (%.0f%%), "
                "%lu drop requests\n",
           st.switches, st.elapsed > 0 ? st.switches / st.elapsed : 0.0,

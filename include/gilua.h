@@ -42,6 +42,13 @@
 
 #define GILUA_VERSION "gilua 0.1"
 
+/* What libgilua exports: the functions of this header, nothing else. */
+#if defined(__GNUC__)
+#define GILUA_API __attribute__((visibility("default")))
+#else
+#define GILUA_API
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -56,7 +63,7 @@ extern "C" {
 ** The calling thread becomes the main thread and holds the GIL on return.
 ** Returns NULL if out of memory or if an interpreter is already open.
 ** GIL: none exists yet. */
-lua_State *gilua_open(void);
+GILUA_API lua_State *gilua_open(void);
 
 /* Waits for the non-daemon threads (Python's exit rule), then closes the
 ** interpreter. Threads that still want the GIL afterwards (daemon threads,
@@ -65,14 +72,14 @@ lua_State *gilua_open(void);
 ** return for them. So detach (and join) your own threads before closing.
 ** A new interpreter may be opened after this one is closed.
 ** GIL: held, by the thread that called gilua_open. */
-void gilua_close(lua_State *L);
+GILUA_API void gilua_close(lua_State *L);
 
 /* Opens Lua's standard libraries plus gilua's modules into L, a state that
 ** the host made itself with luaL_newstate. The calling thread becomes the
 ** main thread and holds the GIL. Returns 0 on success; on failure the
 ** state is not usable with gilua (close it with lua_close).
 ** GIL: none exists yet. */
-int gilua_openlibs(lua_State *L);
+GILUA_API int gilua_openlibs(lua_State *L);
 
 /* }================================================================== */
 
@@ -89,14 +96,14 @@ int gilua_openlibs(lua_State *L);
 ** interpreter is open or memory ran out. A thread attaches once; Lua sees
 ** it as a daemon thread (threading.current_thread() is a dummy thread).
 ** GIL: not held (the calling thread has no state yet). */
-lua_State *gilua_attach(lua_State *L);
+GILUA_API lua_State *gilua_attach(lua_State *L);
 
 /* Forgets a state made by gilua_attach and releases the GIL. Call it from
 ** the thread that attached, before that thread ends. The figures of the
 ** thread stay in the statistics.
 ** GIL: held through T (or released with gilua_release: it is not released
 ** twice). */
-void gilua_detach(lua_State *T);
+GILUA_API void gilua_detach(lua_State *T);
 
 /* Release and take back the GIL around blocking code. T is any lua_State of
 ** the calling thread (its thread state or a coroutine it runs); between the
@@ -108,24 +115,56 @@ void gilua_detach(lua_State *T);
 ** gilua_release: GIL held (or released by an enclosing gilua_release).
 ** gilua_acquire: GIL released by a matching gilua_release. errno is kept
 ** as the blocking code left it. */
-void gilua_release(lua_State *T);
-void gilua_acquire(lua_State *T);
+GILUA_API void gilua_release(lua_State *T);
+GILUA_API void gilua_acquire(lua_State *T);
 
 #define GILUA_BEGIN_ALLOW_THREADS(T) { lua_State *gilua_T_ = (T); gilua_release(gilua_T_);
 #define GILUA_END_ALLOW_THREADS(T) gilua_acquire(gilua_T_); (void)(T); }
 
 /* 1 if the calling thread holds the GIL now, else 0. GIL: any. */
-int gilua_hasgil(void);
+GILUA_API int gilua_hasgil(void);
 
 /* Names the calling thread in statistics and traces (threading.Thread
 ** names its threads itself; an attached host thread is "Thread-<tid>"
 ** until named). GIL: any, from a thread that has a state. */
-void gilua_setthreadname(const char *name);
+GILUA_API void gilua_setthreadname(const char *name);
 
 /* The switch interval, in seconds (default 0.005): how long a thread waits
 ** for the GIL before it asks the holder to let go. GIL: any. */
-void gilua_setswitchinterval(double seconds);
-double gilua_getswitchinterval(void);
+GILUA_API void gilua_setswitchinterval(double seconds);
+GILUA_API double gilua_getswitchinterval(void);
+
+/* }================================================================== */
+
+
+/*
+** {==================================================================
+** Ctrl-C
+** ===================================================================
+*/
+
+/* With 'on', SIGINT (Ctrl-C) makes the main thread raise KeyboardInterrupt
+** at its next Lua instruction and cuts short the wait or sleep it is
+** blocked in, as Python does; a SIGINT that lands in another thread is
+** passed on to the main thread. With 0, SIGINT gets its default action
+** back. The gilua command turns it on while a script runs; a host decides
+** for itself. GIL: any. */
+GILUA_API void gilua_sigint(int on);
+GILUA_API int gilua_sigint_on(void);
+
+/* As if Ctrl-C were pressed (CPython's PyErr_SetInterrupt); ignored, as
+** SIGINT would be, while gilua_sigint is off. GIL: any, from any thread. */
+GILUA_API void gilua_setinterrupt(void);
+
+/* 1 if a Ctrl-C is pending for the calling thread, else 0: what blocking
+** code running without the GIL tests when a call fails with EINTR, to stop
+** waiting. GIL: any. */
+GILUA_API int gilua_interrupt_pending(void);
+
+/* Raises KeyboardInterrupt (and does not return) if a Ctrl-C is pending for
+** the calling thread; else returns (CPython's PyErr_CheckSignals). Call it
+** after a blocking call was cut short. GIL: held. */
+GILUA_API void gilua_checkinterrupt(lua_State *L);
 
 /* }================================================================== */
 
@@ -139,7 +178,7 @@ double gilua_getswitchinterval(void);
 /* Loads and runs a script file (NULL: standard input) with __name__ set to
 ** "__main__"; an error is printed with its traceback to stderr. Returns 0
 ** on success. GIL: held. */
-int gilua_dofile(lua_State *L, const char *path);
+GILUA_API int gilua_dofile(lua_State *L, const char *path);
 
 /* Runs the function on top of the stack (with nargs arguments under it)
 ** in protected mode, adding a traceback to an error: like lua_pcall, with
@@ -147,11 +186,11 @@ int gilua_dofile(lua_State *L, const char *path);
 ** on the stack: an exception object (a table: tostring gives
 ** "ValueError: message", its field 'traceback' the traceback) or a string
 ** with the traceback appended. GIL: held. */
-int gilua_pcall(lua_State *L, int nargs, int nresults);
+GILUA_API int gilua_pcall(lua_State *L, int nargs, int nresults);
 
 /* Prints the error on top of the stack (a string or an exception object)
 ** with its traceback to stderr, and pops it. GIL: held. */
-void gilua_report(lua_State *L);
+GILUA_API void gilua_report(lua_State *L);
 
 /* }================================================================== */
 
@@ -188,14 +227,14 @@ typedef struct gilua_threadstats {
 
 /* GIL: any. These also work after gilua_close, and then give the figures
 ** of the interpreter that was closed (until the next gilua_open). */
-void gilua_getstats(gilua_stats *st);
+GILUA_API void gilua_getstats(gilua_stats *st);
 /* Fills up to 'max' records, oldest thread first, and returns how many
 ** there are (call with max 0 to learn the count). */
-int gilua_getthreadstats(gilua_threadstats *threads, int max);
-void gilua_resetstats(void);
+GILUA_API int gilua_getthreadstats(gilua_threadstats *threads, int max);
+GILUA_API void gilua_resetstats(void);
 /* The readable summary that `gilua --gil-stats` prints: totals, then one
 ** line per thread. */
-void gilua_printstats(FILE *out);
+GILUA_API void gilua_printstats(FILE *out);
 
 /* Starts recording every acquire, release, drop request and blocking-call
 ** release of every thread, with CLOCK_MONOTONIC timestamps and thread
@@ -207,14 +246,14 @@ void gilua_printstats(FILE *out);
 ** trace is running already). Recording costs a few stores per GIL hand-over
 ** and no lock beyond the GIL's own; off, it costs nothing.
 ** GIL: any. */
-int gilua_trace_start(const char *path);
+GILUA_API int gilua_trace_start(const char *path);
 /* Stops recording and writes the file. Returns 0, 1 if no trace was
 ** running, or -1 with errno set. GIL: any (the GIL is not needed to write,
 ** so a caller holding it may release it around this call). */
-int gilua_trace_stop(void);
+GILUA_API int gilua_trace_stop(void);
 /* Writes the timeline page for a trace file that gilua_trace_start wrote.
 ** Returns 0, or -1 with errno set. GIL: any. */
-int gilua_timeline(const char *trace_path, const char *html_path);
+GILUA_API int gilua_timeline(const char *trace_path, const char *html_path);
 
 /* }================================================================== */
 

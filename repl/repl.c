@@ -31,7 +31,6 @@
 #include <lauxlib.h>
 
 #include "gilua.h"
-#include "gilua_vm.h"  /* gilua_sigint, gilua_checkinterrupt */
 #include "repl.h"
 
 /* read_line's answers; 'compile' and 'load_chunk' add theirs below the

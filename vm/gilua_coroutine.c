@@ -7,7 +7,7 @@
 ** through gilua_resume, which keeps the thread state's 'current' right.
 ** Without it, CPU-bound code inside a coroutine would never be preempted.
 */
-#include "gil.h"
+#include "gilua_vm.h"
 
 
 int gilua_resume (lua_State *L, lua_State *co, int narg, int *nres) {
@@ -18,7 +18,7 @@ int gilua_resume (lua_State *L, lua_State *co, int narg, int *nres) {
   status = lua_resume(co, L, narg, nres);
   ts->current = prev;
   /* 'co' may next run on another OS thread: our hook must not stay on it. */
-  if (ts->hooked == co) gil_signal_disarm(ts, co);
+  if (ts->hooked == co) gilua_hook_disarm(ts, co);
   return status;
 }
 

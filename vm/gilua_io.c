@@ -285,7 +285,6 @@ struct Op {
   int nomem;
   int chop;          /* "l" rather than "L" */
   size_t count;      /* bytes asked for */
-  volatile sig_atomic_t *interrupt;  /* this thread's Ctrl-C flag */
   Buf *buf;
   Scan *scan;
   Seg *seg;
@@ -295,9 +294,7 @@ struct Op {
 
 
 static void op_init (Op *op) {
-  gilua_tstate *ts = gilua_ts();
   memset(op, 0, sizeof *op);
-  op->interrupt = ts ? &ts->interrupt : NULL;
 }
 
 
@@ -352,7 +349,7 @@ static int again (Op *op, FILE *f) {
   int en = errno;
   if (!ferror_unlocked(f)) return 0;
   if (en == EINTR) {
-    if (op->interrupt == NULL || !*op->interrupt) {
+    if (!gilua_interrupt_pending()) {
       clearerr_unlocked(f);
       return 1;
     }

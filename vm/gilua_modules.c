@@ -2,7 +2,8 @@
 ** gilua_modules.c: the module registry. C modules and the embedded Lua
 ** sources are found by `require` through package.preload, so the binary
 ** needs no file at run time, and a user's own module path still works
-** for everything else.
+** for everything else. The C modules are those of the layer above (stdlib/gilua_stdlib.c),
+** which hands their list over.
 */
 #include <string.h>
 
@@ -11,17 +12,6 @@
 struct gilua_embedded { const char *name, *path, *src; size_t len; };
 extern const struct gilua_embedded gilua_embedded[];
 
-static const luaL_Reg cmodules[] = {
-  {"_thread", luaopen_gilua_thread},
-  {"time", luaopen_gilua_time},
-  {"sys", luaopen_gilua_sys},
-  {"gil", luaopen_gilua_gil},
-  {"_queue", luaopen_gilua_queue},
-  {"_multiprocessing", luaopen_gilua_multiprocessing},
-  {"_subprocess", luaopen_gilua_subprocess},
-  {"_asyncio", luaopen_gilua_asyncio},
-  {NULL, NULL}
-};
 
 
 static const struct gilua_embedded *find (const char *name) {
@@ -57,7 +47,7 @@ static int embedded_loader (lua_State *L) {
 }
 
 
-void gilua_preload (lua_State *L) {
+void gilua_preload (lua_State *L, const luaL_Reg *cmodules) {
   const luaL_Reg *m;
   const struct gilua_embedded *e;
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);

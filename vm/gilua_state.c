@@ -2,11 +2,11 @@
 ** gilua_state.c: the interpreter and its thread states; the public API of
 ** gilua.h.
 **
-** One interpreter per process, because there is one GIL per process (as
-** in CPython). Each OS thread that runs Lua owns a gilua_tstate, found
-** through thread-local storage; its Lua side is a thread made with
-** lua_newthread, so globals and tables are shared exactly as Python
-** threads share objects.
+** One interpreter per process, with one GIL (a gil_t, gil/gil.h), as in
+** CPython before 3.12. Each OS thread that runs Lua owns a gilua_tstate,
+** found through the GIL's thread-local record (gil_self), which is its
+** first member; its Lua side is a thread made with lua_newthread, so
+** globals and tables are shared exactly as Python threads share objects.
 */
 #include <errno.h>
 #include <pthread.h>
@@ -18,22 +18,14 @@
 
 #include <lualib.h>
 
-#include "gil.h"
+#include "gilua_vm.h"
 
 #define CLASSES_KEY "gilua.classes"
-
-/* initial-exec: the signal handlers read it, and must not allocate. */
-static __thread gilua_tstate *tls_ts __attribute__((tls_model("initial-exec")));
 
 static lua_State *main_L;      /* the interpreter, NULL when none is open */
 static lua_State *spawner;     /* makes new thread states, see below */
 static int spawner_ref = LUA_NOREF;
 static unsigned long main_ident;
-
-
-gilua_tstate *gilua_ts (void) {
-  return tls_ts;
-}
 
 
 lua_State *gilua_mainstate (void) {
@@ -47,13 +39,15 @@ unsigned long gilua_mainident (void) {
 
 
 static void tstate_init (gilua_tstate *ts) {
+  gil_thread *t = &ts->gt;
   memset(ts, 0, sizeof *ts);
+  gil_thread_init(t, gilua_gil());
   ts->ref = LUA_NOREF;
-  ts->thread = pthread_self();
-  ts->ident = (unsigned long)ts->thread;
-  ts->native_id = (pid_t)syscall(SYS_gettid);
-  snprintf(ts->name, sizeof ts->name, "Thread-%d", (int)ts->native_id);
-  tls_ts = ts;
+  t->thread = pthread_self();
+  t->ident = (unsigned long)t->thread;
+  t->native_id = (pid_t)syscall(SYS_gettid);
+  snprintf(t->name, sizeof t->name, "Thread-%d", (int)t->native_id);
+  gil_setself(t);
 }
 
 
@@ -67,12 +61,12 @@ gilua_tstate *gilua_tstate_new (lua_State *main) {
   (void)main;
   if (ts == NULL) return NULL;
   tstate_init(ts);
-  gil_register(ts);
-  gil_acquire(ts);
+  gil_register(&ts->gt);
+  gil_acquire(&ts->gt);
   ts->L = lua_newthread(spawner);
   ts->ref = luaL_ref(spawner, LUA_REGISTRYINDEX);
   ts->current = ts->L;
-  gil_signal_thread(ts->L);
+  gilua_hook_thread(ts->L);
   return ts;
 }
 
@@ -84,15 +78,15 @@ void gilua_tstate_free (gilua_tstate *ts) {
   if (ts->released == 0 && main_L != NULL)
     luaL_unref(spawner, LUA_REGISTRYINDEX, ts->ref);
   ts->current = NULL;
-  gil_exit(ts);
-  tls_ts = NULL;
+  gil_exit(&ts->gt);
+  gil_setself(NULL);
   free(ts);
 }
 
 
 /* fork() in a thread that holds the GIL: the child's only thread keeps it. */
 static void after_fork_child (void) {
-  if (main_L != NULL && tls_ts != NULL) gil_after_fork(tls_ts);
+  if (main_L != NULL && gil_self() != NULL) gil_after_fork(gil_self());
 }
 
 
@@ -112,30 +106,31 @@ static int load_runtime (lua_State *L) {
 }
 
 
-int gilua_openlibs (lua_State *L) {
+int gilua_vm_openlibs (lua_State *L, const luaL_Reg *cmodules) {
   static int atfork_set;
   gilua_tstate *ts;
   if (main_L != NULL) return -1;
   ts = malloc(sizeof *ts);
   if (ts == NULL) return -1;
   tstate_init(ts);
-  strcpy(ts->name, "MainThread");
+  strcpy(ts->gt.name, "MainThread");
   ts->L = ts->current = L;
   main_L = L;
-  main_ident = ts->ident;
-  gil_init(ts);
+  main_ident = ts->gt.ident;
+  gil_signal_init(&ts->gt);
+  gil_open(gilua_gil(), &ts->gt);
   if (!atfork_set) {
     pthread_atfork(NULL, NULL, after_fork_child);
     atfork_set = 1;
   }
-  gil_signal_thread(L);
+  gilua_hook_thread(L);
   spawner = lua_newthread(L);
   spawner_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   luaL_openlibs(L);
-  gil_signal_openlibs(L);
+  gilua_hook_openlibs(L);
   lua_newtable(L);
   lua_setfield(L, LUA_REGISTRYINDEX, CLASSES_KEY);
-  gilua_preload(L);
+  gilua_preload(L, cmodules);
   gilua_opencoroutine(L);
   gilua_openio(L);
   gilua_openos(L);
@@ -184,7 +179,7 @@ static void warning (void *ud, const char *msg, int tocont) {
 }
 
 
-lua_State *gilua_open (void) {
+lua_State *gilua_vm_open (const luaL_Reg *cmodules) {
   gilua_pool *pool;
   lua_Alloc alloc = gilua_allocator(&pool);
   lua_State *L = lua_newstate(alloc, pool);
@@ -194,7 +189,7 @@ lua_State *gilua_open (void) {
   }
   lua_atpanic(L, panic);
   lua_setwarnf(L, warning, NULL);
-  if (gilua_openlibs(L) != 0) {
+  if (gilua_vm_openlibs(L, cmodules) != 0) {
     lua_close(L);
     gilua_pool_free(alloc, pool);
     return NULL;
@@ -204,7 +199,7 @@ lua_State *gilua_open (void) {
 
 
 void gilua_close (lua_State *L) {
-  gilua_tstate *ts = tls_ts;
+  gilua_tstate *ts = gilua_ts();
   /* Python's exit rule: wait for the non-daemon threads. */
   lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
   lua_getfield(L, -1, "threading");
@@ -219,7 +214,7 @@ void gilua_close (lua_State *L) {
   ** now on nobody posts drop requests, and none may reach a state that
   ** lua_close is freeing: the signal handler arms no hook without a
   ** 'current' coroutine. */
-  gil_finalize(ts);
+  gil_finalize(&ts->gt);
   ts->current = NULL;
   {
     void *pool;
@@ -229,16 +224,16 @@ void gilua_close (lua_State *L) {
   }
   main_L = NULL;
   spawner = NULL;
-  gil_exit(ts);
-  gil_destroy();
-  tls_ts = NULL;
+  gil_exit(&ts->gt);
+  gil_close(gilua_gil());
+  gil_setself(NULL);
   free(ts);
 }
 
 
 lua_State *gilua_attach (lua_State *L) {
   gilua_tstate *ts;
-  if (main_L == NULL || tls_ts != NULL) return NULL;
+  if (main_L == NULL || gil_self() != NULL) return NULL;
   ts = gilua_tstate_new(L);
   return ts ? ts->L : NULL;
 }
@@ -246,67 +241,7 @@ lua_State *gilua_attach (lua_State *L) {
 
 void gilua_detach (lua_State *T) {
   (void)T;
-  if (tls_ts != NULL) gilua_tstate_free(tls_ts);
-}
-
-
-/*
-** Releases nest (see gilua.h): only the outermost pair lets the GIL go and
-** takes it back. The depth is the owner's alone, so it needs no lock.
-*/
-void gilua_release (lua_State *T) {
-  gilua_tstate *ts = tls_ts;
-  (void)T;
-  if (ts != NULL && ts->released++ == 0)
-    gil_release(ts);
-}
-
-
-/* errno survives: callers read the blocking call's errno after
-** GILUA_END_ALLOW_THREADS, and taking the GIL may touch it. */
-void gilua_acquire (lua_State *T) {
-  gilua_tstate *ts = tls_ts;
-  int saved = errno;
-  (void)T;
-  if (ts != NULL && ts->released > 0 && --ts->released == 0)
-    gil_acquire(ts);
-  errno = saved;
-}
-
-
-int gilua_hasgil (void) {
-  gilua_tstate *ts = tls_ts;
-  return ts != NULL && ts->holds_gil;
-}
-
-
-void gilua_setthreadname (const char *name) {
-  if (tls_ts != NULL) gil_setname(tls_ts, name);
-}
-
-
-void gilua_setswitchinterval (double seconds) {
-  gil_setinterval(seconds);
-}
-
-
-double gilua_getswitchinterval (void) {
-  return gil_getinterval();
-}
-
-
-void gilua_getstats (gilua_stats *st) {
-  gil_getstats(st);
-}
-
-
-int gilua_getthreadstats (gilua_threadstats *threads, int max) {
-  return gil_threadstats(threads, max);
-}
-
-
-void gilua_resetstats (void) {
-  gil_resetstats();
+  if (gilua_ts() != NULL) gilua_tstate_free(gilua_ts());
 }
 
 

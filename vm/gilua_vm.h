@@ -14,47 +14,42 @@
 #include <lauxlib.h>
 
 #include "gilua.h"
+#include "gil.h"
 
 /*
 ** One per OS thread that runs Lua. Owned by that thread; the fields that
-** other threads or a signal handler read are marked.
+** other threads or a signal handler read are marked. What the GIL keeps
+** per thread is its first member, so that gil_self() is the thread state.
 */
 typedef struct gilua_tstate {
+  gil_thread gt;                /* the GIL's record of this thread */
   lua_State *L;                 /* this thread's own state (lua_newthread) */
   int ref;                      /* anchors L in the registry */
   /* The coroutine this OS thread runs right now: L itself or a coroutine
   ** resumed from it. Written by the owner only, read by its own signal
   ** handler (hence sig_atomic-safe pointer stores). */
   lua_State *volatile current;
-  /* Drop-request hook bookkeeping, see gil/gil_signal.c. */
+  /* Drop-request hook bookkeeping, see vm/gilua_hook.c. */
   lua_State *volatile hooked;   /* coroutine our hook is armed on, or NULL */
   lua_Hook saved_hook;          /* the user's hook on 'hooked' */
   int saved_mask, saved_count;
-  volatile sig_atomic_t interrupt; /* Ctrl-C pending (main thread only) */
-  volatile sig_atomic_t holds_gil;  /* set and cleared by the owner only */
   volatile sig_atomic_t in_hookwork; /* owner is changing hooks: hands off */
-  pthread_t thread;             /* read by GIL waiters (under the GIL mutex) */
-  pid_t native_id;
-  unsigned long ident;
-  char name[64];                /* for statistics and traces */
-  /* statistics, written by the owner under the GIL mutex */
-  double hold_since, held, waited;
-  unsigned long acquisitions, drops_requested, drops_received;
-  /* the rest of the GIL's bookkeeping, under the GIL mutex (gil/gil.c) */
-  int gstate;                   /* running, waiting or blocked, for traces */
-  unsigned long seq;            /* registration order, for listings */
-  unsigned epoch;               /* the interpreter this state belongs to */
-  struct gil_tbuf *trace;       /* events being recorded, or NULL */
   int released;                 /* nesting depth of gilua_release (owner) */
-  struct gilua_tstate *next, *prev; /* all thread states, under the GIL mutex */
 } gilua_tstate;
 
 /* The calling thread's state, or NULL if it has none. */
-gilua_tstate *gilua_ts(void);
+#define gilua_ts()  ((gilua_tstate *)gil_self())
 
-/* The main state of the interpreter, and the main thread's ident. */
+/* The GIL of the interpreter (vm/gilua_gil.c), the main state, and the
+** main thread's ident (vm/gilua_state.c). */
+gil_t *gilua_gil(void);
 lua_State *gilua_mainstate(void);
 unsigned long gilua_mainident(void);
+
+/* The interpreter (vm/gilua_state.c): gilua_open and gilua_openlibs of
+** gilua.h, given the C modules to preload (stdlib/gilua_stdlib.c). */
+lua_State *gilua_vm_open(const luaL_Reg *cmodules);
+int gilua_vm_openlibs(lua_State *L, const luaL_Reg *cmodules);
 
 /* Thread states (vm/gilua_state.c). gilua_tstate_new registers the calling
 ** thread and takes the GIL; gilua_tstate_free releases it. */
@@ -101,32 +96,28 @@ int gilua_arg_bool(gilua_args *a, int pos, const char *name, int def);
 /* A timeout in seconds: nil means forever (-1); negative is a ValueError. */
 double gilua_arg_timeout(gilua_args *a, int pos, const char *name);
 
-/* Time helpers (vm/gilua_time.c). */
-double gilua_monotonic(void);
-/* Sleeps without the GIL for 'secs', restarting after signals; returns 1 if
-** interrupted by Ctrl-C (main thread). Caller must NOT hold the GIL. */
-int gilua_nap(double secs);
-/* An absolute CLOCK_MONOTONIC deadline 'secs' from now, for timed waits on
-** condition variables initialised with gilua_cond_init. */
-void gilua_deadline(struct timespec *ts, double secs);
-void gilua_cond_init(pthread_cond_t *c);
-/* The one timed wait on a condition variable: with 'deadline' NULL it waits
-** for ever; the main thread leaves it on Ctrl-C. Returns 0, ETIMEDOUT or
-** EINTR (Ctrl-C: call gilua_checkinterrupt once the GIL is back). */
-int gilua_condwait(pthread_cond_t *c, pthread_mutex_t *m,
-                   const struct timespec *deadline);
+/* Clocks, deadlines and interruptible waits, from gil/ (see gil.h):
+** gilua_nap sleeps without the GIL (caller must NOT hold it) and returns 1
+** if Ctrl-C cut it short; gilua_deadline makes an absolute deadline for
+** condition variables made with gilua_cond_init; gilua_condwait is the one
+** timed wait on them (NULL: for ever), left by the main thread on Ctrl-C:
+** it returns 0, ETIMEDOUT or EINTR (then call gilua_checkinterrupt once the
+** GIL is back). Ctrl-C itself is in gilua.h (gilua_sigint, ...). */
+#define gilua_monotonic   gil_monotonic
+#define gilua_nap         gil_nap
+#define gilua_deadline    gil_deadline
+#define gilua_cond_init   gil_cond_init
+#define gilua_condwait    gil_condwait
 
-/* Ctrl-C (gil/gil_signal.c): with 'on', SIGINT makes the main thread raise
-** KeyboardInterrupt at its next Lua instruction, or cuts short its current
-** gilua_nap; with 0, SIGINT gets its default action back. */
-void gilua_sigint(int on);
-int gilua_sigint_on(void);
-/* Raises KeyboardInterrupt if a Ctrl-C is pending for the calling thread
-** (call with the GIL, after a blocking call). */
-void gilua_checkinterrupt(lua_State *L);
-/* 1 if a Ctrl-C is pending for the calling thread, else 0: what a wait
-** loop running without the GIL tests on EINTR (GIL: any). */
-int gilua_interrupt_pending(void);
+/* How the GIL's requests reach the Lua code a thread runs (vm/gilua_hook.c):
+** set up once per interpreter; prepare a new thread state's Lua thread;
+** wrap debug.sethook/gethook where needed (after luaL_openlibs); remove our
+** hook from 'co', which leaves this OS thread (a coroutine that yielded or
+** ended), then answer any request that arrived meanwhile. */
+void gilua_hook_init(void);
+void gilua_hook_thread(lua_State *L);
+void gilua_hook_openlibs(lua_State *L);
+void gilua_hook_disarm(gilua_tstate *ts, lua_State *co);
 
 /*
 ** Waiting for state protected by the GIL (vm/gilua_waitq.c): the one way a
@@ -148,19 +139,13 @@ void gilua_waitq_destroy(gilua_waitq *wq);
 int gilua_waitq_wait(lua_State *L, gilua_waitq *wq, const struct timespec *deadline);
 void gilua_waitq_wake(gilua_waitq *wq, int all);
 
-/* Embedded Lua sources and C modules (vm/gilua_modules.c). */
-void gilua_preload(lua_State *L);
+/* Embedded Lua sources and C modules (vm/gilua_modules.c): 'cmodules'
+** are the C modules that `require` finds by name. */
+void gilua_preload(lua_State *L, const luaL_Reg *cmodules);
 int gilua_loadembedded(lua_State *L, const char *modname);
 
-/* Module openers */
-int luaopen_gilua_thread(lua_State *L);  /* "_thread" */
-int luaopen_gilua_time(lua_State *L);    /* "time" */
-int luaopen_gilua_sys(lua_State *L);     /* "sys" */
-int luaopen_gilua_gil(lua_State *L);     /* "gil" */
-int luaopen_gilua_queue(lua_State *L);   /* "_queue" */
-int luaopen_gilua_multiprocessing(lua_State *L); /* "_multiprocessing" */
-int luaopen_gilua_subprocess(lua_State *L); /* "_subprocess" */
-int luaopen_gilua_asyncio(lua_State *L);  /* "_asyncio" */
+/* Lua's libraries as gilua changes them (vm/gilua_os.c, gilua_io.c,
+** gilua_coroutine.c). */
 void gilua_openos(lua_State *L);         /* os.getpid, os.getppid, os.cpu_count */
 void gilua_openio(lua_State *L);         /* GIL-releasing io and os.execute */
 void gilua_opencoroutine(lua_State *L);  /* tracking coroutine.resume/wrap */

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gil.h"
+#include "gilua_vm.h"
 
 
 static void setnum (lua_State *L, const char *k, lua_Number v) {
@@ -51,15 +51,15 @@ static void push_thread (lua_State *L, const gilua_threadstats *t) {
 static int g_stats (lua_State *L) {
   gilua_stats st;
   gilua_threadstats *t = NULL;
-  int n = gil_threadstats(NULL, 0), got, i;
+  int n = gilua_getthreadstats(NULL, 0), got, i;
   for (;;) {
     t = lua_newuserdatauv(L, sizeof *t * (size_t)(n + 4), 0);
-    got = gil_threadstats(t, n + 4);
+    got = gilua_getthreadstats(t, n + 4);
     if (got <= n + 4) break;
     lua_pop(L, 1);
     n = got;
   }
-  gil_getstats(&st);
+  gilua_getstats(&st);
   lua_createtable(L, 0, 7);
   setint(L, "switches", (lua_Integer)st.switches);
   setint(L, "forced_switches", (lua_Integer)st.forced_switches);
@@ -78,7 +78,7 @@ static int g_stats (lua_State *L) {
 
 static int g_reset_stats (lua_State *L) {
   (void)L;
-  gil_resetstats();
+  gilua_resetstats();
   return 0;
 }
 
@@ -117,7 +117,7 @@ static int g_trace_start (lua_State *L) {
 ** so other threads run meanwhile, as around any other file write. The path
 ** is kept first: another thread could start a new trace right away. */
 static int push_tracepath (lua_State *L) {
-  char *path = gil_trace_path();
+  char *path = gil_trace_path(gilua_gil());
   if (path == NULL) return 0;
   lua_pushstring(L, path);  /* (a memory error here would leak 'path') */
   free(path);
@@ -139,7 +139,7 @@ static int g_trace_stop (lua_State *L) {
 
 
 static int g_tracing (lua_State *L) {
-  char *path = gil_trace_path();
+  char *path = gil_trace_path(gilua_gil());
   lua_pushboolean(L, path != NULL);
   free(path);
   return 1;

@@ -145,13 +145,6 @@ static void sigpipe_restore (const sigset_t *old, int unblock) {
 }
 
 
-/* This thread's Ctrl-C flag (main thread only), or NULL. */
-static volatile sig_atomic_t *interrupt_flag (void) {
-  gilua_tstate *ts = gilua_ts();
-  return ts ? &ts->interrupt : NULL;
-}
-
-
 static double until (const struct timespec *deadline) {
   struct timespec now;
   clock_gettime(CLOCK_MONOTONIC, &now);
@@ -193,14 +186,13 @@ typedef struct Stream {
 /* The stdin of a child: plain writes, except that SIGPIPE cannot kill us. */
 static ssize_t stdin_write (void *cookie, const char *buf, size_t size) {
   int fd = (int)(intptr_t)cookie;
-  volatile sig_atomic_t *intr = interrupt_flag();
   size_t done = 0;
   sigset_t old;
   int unblock = sigpipe_block(&old);
   while (done < size) {
     ssize_t n = write(fd, buf + done, size - done);
     if (n > 0) done += (size_t)n;
-    else if (n == 0 || errno != EINTR || (intr && *intr)) break;
+    else if (n == 0 || errno != EINTR || gilua_interrupt_pending()) break;
   }
   sigpipe_restore(&old, unblock);
   /* Never negative (fopencookie's rule: stdio would take -1 for a count);
@@ -1113,7 +1105,6 @@ enum { DONE = -1, TIMEOUT = -2, INTERRUPTED = -3, NOMEM = -4 };
 */
 static int exchange (Comm *c, const char *in, size_t len,
                      const struct timespec *deadline) {
-  volatile sig_atomic_t *intr = interrupt_flag();
   for (;;) {
     struct pollfd pfd[3];
     struct timespec left;
@@ -1135,7 +1126,7 @@ static int exchange (Comm *c, const char *in, size_t len,
     r = ppoll(pfd, (nfds_t)n, deadline ? &left : NULL, NULL);
     if (r < 0) {
       if (errno != EINTR) return errno;
-      if (intr != NULL && *intr) return INTERRUPTED;
+      if (gilua_interrupt_pending()) return INTERRUPTED;
       continue;
     }
     for (i = 0; i < n; i++) {

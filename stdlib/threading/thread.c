@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gil.h"
+#include "gilua_vm.h"
 
 #define HANDLE_MT "_thread.handle"
 #define LOCK_MT "_thread.lock"
@@ -54,8 +54,8 @@ static void *bootstrap (void *arg) {
   ts = gilua_tstate_new(gilua_mainstate());
   L = ts->L;
   pthread_mutex_lock(&h->m);
-  h->ident = ts->ident;
-  h->native_id = ts->native_id;
+  h->ident = ts->gt.ident;
+  h->native_id = ts->gt.native_id;
   h->started = 1;
   pthread_cond_broadcast(&h->c);
   pthread_mutex_unlock(&h->m);
@@ -168,13 +168,13 @@ static int h_gc (lua_State *L) {
 
 
 static int t_get_ident (lua_State *L) {
-  lua_pushinteger(L, (lua_Integer)gilua_ts()->ident);
+  lua_pushinteger(L, (lua_Integer)gilua_ts()->gt.ident);
   return 1;
 }
 
 
 static int t_get_native_id (lua_State *L) {
-  lua_pushinteger(L, (lua_Integer)gilua_ts()->native_id);
+  lua_pushinteger(L, (lua_Integer)gilua_ts()->gt.native_id);
   return 1;
 }
 
@@ -184,9 +184,9 @@ static int t_get_native_id (lua_State *L) {
 static int t_set_name (lua_State *L) {
   const char *name = luaL_checkstring(L, 1);
   if (lua_isnoneornil(L, 2))
-    gil_setname(gilua_ts(), name);
+    gil_setname(&gilua_ts()->gt, name);
   else
-    gil_setname_ident((unsigned long)luaL_checkinteger(L, 2), name);
+    gil_setname_ident(gilua_gil(), (unsigned long)luaL_checkinteger(L, 2), name);
   return 0;
 }
 
@@ -230,7 +230,7 @@ static int try_take (lock *lk, unsigned long me) {
 
 /* Take the lock, waiting at most 'timeout' seconds (negative: forever). */
 static int take (lua_State *L, lock *lk, double timeout) {
-  unsigned long me = gilua_ts()->ident;
+  unsigned long me = gilua_ts()->gt.ident;
   struct timespec deadline;
   if (try_take(lk, me)) return 1;
   if (timeout == 0) return 0;
@@ -271,7 +271,7 @@ static int release (lua_State *L, lock *lk) {
   if (!lk->locked)
     return gilua_raise(L, "RuntimeError", "release unlocked lock");
   if (lk->rlock) {
-    if (lk->owner != gilua_ts()->ident)
+    if (lk->owner != gilua_ts()->gt.ident)
       return gilua_raise(L, "RuntimeError", "cannot release un-acquired lock");
     if (--lk->count > 0) return 0;
   }
@@ -336,7 +336,7 @@ static int l_gc (lua_State *L) {
 /* For Condition: hand the RLock over whatever its depth, and back. */
 static int r_is_owned (lua_State *L) {
   lock *lk = tolock(L, 1);
-  lua_pushboolean(L, lk->locked && lk->owner == gilua_ts()->ident);
+  lua_pushboolean(L, lk->locked && lk->owner == gilua_ts()->gt.ident);
   return 1;
 }
 
@@ -344,7 +344,7 @@ static int r_is_owned (lua_State *L) {
 static int r_release_save (lua_State *L) {
   lock *lk = tolock(L, 1);
   lua_Integer count = lk->count;
-  if (!lk->locked || (lk->rlock && lk->owner != gilua_ts()->ident))
+  if (!lk->locked || (lk->rlock && lk->owner != gilua_ts()->gt.ident))
     return gilua_raise(L, "RuntimeError", "cannot release un-acquired lock");
   lk->count = 1;
   release(L, lk);
