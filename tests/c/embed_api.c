@@ -8,6 +8,9 @@
 ** - errors raised in Lua reach the host: exception objects, strings,
 **   runtime errors, with tracebacks; gilua_report prints them;
 ** - per-thread statistics as C structs; tracing from C;
+** - Ctrl-C as a host drives it: gilua_sigint, gilua_setinterrupt from
+**   another thread stopping running Lua code, a sleep and a C function
+**   blocked without the GIL (gilua_interrupt_pending, gilua_checkinterrupt);
 ** - gilua_close with live threads: it waits for the non-daemon ones,
 **   parks the daemon ones and host threads that still want the GIL, lets a
 **   released host thread detach; a new interpreter opens afterwards and
@@ -405,6 +408,85 @@ static void test_trace (void) {
 ** =======================================================
 */
 
+/*
+** {======================================================
+** Ctrl-C from the host
+** =======================================================
+*/
+
+static void *interrupter (void *arg) {
+  nap(*(double *)arg);
+  gilua_setinterrupt();
+  return NULL;
+}
+
+
+/* Blocks without the GIL in short sleeps until Ctrl-C is pending (or 5 s
+** pass), as blocking code written against gilua.h should. */
+static int l_c_block (lua_State *T) {
+  double until = now() + 5;
+  GILUA_BEGIN_ALLOW_THREADS(T)
+    while (now() < until && !gilua_interrupt_pending()) {
+      struct timespec ts = {0, 10 * 1000 * 1000};
+      nanosleep(&ts, NULL);
+    }
+  GILUA_END_ALLOW_THREADS(T)
+  gilua_checkinterrupt(T);
+  lua_pushliteral(T, "not interrupted");
+  return 1;
+}
+
+
+/* Runs 'code' while another thread calls gilua_setinterrupt after 0.2 s;
+** returns the seconds it took and whether it ended in KeyboardInterrupt. */
+static double interrupted_run (const char *code, int *kbi) {
+  pthread_t th;
+  double delay = 0.2, t0 = now();
+  int st;
+  pthread_create(&th, NULL, interrupter, &delay);
+  st = luaL_loadstring(L, code);
+  if (st == LUA_OK) st = gilua_pcall(L, 0, 0);
+  *kbi = 0;
+  if (st != LUA_OK) {
+    const char *msg = luaL_tolstring(L, -1, NULL);
+    *kbi = strncmp(msg, "KeyboardInterrupt", 17) == 0;
+    if (!*kbi) diag("%s", msg);
+    lua_pop(L, 2);
+  }
+  pthread_join(th, NULL);
+  return now() - t0;
+}
+
+
+static void test_interrupt (void) {
+  double dt;
+  int kbi;
+  ok(!gilua_sigint_on(), "Ctrl-C is the host's to turn on: off after gilua_open");
+  gilua_setinterrupt();
+  ok(!gilua_interrupt_pending(), "gilua_setinterrupt is ignored while it is off");
+  gilua_sigint(1);
+  ok(gilua_sigint_on(), "gilua_sigint(1) turns it on");
+  dt = interrupted_run("local time = require 'time'\n"
+                       "local t0 = time.monotonic()\n"
+                       "while time.monotonic() - t0 < 5 do end", &kbi);
+  ok(kbi && dt < 3, "gilua_setinterrupt from a host thread stops running Lua "
+                    "code with KeyboardInterrupt");
+  dt = interrupted_run("require 'time'.sleep(5)", &kbi);
+  ok(kbi && dt < 3, "... and a sleep");
+  lua_register(L, "c_block", l_c_block);
+  dt = interrupted_run("c_block()", &kbi);
+  ok(kbi && dt < 3, "... and a C function blocked without the GIL that "
+                    "tests gilua_interrupt_pending and calls gilua_checkinterrupt");
+  if (!kbi || dt >= 3) diag("took %.2f s", dt);
+  ok(!gilua_interrupt_pending(), "the interrupt was taken once");
+  ok(dostring(L, "x_after = 1") == LUA_OK, "Lua runs normally afterwards");
+  gilua_sigint(0);
+  ok(!gilua_sigint_on(), "gilua_sigint(0) turns it off");
+}
+
+/* }====================================================== */
+
+
 static int non_daemon_done;
 
 static int l_mark (lua_State *T) {
@@ -533,6 +615,7 @@ int main (void) {
   test_nested();
   test_errors();
   test_trace();
+  test_interrupt();
   test_close();
   printf("1..%d\n", ntest);
   return nfail == 0 ? 0 : 1;
