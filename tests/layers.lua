@@ -51,6 +51,20 @@ do
   t.is(table.concat(extra, " "), "", "repl/ includes no project header but gilua.h")
 end
 
+-- docs/internals.md lists every C source and header with its purpose.
+do
+  local f = assert(io.open("docs/internals.md"))
+  local doc = f:read("a")
+  f:close()
+  local ok, out = sh("find include gil vm stdlib repl tools -name '*.[ch]' | sort")
+  local missing = {}
+  for path in out:gmatch("[^\n]+") do
+    if not doc:find("`" .. path .. "`", 1, true) then missing[#missing + 1] = path end
+  end
+  t.ok(ok, "listed the sources")
+  t.is(table.concat(missing, " "), "", "docs/internals.md has a row for every C source and header")
+end
+
 -- Deliberate violations, in a scratch copy.
 local tmp = os.tmpname()
 os.remove(tmp)
