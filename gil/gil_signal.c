@@ -162,17 +162,26 @@ int gil_condwait (pthread_cond_t *c, pthread_mutex_t *m,
 
 
 /* Restarts after signals (the GIL's drop signal may land here late) until
-** the whole time has passed, unless Ctrl-C asks the main thread to stop. */
+** the whole time has passed, unless Ctrl-C asks the main thread to stop.
+** A relative nanosleep towards a monotonic deadline rather than an
+** absolute clock_nanosleep: ThreadSanitizer runs the handlers of signals
+** that arrive during nanosleep at once, but holds them back during
+** clock_nanosleep, which would then sleep through a Ctrl-C. */
 int gil_nap (double secs) {
-  struct timespec deadline;
   gil_thread *t = gil_self();
+  double until;
   if (!(secs > 0)) return 0;
-  gil_deadline(&deadline, secs);
-  while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &deadline, NULL)
-         == EINTR) {
+  if (secs > 1e9) secs = 1e9;
+  until = gil_monotonic() + secs;
+  for (;;) {
+    double left = until - gil_monotonic();
+    struct timespec ts;
+    if (left <= 0) return 0;
+    ts.tv_sec = (time_t)left;
+    ts.tv_nsec = (long)((left - (double)ts.tv_sec) * 1e9);
+    if (nanosleep(&ts, NULL) == 0) continue;  /* the clock decides */
     if (t && t->interrupt) return 1;
   }
-  return 0;
 }
 
 /* }====================================================== */
