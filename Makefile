@@ -6,6 +6,7 @@
 #   make bench      benchmarks beside CPython and stock lua5.4
 #   make tsan/asan  the test suite on a ThreadSanitizer/AddressSanitizer build
 #   make deps       install the Debian packages the build and tests need
+#   make deps-san   ... and those make tsan/asan need (clang)
 #   make install PREFIX=/usr/local
 
 BUILD   ?= build

@@ -17,7 +17,8 @@ contents instead, as Python's loop shows a list or a dict:
     and control characters (and for bytes past ASCII unless the string is
     valid UTF-8);
   * a table that does not fit on a line of WIDTH columns takes several,
-    indented by two spaces a level (short items share a line);
+    indented by two spaces a level; items that hold no table share a line
+    while it fits, a table gets a line (or more) of its own;
   * bounded: MAX_ITEMS items a table, MAX_TOTAL for the whole value, then
     "... (N more)"; tables nested deeper than MAX_DEPTH show as "{...}";
     a table inside itself shows as "<cycle>";
@@ -104,8 +105,9 @@ end
 local format_value
 
 -- Joins the items of a table: on one line if it fits in 'width' columns,
--- else over several lines, each 'indent' deep, short items sharing one.
-local function join(items, indent, width)
+-- else over several lines, each 'indent' deep; items that hold no table
+-- ('simple') share a line while they fit.
+local function join(items, simple, indent, width)
   local flat, multiline = concat(items, ", "), false
   for _, it in ipairs(items) do
     if it:find("\n", 1, true) then multiline = true break end
@@ -113,15 +115,14 @@ local function join(items, indent, width)
   if not multiline and #flat + 2 <= width then return "{" .. flat .. "}" end
   local pad = rep(" ", indent + 2)
   local lines, line = {}, nil
-  for _, it in ipairs(items) do
-    if line and not it:find("\n", 1, true) and
-       #line + 2 + #it + 1 <= WIDTH then
+  for i, it in ipairs(items) do
+    if line and simple[i] and #line + 1 + #it + 1 <= WIDTH then
       line = line .. " " .. it .. ","
     else
       if line then lines[#lines + 1] = line end
       line = pad .. it .. ","
     end
-    if it:find("\n", 1, true) then lines[#lines + 1] = line; line = nil end
+    if not simple[i] then lines[#lines + 1] = line; line = nil end
   end
   if line then lines[#lines + 1] = line end
   return "{\n" .. concat(lines, "\n") .. "\n" .. rep(" ", indent) .. "}"
@@ -132,7 +133,7 @@ local function format_table(t, st, indent, width)
   if st.depth >= MAX_DEPTH then return "{...}" end
   st.open[t] = true
   st.depth = st.depth + 1
-  local items, n = {}, 0
+  local items, simple, n = {}, {}, 0
   while rawget(t, n + 1) ~= nil do n = n + 1 end
   local keys = other_keys(t, n)
   local total = n + #keys
@@ -140,26 +141,26 @@ local function format_table(t, st, indent, width)
   for i = 1, total do
     if #items >= MAX_ITEMS or st.left <= 0 then
       items[#items + 1] = format("... (%d more)", total - i + 1)
+      simple[#items] = true
       break
     end
     st.left = st.left - 1
-    if i <= n then
-      items[#items + 1] = format_value(rawget(t, i), st, child, WIDTH - child)
-    else
-      local k = keys[i - n]
-      local head
+    local k, head = i, ""
+    if i > n then
+      k = keys[i - n]
       if type(k) == "string" and k:find("^[%a_][%w_]*$") and not KEYWORDS[k] then
         head = k .. " = "
       else
         head = "[" .. format_value(k, st, child, WIDTH - child) .. "] = "
       end
-      items[#items + 1] = head .. format_value(rawget(t, k), st, child,
-                                               WIDTH - child - #head)
     end
+    local v = rawget(t, k)
+    items[#items + 1] = head .. format_value(v, st, child, WIDTH - child - #head)
+    simple[#items] = not plain_table(v) and not plain_table(k)
   end
   st.depth = st.depth - 1
   st.open[t] = nil
-  return join(items, indent, width)
+  return join(items, simple, indent, width)
 end
 
 function format_value(v, st, indent, width)
