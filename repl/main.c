@@ -154,7 +154,8 @@ static int run_library (lua_State *L, const char *val) {
   return LUA_OK;
 }
 
-/* At its place among -e and -l, as in lua: code before it warns not. */
+/* At its place among -e and -l, as in lua: warnings from code before it
+** are not shown. */
 static int run_warnings (lua_State *L, const char *val) {
   (void)val;
   lua_warning(L, "@on", 0);
