@@ -5,7 +5,8 @@
 #   make test       the whole test suite (TAP, through prove)
 #   make bench      benchmarks beside CPython and stock lua5.4
 #   make tsan/asan  the test suite on a ThreadSanitizer/AddressSanitizer build
-#   make deps       install the Debian packages the build needs
+#   make deps       install the Debian packages the build and tests need
+#   make deps-san   ... and those make tsan/asan need (clang)
 #   make install PREFIX=/usr/local
 
 BUILD   ?= build
@@ -14,14 +15,22 @@ CC      ?= cc
 CFLAGS  ?= -O2 -g
 SAN     ?=
 WARN    := -Wall -Wextra
-LUA_CFLAGS := $(shell pkg-config --cflags lua5.4 2>/dev/null)
-LUA_LIBS   := $(shell pkg-config --libs lua5.4 2>/dev/null || echo -llua5.4)
+# Lua's flags are asked of pkg-config when a recipe first needs them, not
+# when this file is read: `make deps demo` installs liblua5.4-dev (and
+# pkg-config) before the first compilation, in the same run. Each is then
+# kept (the eval), so pkg-config runs once per make.
+LUA_CFLAGS = $(eval LUA_CFLAGS := $$(shell pkg-config --cflags lua5.4 2>/dev/null))$(LUA_CFLAGS)
+LUA_LIBS   = $(eval LUA_LIBS := $$(shell pkg-config --libs lua5.4 2>/dev/null || echo -llua5.4))$(LUA_LIBS)
 CPPFLAGS += -D_GNU_SOURCE -Iinclude -Ivm -Igil $(LUA_CFLAGS) $(GILUA_DEFS)
 ALL_CFLAGS = $(CFLAGS) $(WARN) $(SAN) -fPIC -pthread -fvisibility=hidden
-LDLIBS  := $(LUA_LIBS) -lreadline -lpthread -lm -ldl
+LDLIBS   = $(LUA_LIBS) -lreadline -lpthread -lm -ldl
 
-DEB_PKGS := build-essential pkg-config liblua5.4-dev lua5.4 libreadline-dev \
-            python3 perl clang libclang-rt-dev chromium
+# What `make deps` installs: the build and `make test`, nothing else (the
+# README says what each one is for). make tsan/asan also need SAN_PKGS
+# (`make deps-san`).
+DEB_PKGS := build-essential pkg-config liblua5.4-dev libreadline-dev \
+            perl python3 lua5.4 chromium
+SAN_PKGS := clang libclang-rt-dev
 
 LIB_SRC  := $(sort $(wildcard vm/*.c gil/*.c stdlib/*.c stdlib/*/*.c))
 LUA_SRC  := $(sort $(wildcard vm/lua/*.lua stdlib/*/*.lua))
@@ -41,7 +50,7 @@ STAGE    := $(CURDIR)/$(BUILD)/stage
 EMBED_SAMPLES := $(patsubst samples/embed/%.c,$(BUILD)/samples/embed/%,\
                    $(wildcard samples/embed/*.c))
 
-.PHONY: all demo embed-samples test check-tests bench tsan asan deps install clean
+.PHONY: all demo embed-samples test check-tests bench tsan asan deps deps-san install clean
 
 all: $(BUILD)/gilua $(BUILD)/libgilua.a $(BUILD)/libgilua.so
 
@@ -120,14 +129,28 @@ asan:
 	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer" \
 	  PROVE_FLAGS="$(PROVE_FLAGS)" test
 
+# A package counts as present only when dpkg says "install ok installed"
+# (a removed package can linger in dpkg's database in another state).
+# With -j, nothing is compiled before deps is done when both are asked for.
 deps:
-	@missing=""; for p in $(DEB_PKGS); do \
-	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@$(call install_pkgs,$(DEB_PKGS))
+
+deps-san:
+	@$(call install_pkgs,$(SAN_PKGS))
+
+install_pkgs = missing=""; for p in $(1); do \
+	  [ "$$(dpkg-query -W -f='$${Status}' $$p 2>/dev/null)" = \
+	    "install ok installed" ] || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update && $$SUDO apt-get install -y $$missing; \
-	else echo "all build dependencies are installed"; fi
+	  $$SUDO apt-get update && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; \
+	else echo "all the packages are installed:$(strip $(1))"; fi
+
+ifneq ($(filter deps,$(MAKECMDGOALS)),)
+$(BUILD)/embedgen $(LIB_OBJ) $(REPL_OBJ) $(CTESTS): | deps
+endif
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib \

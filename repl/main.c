@@ -3,12 +3,16 @@
 **
 **   gilua [options] [script [args]]
 **
+** A drop-in for lua5.4: its options, environment variables (LUA_INIT,
+** LUA_PATH, LUA_CPATH and their _5_4 forms), messages and exit statuses
+** are lua's, in lua's order; gilua's own options come on top.
+**
 ** Reads the whole command line first (so that a bad option stops the
 ** command before any code runs), opens the interpreter, applies the
-** settings, runs -e and -l in the order given, then the script (or
-** standard input), then the interactive loop if asked for or if there was
-** nothing else to do. gilua_close at the end waits for the non-daemon
-** threads, which is Python's rule for program exit.
+** settings, runs LUA_INIT, then -e, -l and -W in the order given, then the
+** script (or standard input), then the interactive loop if asked for or
+** if there was nothing else to do. gilua_close at the end waits for the
+** non-daemon threads, which is Python's rule for program exit.
 **
 ** Options live in one table: adding one (say --gil-stats) is one entry
 ** with up to four hooks, called at the four moments an option can matter.
@@ -34,13 +38,17 @@ typedef struct Cmd {
   char **argv;
   int script;          /* argv index of the script ("-" for stdin), or 0 */
   int interactive;     /* -i */
-  int version;         /* -v */
+  int version;         /* -v (and -i) */
+  int noenv;           /* -E */
   int help;            /* -h */
   int runs_code;       /* -e: no interactive loop unless -i */
   struct Given *given; /* the options, in command-line order */
   int ngiven;
   int status;          /* EXIT_SUCCESS or EXIT_FAILURE */
 } Cmd;
+
+/* The name messages start with: argv[0], as lua does. */
+static const char *progname = PROGNAME;
 
 
 /*
@@ -49,10 +57,15 @@ typedef struct Cmd {
 ** ===================================================================
 */
 
+/* Where an option comes from: lua's own (spelt, checked and listed as
+** lua does), a second usage line of lua's option above it, or gilua's. */
+enum { LUA_OPT, LUA_OPT_MORE, GILUA_OPT };
+
 typedef struct Option {
   const char *name;    /* "-e" or "--switch-interval" */
   const char *argname; /* NULL: a flag; else the value's name in the usage */
   const char *help;
+  int kind;
   /* While the command line is read, before the interpreter exists: check
   ** the value and note what it means in 'c'. Returns NULL, or an error
   ** message (in 'err', of size 'n'). */
@@ -72,10 +85,18 @@ typedef struct Given {
 } Given;
 
 
+/* As in lua, -i implies -v. */
 static const char *parse_interactive (Cmd *c, const char *val,
                                       char *err, size_t n) {
   (void)val; (void)err; (void)n;
-  c->interactive = 1;
+  c->interactive = c->version = 1;
+  return NULL;
+}
+
+static const char *parse_noenv (Cmd *c, const char *val,
+                                char *err, size_t n) {
+  (void)val; (void)err; (void)n;
+  c->noenv = 1;
   return NULL;
 }
 
@@ -99,13 +120,18 @@ static const char *parse_execute (Cmd *c, const char *val,
   return NULL;
 }
 
+/* Prints the error on top as lua does outside the loop: "progname: ". */
+static int report (lua_State *L, int status) {
+  if (status != LUA_OK)
+    repl_report(L, progname);
+  return status;
+}
+
 static int run_execute (lua_State *L, const char *code) {
   int status = luaL_loadbuffer(L, code, strlen(code), "=(command line)");
   if (status == LUA_OK)
     status = repl_docall(L, 0, 0);
-  if (status != LUA_OK)
-    gilua_report(L);
-  return status;
+  return report(L, status);
 }
 
 /* -l mod puts require("mod") in global 'mod'; -l g=mod in global 'g'. */
@@ -116,10 +142,8 @@ static int run_library (lua_State *L, const char *val) {
   lua_getglobal(L, "require");
   lua_pushstring(L, mod);
   status = repl_docall(L, 1, 1);
-  if (status != LUA_OK) {
-    gilua_report(L);
-    return status;
-  }
+  if (status != LUA_OK)
+    return report(L, status);
   if (eq)
     lua_pushlstring(L, val, (size_t)(eq - val));
   else
@@ -130,9 +154,12 @@ static int run_library (lua_State *L, const char *val) {
   return LUA_OK;
 }
 
-static void setup_warnings (lua_State *L, const char *val) {
+/* At its place among -e and -l, as in lua: warnings from code before it
+** are not shown. */
+static int run_warnings (lua_State *L, const char *val) {
   (void)val;
   lua_warning(L, "@on", 0);
+  return LUA_OK;
 }
 
 /* Python's sys.setswitchinterval accepts any strictly positive float. */
@@ -201,7 +228,7 @@ static void setup_tracing (lua_State *L, const char *val) {
   if (gilview.tracing) return;
   gilview.pid = getpid();
   if (gilua_trace_start(path) != 0)
-    fprintf(stderr, "%s: cannot trace the GIL to '%s': %s\n", PROGNAME, path,
+    fprintf(stderr, "%s: cannot trace the GIL to '%s': %s\n", progname, path,
             strerror(errno));
   else
     gilview.tracing = 1;
@@ -212,11 +239,11 @@ static void done_tracing (const char *val) {
   if (!gilview.tracing || getpid() != gilview.pid) return;
   gilview.tracing = 0;
   if (gilua_trace_stop() < 0)
-    fprintf(stderr, "%s: cannot write the GIL trace: %s\n", PROGNAME,
+    fprintf(stderr, "%s: cannot write the GIL trace: %s\n", progname,
             strerror(errno));
   else if (gilview.trace && gilview.timeline &&
            gilua_timeline(gilview.trace, gilview.timeline) != 0)
-    fprintf(stderr, "%s: cannot write the GIL timeline '%s': %s\n", PROGNAME,
+    fprintf(stderr, "%s: cannot write the GIL timeline '%s': %s\n", progname,
             gilview.timeline, strerror(errno));
 }
 
@@ -230,60 +257,74 @@ static void done_stats (const char *val) {
   if (getpid() == gilview.pid) gilua_printstats(stderr);
 }
 
+/* lua's options first, in the order and words of lua's usage message. */
 static const Option options[] = {
-  {"-e", "code", "run the Lua code 'code'",
+  {"-e", "stat", "execute string 'stat'", LUA_OPT,
    parse_execute, NULL, run_execute, NULL},
-  {"-l", "mod", "require module 'mod' into global 'mod' (g=mod: into 'g')",
-   NULL, NULL, run_library, NULL},
-  {"-i", NULL, "enter interactive mode after running the script",
+  {"-i", NULL, "enter interactive mode after executing 'script'", LUA_OPT,
    parse_interactive, NULL, NULL, NULL},
-  {"-v", NULL, "show version information",
+  {"-l", "mod", "require library 'mod' into global 'mod'", LUA_OPT,
+   NULL, NULL, run_library, NULL},
+  {"-l", "g=mod", "require library 'mod' into global 'g'", LUA_OPT_MORE,
+   NULL, NULL, NULL, NULL},
+  {"-v", NULL, "show version information", LUA_OPT,
    parse_version, NULL, NULL, NULL},
-  {"-W", NULL, "turn warnings on",
-   NULL, setup_warnings, NULL, NULL},
-  {"-h", NULL, "show this help and exit",
+  {"-E", NULL, "ignore environment variables", LUA_OPT,
+   parse_noenv, NULL, NULL, NULL},
+  {"-W", NULL, "turn warnings on", LUA_OPT,
+   NULL, NULL, run_warnings, NULL},
+  {"-h", NULL, "show this help and exit", GILUA_OPT,
    parse_help, NULL, NULL, NULL},
-  {"--help", NULL, "same as -h",
+  {"--help", NULL, "same as -h", GILUA_OPT,
    parse_help, NULL, NULL, NULL},
   {"--switch-interval", "S", "hand the GIL over every S seconds "
-   "(default 0.005)", parse_interval, setup_interval, NULL, NULL},
-  {"--gil-stats", NULL, "print GIL statistics on stderr at exit",
+   "(default 0.005)", GILUA_OPT, parse_interval, setup_interval, NULL, NULL},
+  {"--gil-stats", NULL, "print GIL statistics on stderr at exit", GILUA_OPT,
    NULL, setup_stats, NULL, done_stats},
   {"--gil-trace", "FILE", "record the GIL's hand-overs into FILE "
-   "(Chrome trace JSON, for Perfetto)",
+   "(Chrome trace JSON, for Perfetto)", GILUA_OPT,
    parse_trace, setup_tracing, NULL, done_tracing},
   {"--gil-timeline", "FILE", "draw the GIL's hand-overs as an HTML "
-   "timeline in FILE",
+   "timeline in FILE", GILUA_OPT,
    parse_timeline, setup_tracing, NULL, done_tracing},
-  {NULL, NULL, NULL, NULL, NULL, NULL, NULL}
+  {NULL, NULL, NULL, 0, NULL, NULL, NULL, NULL}
 };
 
 /* }================================================================== */
 
 
+/* lua's usage message, word for word, then gilua's own options. */
 static void print_usage (FILE *f) {
   const Option *o;
   fprintf(f, "usage: %s [options] [script [args]]\n"
-             "Available options are:\n", PROGNAME);
+             "Available options are:\n", progname);
   for (o = options; o->name; o++) {
     char left[64];
+    if (o->kind == GILUA_OPT)
+      continue;
+    snprintf(left, sizeof left, "%s%s%s", o->name, o->argname ? " " : "",
+             o->argname ? o->argname : "");
+    fprintf(f, "  %-9s %s\n", left, o->help);
+  }
+  fprintf(f, "  %-9s %s\n", "--", "stop handling options");
+  fprintf(f, "  %-9s %s\n", "-", "stop handling options and execute stdin");
+  fprintf(f, "%s's own options:\n", PROGNAME);
+  for (o = options; o->name; o++) {
+    char left[64];
+    if (o->kind != GILUA_OPT)
+      continue;
     if (o->argname == NULL)
       snprintf(left, sizeof left, "%s", o->name);
-    else if (o->name[1] == '-')  /* long options take --name=VALUE */
+    else  /* long options take --name=VALUE */
       snprintf(left, sizeof left, "%s=%s", o->name, o->argname);
-    else
-      snprintf(left, sizeof left, "%s %s", o->name, o->argname);
     fprintf(f, "  %-22s %s\n", left, o->help);
   }
-  fprintf(f, "  %-22s %s\n", "--", "stop handling options");
-  fprintf(f, "  %-22s %s\n", "-", "stop handling options and run stdin");
-  fprintf(f, "With no script and no -e, %s is interactive when stdin is a "
-             "terminal,\nand runs stdin as a script otherwise.\n", PROGNAME);
+  fflush(f);
 }
 
 /* Prints a command-line error and the usage; the command exits with 1. */
 static int bad_usage (const char *fmt, const char *what) {
-  fprintf(stderr, "%s: ", PROGNAME);
+  fprintf(stderr, "%s: ", progname);
   fprintf(stderr, fmt, what);
   fputc('\n', stderr);
   print_usage(stderr);
@@ -291,13 +332,14 @@ static int bad_usage (const char *fmt, const char *what) {
 }
 
 /* Finds the option that 'arg' names; sets '*inlined' to the value written
-** in the same word ("-ecode", "--switch-interval=S"), if any. */
+** in the same word ("-ecode", "--switch-interval=S"), if any. A flag of
+** lua's takes nothing after it: "-ix" is unrecognized, as in lua. */
 static const Option *find_option (const char *arg, const char **inlined) {
   const Option *o;
   *inlined = NULL;
   for (o = options; o->name; o++) {
     size_t len = strlen(o->name);
-    if (strncmp(arg, o->name, len) != 0)
+    if (o->kind == LUA_OPT_MORE || strncmp(arg, o->name, len) != 0)
       continue;
     if (arg[len] == '\0')
       return o;
@@ -336,14 +378,18 @@ static int parse_args (Cmd *c) {
     if (o->argname == NULL && val != NULL)
       return bad_usage("option '%s' takes no value", o->name);
     if (o->argname != NULL && val == NULL) {
-      if (i + 1 >= c->argc)
-        return bad_usage("option '%s' needs a value", o->name);
+      /* lua takes a value that looks like an option for a missing one */
+      if (i + 1 >= c->argc ||
+          (o->kind == LUA_OPT && c->argv[i + 1][0] == '-'))
+        return bad_usage(o->kind == LUA_OPT ? "'%s' needs argument"
+                                            : "option '%s' needs a value",
+                         o->name);
       val = c->argv[++i];
     }
     if (o->parse) {
       const char *msg = o->parse(c, val, err, sizeof err);
       if (msg) {  /* the option is right, its value is not: no usage */
-        fprintf(stderr, "%s: %s\n", PROGNAME, msg);
+        fprintf(stderr, "%s: %s\n", progname, msg);
         return 0;
       }
     }
@@ -368,8 +414,9 @@ static void create_arg (lua_State *L, Cmd *c) {
   lua_setglobal(L, "arg");
 }
 
-/* Runs the script with its arguments as '...'. A "-" right after "--" is
-** a file named "-"; otherwise it means standard input. */
+/* Runs the script with the elements of the global 'arg' as '...' (as
+** lua: code before the script may change them). A "-" right after "--"
+** is a file named "-"; otherwise it means standard input. */
 static int run_script (lua_State *L, Cmd *c) {
   const char *fname = c->argv[c->script];
   int i, n, status;
@@ -377,62 +424,123 @@ static int run_script (lua_State *L, Cmd *c) {
     fname = NULL;
   status = luaL_loadfile(L, fname);
   if (status == LUA_OK) {
-    n = c->argc - c->script - 1;
+    if (lua_getglobal(L, "arg") != LUA_TTABLE)
+      luaL_error(L, "'arg' is not a table");
+    n = (int)luaL_len(L, -1);
     luaL_checkstack(L, n + 3, "too many arguments to script");
-    for (i = c->script + 1; i < c->argc; i++)
-      lua_pushstring(L, c->argv[i]);
+    for (i = 1; i <= n; i++)
+      lua_rawgeti(L, -i, i);
+    lua_remove(L, -i);
     status = repl_docall(L, n, 0);
   }
-  if (status != LUA_OK)
-    gilua_report(L);
-  return status;
+  return report(L, status);
 }
 
 static int run_stdin (lua_State *L) {
   int status = luaL_loadfile(L, NULL);
   if (status == LUA_OK)
     status = repl_docall(L, 0, 0);
-  if (status != LUA_OK)
-    gilua_report(L);
-  return status;
+  return report(L, status);
+}
+
+/* LUA_INIT_5_4, else LUA_INIT: Lua code, or "@file" to run. */
+#define INIT_VAR "LUA_INIT"
+#define INIT_VAR_VERSION INIT_VAR "_" LUA_VERSION_MAJOR "_" LUA_VERSION_MINOR
+
+static int run_init (lua_State *L) {
+  const char *name = "=" INIT_VAR_VERSION;
+  const char *init = getenv(name + 1);
+  int status;
+  if (init == NULL) {
+    name = "=" INIT_VAR;
+    init = getenv(name + 1);
+  }
+  if (init == NULL)
+    return LUA_OK;
+  if (init[0] == '@')
+    status = luaL_loadfile(L, init + 1);
+  else
+    status = luaL_loadbuffer(L, init, strlen(init), name);
+  if (status == LUA_OK)
+    status = repl_docall(L, 0, 0);
+  return report(L, status);
 }
 
 /* Everything that needs the interpreter, in protected mode so that a
-** memory error in here is reported instead of aborting. */
+** memory error in here is reported instead of aborting. Each step runs
+** only if the ones before it succeeded, as in lua (so -i after a failed
+** script exits with 1 rather than starting the loop). */
 static int pmain (lua_State *L) {
   Cmd *c = (Cmd *)lua_touserdata(L, 1);
-  int i, status = LUA_OK, ran_something;
+  int i, status = LUA_OK;
   lua_settop(L, 0);
+  if (c->version) {
+    puts(REPL_VERSION_LINE);
+    fflush(stdout);
+  }
+  if (c->noenv) {  /* for whatever else asks, as lua's libraries do */
+    lua_pushboolean(L, 1);
+    lua_setfield(L, LUA_REGISTRYINDEX, "LUA_NOENV");
+  }
   create_arg(L, c);
   lua_pushliteral(L, "__main__");  /* Python's name for the main program */
   lua_setglobal(L, "__name__");
   for (i = 0; i < c->ngiven; i++)
     if (c->given[i].opt->setup)
       c->given[i].opt->setup(L, c->given[i].val);
-  if (c->version) {
-    puts(REPL_VERSION_LINE);
-    fflush(stdout);
-  }
+  if (!c->noenv)
+    status = run_init(L);
   for (i = 0; i < c->ngiven && status == LUA_OK; i++)
     if (c->given[i].opt->run)
       status = c->given[i].opt->run(L, c->given[i].val);
   if (status == LUA_OK && c->script)
     status = run_script(L, c);
-  /* As Python's -i: the interactive loop follows even a failed script, to
-  ** look at what it left behind. */
-  ran_something = c->script || c->runs_code || c->version;
-  if (c->interactive) {
-    repl_loop(L, !c->version && isatty(STDIN_FILENO));
-    status = LUA_OK;
-  }
-  else if (!ran_something && status == LUA_OK) {
-    if (isatty(STDIN_FILENO))
-      repl_loop(L, !c->version);
+  if (status == LUA_OK && c->interactive)
+    repl_loop(L);
+  else if (status == LUA_OK && !c->script && !c->runs_code && !c->version) {
+    if (isatty(STDIN_FILENO)) {
+      puts(REPL_VERSION_LINE);
+      repl_loop(L);
+    }
     else  /* as lua: "gilua < file" runs the file */
       status = run_stdin(L);
   }
   c->status = (status == LUA_OK) ? EXIT_SUCCESS : EXIT_FAILURE;
   return 0;
+}
+
+
+/*
+** -E: package.path and package.cpath are set from LUA_PATH and LUA_CPATH
+** when the interpreter opens its libraries, so these are hidden from it
+** then, and put back: os.getenv and child processes still see them, as
+** under lua -E. Nothing else runs yet, so no other thread reads the
+** environment meanwhile.
+*/
+#define ENV_VERSION "_" LUA_VERSION_MAJOR "_" LUA_VERSION_MINOR
+static const char *const path_vars[] = {
+  "LUA_PATH" ENV_VERSION, "LUA_PATH", "LUA_CPATH" ENV_VERSION, "LUA_CPATH",
+  NULL
+};
+
+static lua_State *open_interpreter (const Cmd *c) {
+  char *saved[sizeof path_vars / sizeof path_vars[0]] = {NULL};
+  lua_State *L;
+  int i;
+  if (!c->noenv)
+    return gilua_open();
+  for (i = 0; path_vars[i]; i++) {
+    const char *v = getenv(path_vars[i]);
+    if (v != NULL && (saved[i] = strdup(v)) != NULL)
+      unsetenv(path_vars[i]);
+  }
+  L = gilua_open();
+  for (i = 0; path_vars[i]; i++) {
+    if (saved[i] != NULL)
+      setenv(path_vars[i], saved[i], 1);
+    free(saved[i]);
+  }
+  return L;
 }
 
 
@@ -449,9 +557,11 @@ int main (int argc, char **argv) {
     c.argc = 1;
     c.argv = noargs;
   }
+  if (c.argv[0][0] != '\0')
+    progname = c.argv[0];
   c.given = (Given *)calloc((size_t)c.argc, sizeof(Given));
   if (c.given == NULL) {
-    fprintf(stderr, "%s: not enough memory\n", PROGNAME);
+    fprintf(stderr, "%s: not enough memory\n", progname);
     return EXIT_FAILURE;
   }
   if (!parse_args(&c)) {
@@ -463,18 +573,17 @@ int main (int argc, char **argv) {
     free(c.given);
     return EXIT_SUCCESS;
   }
-  L = gilua_open();
+  L = open_interpreter(&c);
   if (L == NULL) {
-    fprintf(stderr, "%s: cannot create the interpreter: not enough memory\n",
-            PROGNAME);
+    fprintf(stderr, "%s: cannot create state: not enough memory\n",
+            progname);
     free(c.given);
     return EXIT_FAILURE;
   }
   lua_pushcfunction(L, pmain);
   lua_pushlightuserdata(L, &c);
   if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
-    fprintf(stderr, "%s: %s\n", PROGNAME, lua_tostring(L, -1));
-    lua_pop(L, 1);
+    repl_report(L, progname);
     c.status = EXIT_FAILURE;
   }
   fflush(stdout);

@@ -127,6 +127,22 @@ int repl_docall (lua_State *L, int nargs, int nresults) {
   return status;
 }
 
+/* An error object that is a table with no __tostring, which gilua_report
+** would show as "table: 0x...", is shown as lua shows it. */
+void repl_report (lua_State *L, const char *progname) {
+  if (lua_type(L, -1) == LUA_TTABLE) {
+    if (luaL_getmetafield(L, -1, "__tostring") != LUA_TNIL)
+      lua_pop(L, 1);
+    else {
+      lua_pop(L, 1);
+      lua_pushliteral(L, "(error object is a table value)");
+    }
+  }
+  if (progname != NULL)
+    fprintf(stderr, "%s: ", progname);
+  gilua_report(L);
+}
+
 /* }================================================================== */
 
 
@@ -208,14 +224,23 @@ static int read_terminal (const char *prompt, char **line) {
   return READ_LINE;
 }
 
+/* Without a terminal, the line read is echoed after its prompt, as lua
+** (which reads through readline there too) does: "gilua -i < file" shows
+** a transcript, the same as "lua5.4 -i < file". */
 static int read_plain (const char *prompt, char **line) {
   size_t cap = 0;
+  ssize_t len;
   fputs(prompt, stdout);
   fflush(stdout);
   *line = NULL;
   for (;;) {
-    if (getline(line, &cap, stdin) >= 0)
+    if ((len = getline(line, &cap, stdin)) >= 0) {
+      fputs(*line, stdout);
+      if (len == 0 || (*line)[len - 1] != '\n')
+        fputc('\n', stdout);
+      fflush(stdout);
       return READ_LINE;
+    }
     free(*line);
     *line = NULL;
     if (!ferror(stdin)) {
@@ -358,7 +383,9 @@ static void add_fields (lua_State *L, const char *prefix, size_t plen,
       while (lua_next(L, -2)) {
         if (lua_type(L, -2) == LUA_TSTRING) {
           const char *k = lua_tostring(L, -2);
-          if (strncmp(k, part, partlen) == 0 && is_name(k))
+          /* "_x" names are private, as in Python: "_" shows them */
+          if (strncmp(k, part, partlen) == 0 && is_name(k) &&
+              (k[0] != '_' || part[0] == '_'))
             add_candidate(prefix, plen, k);
         }
         lua_pop(L, 1);
@@ -519,6 +546,10 @@ static int load_chunk (lua_State *L) {
   r = read_line(L, prompt);
   if (r != READ_LINE)
     return (r == READ_EOF) ? CHUNK_EOF : CHUNK_INTR;
+  if (*lua_tostring(L, -1) == '=') {  /* "=expr": Lua 5.1's way, as lua */
+    lua_pushfstring(L, "return %s", lua_tostring(L, -1) + 1);
+    lua_remove(L, -2);
+  }
   while ((status = compile(L, 0)) == INCOMPLETE) {
     get_prompt(L, 0, prompt, sizeof prompt);
     r = read_line(L, prompt);
@@ -539,14 +570,40 @@ static int load_chunk (lua_State *L) {
   return status;
 }
 
-/* Prints the values above 'base' with the global print, as lua does (so
-** that a print the user redefines is used). */
+/* Pushes gilua.repr's 'display' (loaded as require would, without
+** going through a global 'require' the user may have replaced). */
+static int push_display (lua_State *L) {
+  static const char mod[] = "gilua.repr";
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  if (lua_getfield(L, -1, mod) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+    lua_getfield(L, -1, mod);
+    lua_remove(L, -2);
+    lua_pushstring(L, mod);
+    lua_call(L, 1, 1);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -3, mod);
+  }
+  lua_getfield(L, -1, "display");
+  lua_replace(L, -3);
+  lua_pop(L, 1);
+  return 1;
+}
+
+/* Prints the values above 'base' as lua does, with the global print (so
+** that a print the user redefines is used), but a table shows its
+** contents (gilua.repr). */
 static void print_results (lua_State *L, int base) {
   int n = lua_gettop(L) - base;
   if (n <= 0)
     return;
   luaL_checkstack(L, LUA_MINSTACK, "too many results to print");
-  lua_getglobal(L, "print");
+  lua_pushcfunction(L, push_display);
+  if (lua_pcall(L, 0, 1, 0) != LUA_OK) {  /* then as lua does */
+    lua_pop(L, 1);
+    lua_getglobal(L, "print");
+  }
   lua_insert(L, base + 1);
   if (repl_docall(L, n, 0) != LUA_OK)
     gilua_report(L);
@@ -572,7 +629,7 @@ static void setup_readline (lua_State *L, char **histfile) {
     (void)read_history(*histfile);
 }
 
-void repl_loop (lua_State *L, int banner) {
+void repl_loop (lua_State *L) {
   char *histfile = NULL;
   int top = lua_gettop(L);
   use_readline = isatty(STDIN_FILENO) && isatty(STDOUT_FILENO);
@@ -581,10 +638,6 @@ void repl_loop (lua_State *L, int banner) {
     intr_pipe[0] = intr_pipe[1] = -1;  /* then Ctrl-C waits for a key */
   if (use_readline)
     setup_readline(L, &histfile);
-  if (banner) {
-    puts(REPL_VERSION_LINE);
-    fflush(stdout);
-  }
   in_loop = 1;
   reader_sigint(1);
   for (;;) {
@@ -598,7 +651,7 @@ void repl_loop (lua_State *L, int banner) {
         print_results(L, base);
     }
     if (status != LUA_OK && status != CHUNK_INTR)
-      gilua_report(L);
+      repl_report(L, NULL);
     lua_settop(L, top);
   }
   in_loop = 0;

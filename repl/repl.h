@@ -10,7 +10,8 @@
 
 #define PROGNAME "gilua"
 
-/* The line that -v and the interactive banner print. */
+/* The line that -v and the interactive banner print (lua prints its
+** copyright line there). */
 #define REPL_VERSION_LINE \
   GILUA_VERSION " (" LUA_RELEASE ") with a Global Interpreter Lock"
 
@@ -19,9 +20,13 @@
 ** KeyboardInterrupt in the running code. GIL: held. */
 int repl_docall(lua_State *L, int nargs, int nresults);
 
+/* Prints the error on top of the stack (and pops it) as lua does:
+** "progname: message" and the traceback (no "progname: " when NULL, as
+** in the interactive loop). GIL: held. */
+void repl_report(lua_State *L, const char *progname);
+
 /* The interactive loop: reads, runs and prints until end of input.
-** 'banner' prints the version line first. GIL: held (released while
-** waiting for input). */
-void repl_loop(lua_State *L, int banner);
+** GIL: held (released while waiting for input). */
+void repl_loop(lua_State *L);
 
 #endif

@@ -38,7 +38,7 @@ do
 
   st, out = sh(q(gilua) .. " -h </dev/null")
   t.is(st, 0, "-h exits with 0")
-  t.like(out, "usage: gilua", "-h prints the usage")
+  t.like(out, "^usage: %S*gilua %[options%]", "-h prints the usage, named as invoked")
   t.like(out, "%-%-switch%-interval", "the usage lists --switch-interval")
 
   local err
@@ -99,11 +99,69 @@ print(arg[1], arg[2], arg[-1] ~= nil)
   t.is(out, "from stdin\n", "without a terminal, gilua runs stdin as a script")
 
   st, out = sh(q(gilua) .. " -e 'y = 20' -i </dev/null")
-  t.like(out, "^> \n$", "-i after -e enters the loop (prompt on a pipe)")
+  t.like(out, "^gilua [^\n]*\n> \n$",
+         "-i after -e prints the version and enters the loop (prompt on a pipe)")
   st, out = sh("printf 'y + 1\\nfunction g()\\nreturn 5 end\\ng()\\n' | "
                .. q(gilua) .. " -e 'y = 20' -i")
-  t.is(out, "> 21\n> >> > 5\n> \n",
-       "on a pipe, the loop prints expressions and joins incomplete lines")
+  t.is(out:gsub("^gilua [^\n]*\n", ""),
+       "> y + 1\n21\n> function g()\n>> return 5 end\n> g()\n5\n> \n",
+       "on a pipe, the loop echoes each line after its prompt, prints "
+       .. "expressions and joins incomplete lines")
+end
+
+------------------------------------------- how the loop shows values
+
+-- What the loop prints for the expression 'expr' (one line), after the
+-- code 'setup' has run (-e); stderr too.
+local function shown(setup, expr)
+  local input = write_file(expr .. "\n")
+  local _, out, err = sh(q(gilua) .. " -e " .. q(setup or "") .. " -i <" .. q(input))
+  os.remove(input)
+  local echo = "> " .. expr .. "\n"
+  local start = out:find(echo, 1, true)
+  return start and out:sub(start + #echo):gsub("> \n$", "") or out, err
+end
+
+do
+  t.is(shown(nil, '{1, 2, 3, name = "x"}'), '{1, 2, 3, name = "x"}\n',
+       "a table shows its contents: the sequence, then the named fields")
+  t.is(shown(nil, '{}'), "{}\n", "an empty table shows as {}")
+  t.is(shown(nil, '{[10] = "a", b = true, [1.5] = 2, ["not a name"] = 3, ["end"] = 4, [false] = 0}'),
+       '{[1.5] = 2, [10] = "a", b = true, ["end"] = 4, ["not a name"] = 3, [false] = 0}\n',
+       "keys sorted (numbers, strings, booleans); keys that are not names in brackets")
+  t.is(shown(nil, '{"tab\\there", "quote\\"s", "new\\nline", "\\0\\255", "caf\\u{e9}"}'),
+       '{"tab\\there", "quote\\"s", "new\\nline", "\\000\\255", "caf\u{e9}"}\n',
+       "strings inside a table are quoted and escaped (UTF-8 text kept)")
+  t.is(shown(nil, '1, "two", nil, {3}'), "1\ttwo\tnil\t{3}\n",
+       "values are tab-separated, strings and numbers as lua prints them")
+  t.is(shown("t = {}", "t, setmetatable({}, {__tostring = function() return 'custom' end})"),
+       "{}\tcustom\n", "a value with __tostring prints as tostring gives it")
+  t.is(shown(nil, 'ValueError("bad value"), {ValueError("inside")}'),
+       "ValueError: bad value\t{ValueError: inside}\n",
+       "an exception object prints as 'ValueError: message'")
+  t.like(shown(nil, 'require("threading").Thread'), "^class threading%.Thread\n$",
+         "a class prints as its __tostring gives it")
+  t.is(shown("t = {1, {2, {3}}} t[2][2].back = t t.me = t", "t"),
+       "{1, {2, {3, back = <cycle>}}, me = <cycle>}\n",
+       "a table inside itself shows as <cycle>")
+  t.is(shown(nil, "{{{{{{{{1}}}}}}}}"), "{{{{{{...}}}}}}\n",
+       "tables nested too deep show as {...}")
+  local out = shown("t = {} for i = 1, 150 do t[i] = i end", "t")
+  t.ok(out:find("^{\n  1, 2, 3, 4,") and out:find(" 100, %.%.%. %(50 more%),\n}\n$")
+       and not out:find("101"), "a long table is cut after 100 items", out)
+  for line in out:gmatch("[^\n]+") do
+    if #line > 79 then t.ok(false, "lines fit in 79 columns: " .. line) end
+  end
+  out = shown("t = {} for i = 1, 20 do t['key' .. i] = {i, i * 2, name = 'item ' .. i} end", "t")
+  t.like(out, '^{\n  key1 = {1, 2, name = "item 1"},\n  key10 = {10, 20, name = "item 10"},\n',
+         "a table too wide for a line takes several, indented")
+  out = shown("t = {} for i = 1, 30 do t[i] = {} for j = 1, 30 do t[i][j] = j end end", "t")
+  t.like(out, "%.%.%. %(%d+ more%),\n}\n$", "the whole value is bounded too")
+  local ok = #out < 20000
+  t.ok(ok, "... to a few screens", #out)
+  t.is(shown("print = function(...) io.write('my print: ', select('#', ...), ' ', ..., '\\n') end",
+             "{1}"), "my print: 1 {1}\n",
+       "a print the user redefines is used, given the table's text")
 end
 
 ------------------------------------------------- the REPL on a terminal
@@ -184,7 +242,7 @@ local function session(steps)
   return out, tonumber(status) or status
 end
 
-local PTY_TESTS = 10
+local PTY_TESTS = 11
 if not have_python() then
   -- python3 is a build dependency (make deps, .ci/run): its absence fails.
   for _ = 1, PTY_TESTS do t.ok(false, "python3 with its pty module is needed to drive the REPL") end
@@ -251,6 +309,18 @@ else
   t.ok(out:find("\nworker done\n", 1, true) ~= nil,
        "Ctrl-D waits for the non-daemon threads, as Python does", out)
   t.is(st, 0, "... and exits with 0")
+
+  out = session {
+    "expect:> ",
+    "send:t = {_private = 'hid' .. 'den', public = 'vis' .. 'ible'}\n", "expect:> ",
+    "send:t.\t", "sleep:0.3", "send:\n", "expect:visible",
+    "expect:\n> ",
+    "send:t._\t", "sleep:0.3", "send:\n", "expect:hidden",
+    "expect:\n> ", "send:\x04",
+  }
+  t.ok(out:find("\n> t.public\nvisible\n", 1, true) and
+       out:find("\n> t._private\nhidden\n", 1, true),
+       "completion hides names that start with _ unless the prefix does", out)
 end
 
 t.done_testing()
