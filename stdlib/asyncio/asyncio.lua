@@ -9,13 +9,16 @@ asyncio: Python's asyncio on Lua coroutines (docs/asyncio.md).
     end)
     asyncio.run(main())
 
-This module gathers asyncio.core (loop, futures, tasks, combinators),
+This module gathers asyncio.core (loop, futures, tasks, sleep),
+asyncio.combinators (gather, wait, wait_for, shield, as_completed,
+timeout), asyncio.runners (run, Runner, the bridges to other threads),
 asyncio.locks, asyncio.queues, asyncio.taskgroups, asyncio.streams and
 asyncio.subprocess into one table, as Python's package does.
 ]]
 
 local M = {}
-for _, name in ipairs{ "asyncio.core", "asyncio.locks", "asyncio.queues",
+for _, name in ipairs{ "asyncio.core", "asyncio.combinators",
+                       "asyncio.runners", "asyncio.locks", "asyncio.queues",
                        "asyncio.taskgroups", "asyncio.streams",
                        "asyncio.subprocess" } do
   local ok, mod = pcall(require, name)

@@ -21,6 +21,8 @@ local args = require "gilua.args"
 local Object = require "gilua.class"
 local aio = require "_asyncio"
 local core = require "asyncio.core"
+local combinators = require "asyncio.combinators"
+local runners = require "asyncio.runners"
 local streams = require "asyncio.streams"
 
 local TypeError, ValueError = exc.TypeError, exc.ValueError
@@ -56,7 +58,7 @@ local wait = async(function(self)
   if self.returncode ~= nil then return self.returncode end
   local code = self._proc:poll()
   if code == nil then
-    code = core.to_thread(self._proc.wait, self._proc):await()
+    code = runners.to_thread(self._proc.wait, self._proc):await()
   end
   self.returncode = code
   return code
@@ -93,7 +95,7 @@ local communicate = async(function(self, input)
     tasks[#tasks + 1] = self.stderr:read(-1)
     err_i = #tasks
   end
-  local res = #tasks > 0 and core.gather(unpack(tasks)):await() or {}
+  local res = #tasks > 0 and combinators.gather(unpack(tasks)):await() or {}
   wait(self):await()
   return out_i and res[out_i] or nil, err_i and res[err_i] or nil
 end, "Process.communicate")
