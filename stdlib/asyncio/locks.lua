@@ -14,12 +14,15 @@ local Object = require "gilua.class"
 local exc = require "gilua.exceptions"
 local args = require "gilua.args"
 local core = require "asyncio.core"
+local waiters = require "asyncio.waiters"
 
 local RuntimeError, ValueError = exc.RuntimeError, exc.ValueError
 local CancelledError = core.CancelledError
-local async, await_future, new_future = core.async, core._await_future, core._new_future
-local set_result = core._set_result
-local PENDING, CANCELLED = core.PENDING, core.CANCELLED
+local async, set_result = core.async, core._set_result
+local PENDING = core.PENDING
+local wq_new, wq_wait, wq_remove = waiters.new, waiters.wait, waiters.remove
+local wq_first_live, wq_first_pending = waiters.first_live, waiters.first_pending
+local wq_wake_first, wq_wake_all = waiters.wake_first, waiters.wake_all
 local pcall, error, tostring = pcall, error, tostring
 
 local M = {}
@@ -33,61 +36,6 @@ local function loop_of(self)
     error(RuntimeError(tostring(self) .. " is bound to a different event loop"), 3)
   end
   return loop
-end
-
--- A FIFO of futures: array with a head index.
-local function wq_new() return { h = 1, t = 0 } end
-local function wq_push(q, f) local t = q.t + 1; q.t = t; q[t] = f end
-local function wq_remove(q, f)
-  if q[q.h] == f and q.h <= q.t then          -- the usual case: the head
-    q[q.h] = nil
-    q.h = q.h + 1
-    return
-  end
-  for i = q.h, q.t do
-    if q[i] == f then
-      for j = i, q.t - 1 do q[j] = q[j + 1] end
-      q[q.t] = nil
-      q.t = q.t - 1
-      return
-    end
-  end
-end
--- The first waiter still pending, removed from the queue (nil if none).
-local function wq_pop_pending(q)
-  while q.h <= q.t do
-    local f = q[q.h]
-    q[q.h] = nil
-    q.h = q.h + 1
-    if f._state == PENDING then return f end
-  end
-  q.h, q.t = 1, 0
-  return nil
-end
-local function wq_first_pending(q)
-  for i = q.h, q.t do
-    if q[i]._state == PENDING then return q[i] end
-  end
-  return nil
-end
--- The first waiter not cancelled: pending, or woken and about to run.
-local function wq_first_live(q)
-  for i = q.h, q.t do
-    if q[i]._state ~= CANCELLED then return q[i] end
-  end
-  return nil
-end
-
--- Waits for a new future put in q; on cancellation the future leaves q.
-local function wait_in(self, q)
-  local fut = new_future(loop_of(self))
-  wq_push(q, fut)
-  local ok, e = pcall(await_future, fut)
-  if not ok then
-    wq_remove(q, fut)
-    error(e, 0)
-  end
-  return fut
 end
 
 -- Lock -------------------------------------------------------------------------
@@ -115,16 +63,14 @@ local lock_acquire = async(function(self)
     self._locked = true
     return self
   end
-  local fut = new_future(loop_of(self))
   local q = self._waiters
-  wq_push(q, fut)
-  local ok, e = pcall(await_future, fut)
-  wq_remove(q, fut)
+  local ok, fut = wq_wait(q, loop_of(self))
   if not ok then
     -- woken and then cancelled: let the next one have it
     if not self._locked then lock_wake(self) end
-    error(e, 0)
+    error(fut, 0)
   end
+  wq_remove(q, fut)
   self._locked = true
   return self
 end, "Lock.acquire")
@@ -158,18 +104,17 @@ function Event:is_set() return self._value end
 function Event:set()
   if self._value then return end
   self._value = true
-  local q = self._waiters
-  for i = q.h, q.t do
-    local f = q[i]
-    if f._state == PENDING then set_result(f, true) end
-  end
+  wq_wake_all(self._waiters, true)
 end
 
 function Event:clear() self._value = false end
 
 local event_wait = async(function(self)
   if self._value then return true end
-  wait_in(self, self._waiters)
+  local q = self._waiters
+  local ok, fut = wq_wait(q, loop_of(self))
+  if not ok then error(fut, 0) end
+  wq_remove(q, fut)
   return true
 end, "Event.wait")
 
@@ -185,25 +130,44 @@ local Condition = Object:extend("asyncio.Condition")
 M.Condition = Condition
 
 function Condition:init(lock)
-  self._lock = lock or Lock()
+  if lock == nil then lock = Lock()
+  elseif not Lock:is(lock) then
+    error(exc.TypeError("Condition(): argument 'lock' must be an asyncio.Lock, not " ..
+                        core._typename(lock)), 3)
+  end
+  self._lock = lock
   self._waiters = wq_new()
 end
 
-function Condition:acquire() return self._lock:acquire() end
+-- Awaiting acquire returns the condition, which releases its lock at the
+-- end of a `<close>` scope.
+local cond_acquire = async(function(self)
+  self._lock:acquire():await()
+  return self
+end, "Condition.acquire")
+
+function Condition:acquire() return cond_acquire(self) end
 function Condition:release() return self._lock:release() end
 function Condition:locked() return self._lock:locked() end
 function Condition:__close() self._lock:__close() end
 
+local function lock_again(lock) return lock:acquire():await() end
+
 local cond_wait = async(function(self)
-  if not self._lock:locked() then
+  local lock = self._lock
+  if not lock:locked() then
     error(RuntimeError("cannot wait on un-acquired lock"), 0)
   end
-  self._lock:release()
-  local ok, e = pcall(wait_in, self, self._waiters)
+  lock:release()
+  local q = self._waiters
+  local ok, e, woken = wq_wait(q, loop_of(self))
+  -- a notification that reached a waiter cancelled meanwhile goes to the
+  -- next one, so that notify(n) still wakes n tasks
+  if not ok and woken then wq_wake_first(q, false) end
   -- take the lock back whatever happened, even if cancelled meanwhile
   local cancelled = nil
   while true do
-    local ok2, e2 = pcall(function() return self._lock:acquire():await() end)
+    local ok2, e2 = pcall(lock_again, lock)
     if ok2 then break end
     if CancelledError:is(e2) then cancelled = e2 else error(e2, 0) end
   end
@@ -231,12 +195,7 @@ function Condition:notify(n)
   end
   n = n or 1
   local q, woken = self._waiters, 0
-  while woken < n do
-    local f = wq_pop_pending(q)
-    if f == nil then break end
-    set_result(f, false)
-    woken = woken + 1
-  end
+  while woken < n and wq_wake_first(q, false) do woken = woken + 1 end
 end
 
 function Condition:notify_all() self:notify(math.huge) end
@@ -260,34 +219,30 @@ end
 
 --[[ A release with waiters hands its unit straight to the first of them
 (its future's result); the value only grows when nobody waits. ]]
+local function pass_on(self)
+  if not wq_wake_first(self._waiters, true) then self._value = self._value + 1 end
+end
+
+-- Awaiting acquire returns the semaphore, which releases at the end of a
+-- `<close>` scope (Python's `async with sem:`).
 local sem_acquire = async(function(self)
   if self._value > 0 and wq_first_pending(self._waiters) == nil then
     self._value = self._value - 1
-    return true
+    return self
   end
-  local fut = new_future(loop_of(self))
-  local q = self._waiters
-  wq_push(q, fut)
-  local ok, e = pcall(await_future, fut)
+  local ok, e, woken = wq_wait(self._waiters, loop_of(self))
   if not ok then
-    wq_remove(q, fut)                  -- on success _pass_on took it out
-    if fut._state ~= PENDING and not fut:cancelled() then
-      self:_pass_on()                  -- we were given a unit: pass it on
-    end
+    if woken then pass_on(self) end     -- we were given a unit: pass it on
     error(e, 0)
   end
-  return true
+  return self                           -- wake_first took the waiter out
 end, "Semaphore.acquire")
 
 function Semaphore:acquire() return sem_acquire(self) end
 
-function Semaphore:_pass_on()
-  local f = wq_pop_pending(self._waiters)
-  if f then set_result(f, true) else self._value = self._value + 1 end
-end
 
 function Semaphore:release()
-  self:_pass_on()
+  pass_on(self)
 end
 
 function Semaphore:__close() self:release() end
@@ -344,18 +299,14 @@ local barrier_wait = async(function(self)
     local q = self._waiters
     self._waiters = wq_new()
     self._count = 0
-    for i = q.h, q.t do
-      local f = q[i]
-      if f._state == PENDING then set_result(f, true) end
-    end
+    wq_wake_all(q, true)
     return index
   end
-  local fut = new_future(loop_of(self))
-  wq_push(self._waiters, fut)
-  local ok, e = pcall(await_future, fut)
+  local ok, fut, woken = wq_wait(self._waiters, loop_of(self))
   if not ok then
-    if not self._broken then self:abort() end
-    error(e, 0)
+    -- cancelled while the barrier filled (not once it let its waiters go)
+    if not woken and not self._broken then self:abort() end
+    error(fut, 0)
   end
   if fut._result == "broken" then error(BrokenBarrierError(), 0) end
   return index
@@ -368,10 +319,7 @@ function Barrier:abort()
   local q = self._waiters
   self._waiters = wq_new()
   self._count = 0
-  for i = q.h, q.t do
-    local f = q[i]
-    if f._state == PENDING then set_result(f, "broken") end
-  end
+  wq_wake_all(q, "broken")
 end
 
 local barrier_reset = async(function(self)

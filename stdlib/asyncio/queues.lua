@@ -16,12 +16,14 @@ local Object = require "gilua.class"
 local exc = require "gilua.exceptions"
 local args = require "gilua.args"
 local core = require "asyncio.core"
+local waiters = require "asyncio.waiters"
 
 local Exception, ValueError = exc.Exception, exc.ValueError
 local async, await_future, new_future = core.async, core._await_future, core._new_future
 local set_result = core._set_result
 local PENDING = core.PENDING
-local pcall, error, type, getmetatable, tostring = pcall, error, type, getmetatable, tostring
+local wq_new, wq_wait, wake_first = waiters.new, waiters.wait, waiters.wake_first
+local error, type, getmetatable, tostring = error, type, getmetatable, tostring
 
 local M = {}
 
@@ -38,8 +40,8 @@ function Queue:init(maxsize)
   if args.is_options(maxsize) then maxsize = maxsize.maxsize end
   maxsize = maxsize == nil and 0 or args.check(maxsize, "integer", "Queue", "maxsize")
   self.maxsize = maxsize
-  self._getters = { h = 1, t = 0 }
-  self._putters = { h = 1, t = 0 }
+  self._getters = wq_new()        -- tasks waiting for an item
+  self._putters = wq_new()        -- tasks waiting for room
   self._unfinished = 0
   self._finished = nil         -- future of join() callers, while work is pending
   self:_init()
@@ -64,30 +66,6 @@ function Queue:_get()
   return x
 end
 
-local function wake_first(q)
-  while q.h <= q.t do
-    local f = q[q.h]
-    q[q.h] = nil
-    q.h = q.h + 1
-    if f._state == PENDING then
-      set_result(f, nil)
-      return
-    end
-  end
-  q.h, q.t = 1, 0
-end
-
-local function remove(q, f)
-  for i = q.h, q.t do
-    if q[i] == f then
-      for j = i, q.t - 1 do q[j] = q[j + 1] end
-      q[q.t] = nil
-      q.t = q.t - 1
-      return
-    end
-  end
-end
-
 function Queue:qsize() return self:_qsize() end
 function Queue:empty() return self:_qsize() == 0 end
 function Queue:full()
@@ -97,17 +75,9 @@ end
 -- Waits on a future in 'q' (getters or putters); on cancellation it
 -- leaves q and, if it had been woken, wakes the next one instead.
 local function wait_turn(self, q, other_ok)
-  local loop = core.get_running_loop()
-  local fut = new_future(loop)
-  local t = q.t + 1
-  q.t = t
-  q[t] = fut
-  local ok, e = pcall(await_future, fut)
+  local ok, e, woken = wq_wait(q, core.get_running_loop())
   if not ok then
-    remove(q, fut)
-    if fut._state ~= PENDING and not fut:cancelled() and other_ok(self) then
-      wake_first(q)
-    end
+    if woken and other_ok(self) then wake_first(q) end
     error(e, 0)
   end
 end
