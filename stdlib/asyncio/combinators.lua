@@ -24,6 +24,7 @@ local add_callback, push, add_timer = core._add_callback, core._push, core._add_
 local IMMEDIATE, ensure_future, await_future = core._immediate, core._ensure_future,
   core._await_future
 local task_here, current_task_or_fail = core._task_here, core._current_task_or_fail
+local check_time = core._check_time
 local iscoro, typename, async = core.iscoroutine, core._typename, core.async
 local type, select, error, tostring, pcall, next, getmetatable, setmetatable =
   type, select, error, tostring, pcall, next, getmetatable, setmetatable
@@ -193,7 +194,7 @@ end
 M.wait_for = async(function(aw, timeout)
   local task = current_task_or_fail("wait_for")
   local loop = task._loop
-  if timeout ~= nil then args.check(timeout, "number", "wait_for", "timeout") end
+  if timeout ~= nil then check_time(timeout, "wait_for", "timeout", 1) end
   local fut = ensure_future(aw, loop)
   if timeout == nil then return await_future(fut) end
   if timeout <= 0 then
@@ -256,6 +257,7 @@ local WAIT_SPEC = { "timeout", "return_when", fname = "wait" }
 
 M.wait = async(function(aws, ...)
   local timeout, return_when = args.get(WAIT_SPEC, ...)
+  if timeout ~= nil then check_time(timeout, "wait", "timeout", 1) end
   return_when = return_when or M.ALL_COMPLETED
   if return_when ~= M.FIRST_COMPLETED and return_when ~= M.FIRST_EXCEPTION
      and return_when ~= M.ALL_COMPLETED then
@@ -319,6 +321,7 @@ local AS_SPEC = { "timeout", fname = "as_completed" }
 
 function M.as_completed(aws, ...)
   local timeout = args.get(AS_SPEC, ...)
+  if timeout ~= nil then check_time(timeout, "as_completed", "timeout", 2) end
   local list = collect(aws, "as_completed")
   local loop = any_loop()
   local todo, ntodo = {}, 0
@@ -407,6 +410,7 @@ function Timeout:reschedule(when)
   if self._state ~= "entered" then
     error(RuntimeError("Timeout has not been entered or has already expired"), 2)
   end
+  if when ~= nil then check_time(when, "Timeout.reschedule", "when", 2) end
   self._when = when
   if self._handle then self._handle:cancel() end
   self._handle = nil
@@ -448,16 +452,14 @@ end
 function M.timeout(delay)
   local when = nil
   if delay ~= nil then
-    args.check(delay, "number", "timeout", "delay")
-    when = monotonic() + delay
+    when = monotonic() + check_time(delay, "timeout", "delay", 2)
   end
   return Timeout(when)
 end
 
 function M.timeout_at(when)
-  if when ~= nil then args.check(when, "number", "timeout_at", "when") end
+  if when ~= nil then check_time(when, "timeout_at", "when", 2) end
   return Timeout(when)
 end
-
 
 return M

@@ -26,6 +26,9 @@ How it works:
     again. A bare yield (sleep(0)) queues the step at once. Cancellation
     is delivered as the value the yield returns (a CancelledError to
     raise) or through the awaited future's own cancellation.
+  * A task that fails or is cancelled unwinds its coroutine in a
+    protected call at its base: its <close> variables run with the
+    error, and may await (see task_body).
   * The ready queue is three parallel arrays (function, two arguments),
     double-buffered: one iteration runs what was queued before it
     started. Timers are a binary heap of handles (when, insertion order).
@@ -50,7 +53,8 @@ local type, select, error, tostring, pcall, xpcall, next, rawget, rawset,
   getmetatable, setmetatable
 local pack, unpack, traceback, getinfo = table.pack, table.unpack,
   debug.traceback, debug.getinfo
-local cocreate, yield = coroutine.create, coroutine.yield
+local cocreate, yield, coclose, running = coroutine.create, coroutine.yield,
+  coroutine.close, coroutine.running
 local monotonic = time.monotonic
 local get_ident = _thread.get_ident
 local is_options = args.is_options
@@ -655,6 +659,36 @@ local function task_returned(task, n, v)
   return schedule_callbacks(task)
 end
 
+--[[
+A task unwinds its coroutine when it fails or is cancelled. Lua closes
+the pending <close> variables of a coroutine that an error stops only
+when the coroutine is closed, and closing methods run by coroutine.close
+cannot yield. So a task's coroutine runs task_body (_asyncio.body): the
+coroutine object's function in a protected call, which Lua makes
+yieldable inside a coroutine. An error that reaches it, a cancellation
+included, unwinds the task's stack there, in the task: every pending
+<close> variable runs, last first, with the error (a CancelledError when
+the task was cancelled, raised where it awaited), and may await (a
+TaskGroup waits for its tasks). An error raised by a closing method
+replaces the one in flight (timeout() turns its CancelledError into
+TimeoutError). The error is then raised again, out of the coroutine, to
+the step.
+
+The message handler returns the error untouched (closing methods see
+that value) and keeps the traceback of a string error aside, by
+coroutine: a closing method may await, and other tasks fail meanwhile.
+]]
+local tracebacks = setmetatable({}, { __mode = "k" })   -- coroutine -> {e, tb}
+
+local function task_handler(e)
+  if not (type(e) == "table" and BaseException:is(e)) then
+    tracebacks[running()] = { e, traceback(nil, 2) }
+  end
+  return e
+end
+
+local task_body = aio.body
+
 -- The task's function raised e.
 local function task_failed(task, e)
   local co = task._co
@@ -664,8 +698,12 @@ local function task_failed(task, e)
     return finish_cancelled(task, e)
   end
   local tb
-  if co and not (type(e) == "table" and BaseException:is(e)) then
-    tb = traceback(co)
+  if co then
+    local kept = tracebacks[co]
+    if kept then
+      tracebacks[co] = nil
+      if rawequal(kept[1], e) then tb = kept[2] end
+    end
   end
   set_exception(task, e, tb)
   if type(e) == "table" and not Exception:is(e) and BaseException:is(e) then
@@ -712,23 +750,32 @@ step = function(task, e)
     if e ~= nil then                      -- cancelled before it started
       return task_failed(task, e)
     end
-    co = cocreate(c._fn)
+    co = cocreate(task_body)
     task._co = co
     loop._current_task = task
     local n = c._n
-    if n == 1 then yielded, tag, y = resume_task(co, c._a)
-    elseif n == 0 then yielded, tag, y = resume_task(co)
-    else yielded, tag, y = resume_task(co, unpack(c._args, 1, n)) end
+    if n == 1 then yielded, tag, y = resume_task(co, task_handler, c._fn, c._a)
+    elseif n == 0 then yielded, tag, y = resume_task(co, task_handler, c._fn)
+    else
+      yielded, tag, y = resume_task(co, task_handler, c._fn, unpack(c._args, 1, n))
+    end
   end
   loop._current_task = false
   if yielded then
     if tag ~= AWAIT then
       -- A coroutine.yield of the user's own, straight into the task: the
-      -- task fails with the error Python raises at such a yield (the Lua
-      -- coroutine, left suspended, is collected).
-      return task_failed(task, bad_yield(tag))
+      -- task fails with the error Python raises at such a yield. Nothing
+      -- can be raised at a Lua yield, so the coroutine is closed where
+      -- it stopped (its <close> variables run, with no error, and cannot
+      -- await); an error of theirs replaces the task's.
+      local ok, ce = coclose(co)
+      return task_failed(task, ok and bad_yield(tag) or ce)
     end
-    if task._state ~= PENDING then return end
+    if task._state ~= PENDING then       -- ended from outside meanwhile
+      task._co = false
+      coclose(co)
+      return
+    end
     if y == nil then                      -- a bare yield: step again soon
       local n = loop._qn + 1
       loop._qn = n
@@ -884,6 +931,24 @@ M.SelectorEventLoop = EventLoop
 
 local CLOCK_RES = 1e-9
 
+--[[ A delay or a time of the loop's clock, as call_later, call_at,
+timeout and the other waits take it: a number (a TypeError otherwise),
+and not NaN (a ValueError): NaN is neither before nor after any time, so
+in the timer heap it would stop every later timer, and as a poll timeout
+it would wait for ever. inf is a time that never comes. Errors name the
+caller `level` levels up. ]]
+local function check_time(x, fname, argname, level)
+  if type(x) ~= "number" then
+    error(TypeError(("%s(): '%s' must be a number, not %s"):format(
+      fname, argname, typename(x))), level + 1)
+  end
+  if x ~= x then
+    error(ValueError(("%s(): invalid '%s': NaN (not a number)"):format(
+      fname, argname)), level + 1)
+  end
+  return x
+end
+
 function EventLoop:init()
   self._poller = aio.poller()
   self._qf, self._qa, self._qb, self._qn = {}, {}, {}, 0
@@ -930,13 +995,13 @@ end
 
 function EventLoop:call_at(when, cb, ...)
   check_closed(self)
-  args.check(when, "number", "call_at", "when")
+  check_time(when, "call_at", "when", 2)
   return add_timer(self, when, cb, ...)
 end
 
 function EventLoop:call_later(delay, cb, ...)
   check_closed(self)
-  args.check(delay, "number", "call_later", "delay")
+  check_time(delay, "call_later", "delay", 2)
   return add_timer(self, monotonic() + delay, cb, ...)
 end
 
@@ -1403,9 +1468,9 @@ M._task_here = task_here
 M._current_task_or_fail = current_task_or_fail
 M._check_coro = check_coro
 M._ensure_future = ensure_future
-M._handler = handler
 M._event_loops = event_loops
 M._check_closed = check_closed
+M._check_time = check_time
 M.PENDING, M.CANCELLED, M.FINISHED = PENDING, CANCELLED, FINISHED
 
 return M
