@@ -404,6 +404,8 @@ do
   loop:close()
 
   run(async(function()
+    t.raises(function() sleep(nan) end, ValueError, "sleep(NaN): ValueError")
+    t.raises(function() sleep("1") end, TypeError, "sleep('1'): TypeError")
     t.raises(function() asyncio.timeout(nan) end, ValueError, "timeout(NaN): ValueError")
     t.raises(function() asyncio.timeout("x") end, TypeError, "timeout('x'): TypeError")
     t.raises(function() asyncio.timeout_at(nan) end, ValueError, "timeout_at(NaN): ValueError")

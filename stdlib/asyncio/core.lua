@@ -1441,10 +1441,7 @@ end
 function M.sleep(delay, result)
   if delay == 0 and result == nil then return SLEEP0 end
   if delay == nil then delay = 0 end
-  if type(delay) ~= "number" then
-    error(TypeError("sleep(): 'delay' must be a number, not " .. typename(delay)), 2)
-  end
-  if delay ~= delay then error(ValueError("Invalid delay: NaN (not a number)"), 2) end
+  check_time(delay, "sleep", "delay", 2)
   if delay <= 0 and result == nil then return SLEEP0 end
   return setmetatable({ _delay = delay, _result = result }, Sleep)
 end
