@@ -573,8 +573,9 @@ static int l_resume (lua_State *L) {
 ** variables above it right there, letting their closing methods yield
 ** (coroutine.close would run them unable to); then the error, or the one
 ** a closing method raised instead, is raised again out of the coroutine.
-** In C because it is on every task's path: as a Lua function around
-** xpcall it made a task 13% slower, measured.
+** In C because it is on every task's path: 100,000 tasks awaiting
+** sleep(0) took 13% longer with a Lua function around xpcall, about 3%
+** more instructions with this (callgrind, 20,000 tasks).
 */
 static int body_end (lua_State *L, int status, lua_KContext ctx) {
   if (status != LUA_OK && status != LUA_YIELD) return lua_error(L);

@@ -7,7 +7,7 @@ gathers them with asyncio.locks, asyncio.queues, asyncio.taskgroups,
 asyncio.streams and asyncio.subprocess; docs/asyncio.md is the user's
 guide.
 
-This file stays whole (about 1,400 lines): a task's life (its step, the
+This file stays whole (about 1,500 lines): a task's life (its step, the
 resume, the future it awaits, the callbacks that queue it again, the
 loop's ready queue and timers) is one hot path through local functions
 and upvalues of this chunk; split across modules, each of those calls
