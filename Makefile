@@ -58,10 +58,11 @@ $(BUILD)/obj/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c $< -o $@
 
-# Lua sources that are part of the runtime are compiled into the binary.
+# Lua sources that are part of the runtime are compiled into the binary,
+# precompiled by the system's Lua (the one gilua runs on) as well.
 $(BUILD)/embedgen: tools/embedgen.c
 	@mkdir -p $(dir $@)
-	$(CC) -O1 -Wall -Wextra $< -o $@
+	$(CC) -O1 -Wall -Wextra $(LUA_CFLAGS) $< -o $@ $(LUA_LIBS)
 
 $(BUILD)/gen/embedded.c: $(BUILD)/embedgen $(LUA_SRC)
 	@mkdir -p $(dir $@)

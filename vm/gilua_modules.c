@@ -5,12 +5,19 @@
 ** for everything else. The C modules are those of the layer above (stdlib/gilua_stdlib.c),
 ** which hands their list over.
 */
+#include <stdio.h>
 #include <string.h>
 
 #include "gilua_vm.h"
 
-struct gilua_embedded { const char *name, *path, *src; size_t len; };
+/* Made by tools/embedgen.c: each module's source and its precompiled
+** chunk, and the Lua release that compiled them. */
+struct gilua_embedded {
+  const char *name, *path, *src, *bc;
+  size_t len, bclen;
+};
 extern const struct gilua_embedded gilua_embedded[];
+extern const char gilua_embedded_release[];
 
 
 
@@ -22,16 +29,29 @@ static const struct gilua_embedded *find (const char *name) {
 }
 
 
+/*
+** The precompiled chunk is used when the Lua library running now is the
+** one that compiled it (bytecode changes between releases, and loading
+** another release's is not always refused); else the source is compiled.
+*/
+static int bytecode_ok (void) {
+  static int ok = -1;   /* -1: not checked yet; the answer never changes */
+  if (ok < 0) ok = strcmp(lua_ident, gilua_embedded_release) == 0;
+  return ok;
+}
+
+
 int gilua_loadembedded (lua_State *L, const char *modname) {
   const struct gilua_embedded *e = find(modname);
   char chunkname[256];
+  int status;
   if (e == NULL) return luaL_error(L, "no embedded module '%s'", modname);
-  lua_pushfstring(L, "@%s", e->path);
-  strncpy(chunkname, lua_tostring(L, -1), sizeof chunkname - 1);
-  chunkname[sizeof chunkname - 1] = '\0';
-  lua_pop(L, 1);
-  if (luaL_loadbuffer(L, e->src, e->len, chunkname) != LUA_OK)
-    return lua_error(L);
+  snprintf(chunkname, sizeof chunkname, "@%s", e->path);
+  if (bytecode_ok())
+    status = luaL_loadbufferx(L, e->bc, e->bclen, chunkname, "b");
+  else
+    status = luaL_loadbufferx(L, e->src, e->len, chunkname, "t");
+  if (status != LUA_OK) return lua_error(L);
   return 1;
 }
 
