@@ -197,6 +197,12 @@ static int t_set_name (lua_State *L) {
 ** waiting goes through a gilua_waitq. Like CPython's locks these are not
 ** fair: a running thread may take the lock again before a woken waiter
 ** gets the GIL.
+**
+** acquire() and release() are the hot path of every lock-like object, so
+** the methods are C closures whose upvalues are the two metatables: the
+** type check is one metatable comparison (no registry lookup by name), and
+** acquire() without arguments parses no options. The metatable that the
+** check pushes is left on the stack: the value returned is pushed above it.
 */
 typedef struct lock {
   int locked, rlock;
@@ -205,22 +211,51 @@ typedef struct lock {
   gilua_waitq wq;
 } lock;
 
+/* A method's upvalues: the addresses of its own type's metatable and of
+** the other type's (light userdata: reading them costs less than any
+** comparison of tables), then the two metatables themselves, which keep
+** those addresses from being reused while the methods exist. */
+#define MY_MT lua_upvalueindex(1)
+#define OTHER_MT lua_upvalueindex(2)
+#define LOCK_NUPVALUES 4
 
-static lock *tolock (lua_State *L, int idx) {
-  lock *lk = luaL_testudata(L, idx, LOCK_MT);
-  if (lk == NULL) lk = luaL_checkudata(L, idx, RLOCK_MT);
+
+/* The lock at index 1, its metatable pushed (for methods only: it reads
+** their upvalues). A Lock or an RLock passes at the first comparison. */
+static lock *checklock (lua_State *L) {
+  const void *mt;
+  lock *lk;
+  if (!lua_getmetatable(L, 1) ||
+      ((mt = lua_topointer(L, -1)) != lua_touserdata(L, MY_MT) &&
+       mt != lua_touserdata(L, OTHER_MT)) ||
+      (lk = lua_touserdata(L, 1)) == NULL)  /* a table given our metatable */
+    luaL_typeerror(L, 1, "lock");
   return lk;
 }
 
 
-static int try_take (lock *lk, unsigned long me) {
+static lock *tolock (lua_State *L) {
+  lock *lk = checklock(L);
+  lua_pop(L, 1);
+  return lk;
+}
+
+
+/* Who owns a lock. A plain Lock records it too: Condition's ownership
+** checks read it (see r_is_owned). */
+static unsigned long me (void) {
+  return gilua_ts()->gt.ident;
+}
+
+
+static int try_take (lock *lk, unsigned long id) {
   if (!lk->locked) {
     lk->locked = 1;
-    lk->owner = me;
+    lk->owner = id;
     lk->count = 1;
     return 1;
   }
-  if (lk->rlock && lk->owner == me) {
+  if (lk->rlock && lk->owner == id) {
     lk->count++;
     return 1;
   }
@@ -230,14 +265,14 @@ static int try_take (lock *lk, unsigned long me) {
 
 /* Take the lock, waiting at most 'timeout' seconds (negative: forever). */
 static int take (lua_State *L, lock *lk, double timeout) {
-  unsigned long me = gilua_ts()->gt.ident;
+  unsigned long id = me();
   struct timespec deadline;
-  if (try_take(lk, me)) return 1;
+  if (try_take(lk, id)) return 1;
   if (timeout == 0) return 0;
   if (timeout > 0) gilua_deadline(&deadline, timeout);
   for (;;) {
     int intime = gilua_waitq_wait(L, &lk->wq, timeout > 0 ? &deadline : NULL);
-    if (try_take(lk, me)) return 1;
+    if (try_take(lk, id)) return 1;
     if (!intime) return 0;
   }
 }
@@ -245,10 +280,17 @@ static int take (lua_State *L, lock *lk, double timeout) {
 
 /* acquire(blocking=true, timeout=-1) or acquire{blocking=, timeout=} */
 static int l_acquire (lua_State *L) {
-  lock *lk = tolock(L, 1);
+  int nargs = lua_gettop(L) - 1;
+  lock *lk = checklock(L);
   gilua_args a;
   int blocking, isnum;
   double timeout = -1;
+  if (nargs == 0) {  /* the common case: no option to read */
+    if (!try_take(lk, me())) take(L, lk, -1);
+    lua_pushvalue(L, 1);
+    return 1;
+  }
+  lua_pop(L, 1);
   gilua_args_init(&a, L, 2);
   blocking = gilua_arg_bool(&a, 0, "blocking", 1);
   if (gilua_arg(&a, 1, "timeout") != LUA_TNIL) {
@@ -267,41 +309,37 @@ static int l_acquire (lua_State *L) {
 }
 
 
-static int release (lua_State *L, lock *lk) {
+/* The wait queue is only touched when somebody waits. */
+static void release (lua_State *L, lock *lk) {
   if (!lk->locked)
-    return gilua_raise(L, "RuntimeError", "release unlocked lock");
+    gilua_raise(L, "RuntimeError", "release unlocked lock");
   if (lk->rlock) {
-    if (lk->owner != gilua_ts()->gt.ident)
-      return gilua_raise(L, "RuntimeError", "cannot release un-acquired lock");
-    if (--lk->count > 0) return 0;
+    if (lk->owner != me())
+      gilua_raise(L, "RuntimeError", "cannot release un-acquired lock");
+    if (--lk->count > 0) return;
   }
   lk->locked = 0;
   lk->owner = 0;
-  gilua_waitq_wake(&lk->wq, 0);
-  return 0;
+  if (lk->wq.waiters > 0) gilua_waitq_wake(&lk->wq, 0);
 }
 
 
+/* release(), and __close(self, err): a failed acquire gave false, which
+** <close> skips. */
 static int l_release (lua_State *L) {
-  release(L, tolock(L, 1));
+  release(L, checklock(L));
   return 0;
 }
 
 
 static int l_locked (lua_State *L) {
-  lua_pushboolean(L, tolock(L, 1)->locked);
+  lua_pushboolean(L, checklock(L)->locked);
   return 1;
 }
 
 
-/* __close(self, err): a failed acquire gave false, which <close> skips. */
-static int l_close (lua_State *L) {
-  return l_release(L);
-}
-
-
 static int with_done (lua_State *L, int status, lua_KContext ctx) {
-  lock *lk = tolock(L, 1);
+  lock *lk = lua_touserdata(L, 1);   /* checked by l_with */
   (void)ctx;
   release(L, lk);
   if (status != LUA_OK && status != LUA_YIELD) return lua_error(L);
@@ -312,15 +350,15 @@ static int with_done (lua_State *L, int status, lua_KContext ctx) {
 /* lock:with(fn, ...): Python's `with lock:` block as a function. The lock
 ** stays at index 1 for with_done; fn's results follow it. */
 static int l_with (lua_State *L) {
-  lock *lk = tolock(L, 1);
+  lock *lk = tolock(L);
   luaL_checkany(L, 2);
-  take(L, lk, -1);
+  if (!try_take(lk, me())) take(L, lk, -1);
   return with_done(L, lua_pcallk(L, lua_gettop(L) - 2, LUA_MULTRET, 0, 0, with_done), 0);
 }
 
 
 static int l_tostring (lua_State *L) {
-  lock *lk = tolock(L, 1);
+  lock *lk = tolock(L);
   lua_pushfstring(L, "<%s %s object at %p>", lk->locked ? "locked" : "unlocked",
                   lk->rlock ? "_thread.RLock" : "_thread.lock", (void *)lk);
   return 1;
@@ -328,23 +366,23 @@ static int l_tostring (lua_State *L) {
 
 
 static int l_gc (lua_State *L) {
-  gilua_waitq_destroy(&tolock(L, 1)->wq);
+  gilua_waitq_destroy(&tolock(L)->wq);
   return 0;
 }
 
 
 /* For Condition: hand the RLock over whatever its depth, and back. */
 static int r_is_owned (lua_State *L) {
-  lock *lk = tolock(L, 1);
-  lua_pushboolean(L, lk->locked && lk->owner == gilua_ts()->gt.ident);
+  lock *lk = tolock(L);
+  lua_pushboolean(L, lk->locked && lk->owner == me());
   return 1;
 }
 
 
 static int r_release_save (lua_State *L) {
-  lock *lk = tolock(L, 1);
+  lock *lk = tolock(L);
   lua_Integer count = lk->count;
-  if (!lk->locked || (lk->rlock && lk->owner != gilua_ts()->gt.ident))
+  if (!lk->locked || (lk->rlock && lk->owner != me()))
     return gilua_raise(L, "RuntimeError", "cannot release un-acquired lock");
   lk->count = 1;
   release(L, lk);
@@ -354,7 +392,7 @@ static int r_release_save (lua_State *L) {
 
 
 static int r_acquire_restore (lua_State *L) {
-  lock *lk = tolock(L, 1);
+  lock *lk = tolock(L);
   lua_Integer count = luaL_optinteger(L, 2, 1);
   take(L, lk, -1);
   lk->count = count;
@@ -401,20 +439,41 @@ static const luaL_Reg funcs[] = {
 };
 
 
-static void lock_metatable (lua_State *L, const char *name) {
-  luaL_newmetatable(L, name);
-  lua_newtable(L);
-  luaL_setfuncs(L, lock_methods, 0);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, l_close);
-  lua_setfield(L, -2, "__close");
-  lua_pushcfunction(L, l_tostring);
-  lua_setfield(L, -2, "__tostring");
-  lua_pushcfunction(L, l_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pushliteral(L, "lock");
-  lua_setfield(L, -2, "__name");
-  lua_pop(L, 1);
+/* The upvalues of a method of the type whose metatable is at 'mt'. */
+static void push_upvalues (lua_State *L, int mt, int other) {
+  lua_pushlightuserdata(L, (void *)lua_topointer(L, mt));
+  lua_pushlightuserdata(L, (void *)lua_topointer(L, other));
+  lua_pushvalue(L, mt);
+  lua_pushvalue(L, other);
+}
+
+
+/* Each lock type has its metatable and methods table; every method is a
+** closure with the upvalues checklock reads, its own type's first. */
+static void lock_metatables (lua_State *L) {
+  static const luaL_Reg metamethods[] = {
+    {"__close", l_release}, {"__tostring", l_tostring}, {"__gc", l_gc},
+    {NULL, NULL}
+  };
+  int lmt, rmt, mt;
+  luaL_newmetatable(L, LOCK_MT);
+  lmt = lua_gettop(L);
+  luaL_newmetatable(L, RLOCK_MT);
+  rmt = lua_gettop(L);
+  for (mt = lmt; mt <= rmt; mt++) {
+    int other = (mt == lmt) ? rmt : lmt;
+    lua_newtable(L);
+    push_upvalues(L, mt, other);
+    luaL_setfuncs(L, lock_methods, LOCK_NUPVALUES);
+    lua_setfield(L, mt, "__index");
+    lua_pushvalue(L, mt);
+    push_upvalues(L, mt, other);
+    luaL_setfuncs(L, metamethods, LOCK_NUPVALUES);
+    lua_pushliteral(L, "lock");
+    lua_setfield(L, -2, "__name");
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 2);
 }
 
 
@@ -425,8 +484,7 @@ int luaopen_gilua_thread (lua_State *L) {
   lua_pushcfunction(L, h_gc);
   lua_setfield(L, -2, "__gc");
   lua_pop(L, 1);
-  lock_metatable(L, LOCK_MT);
-  lock_metatable(L, RLOCK_MT);
+  lock_metatables(L);
   luaL_newlib(L, funcs);
   return 1;
 }
