@@ -23,7 +23,17 @@ LUA_CFLAGS = $(eval LUA_CFLAGS := $$(shell pkg-config --cflags lua5.4 2>/dev/nul
 LUA_LIBS   = $(eval LUA_LIBS := $$(shell pkg-config --libs lua5.4 2>/dev/null || echo -llua5.4))$(LUA_LIBS)
 CPPFLAGS += -D_GNU_SOURCE -Iinclude -Ivm -Igil $(LUA_CFLAGS) $(GILUA_DEFS)
 ALL_CFLAGS = $(CFLAGS) $(WARN) $(SAN) -fPIC -pthread -fvisibility=hidden
-LDLIBS   = $(LUA_LIBS) -lreadline -lpthread -lm -ldl
+SYSLIBS  := -lreadline -lpthread -lm -ldl
+LDLIBS   = $(LUA_LIBS) $(SYSLIBS)
+# The gilua command carries the system's static liblua5.4.a, as Debian's
+# lua5.4 does (whole, and exported by -E, for C modules): no PIC code and no
+# PLT in the interpreter loop, no library to load. Measured on bench/loop.lua
+# (min of 9 alternating runs): 1.01-1.02x stock lua5.4 with the shared
+# library, 0.97-1.00x static; gilua -e '' 1.21 -> 1.14 ms. Without the
+# static library, the shared one. Looked for when first needed, as above.
+comma := ,
+LUA_STATIC = $(eval LUA_STATIC := $$(wildcard $$(shell pkg-config --variable=libdir lua5.4 2>/dev/null)/liblua5.4.a))$(LUA_STATIC)
+EXE_LUA = $(if $(LUA_STATIC),-Wl$(comma)--whole-archive $(LUA_STATIC) -Wl$(comma)--no-whole-archive,$(LUA_LIBS))
 
 # What `make deps` installs: the build and `make test`, nothing else (the
 # README says what each one is for). make tsan/asan also need SAN_PKGS
@@ -85,7 +95,7 @@ $(BUILD)/libgilua.so: $(LIB_OBJ)
 	$(CC) $(ALL_CFLAGS) -shared -Wl,-soname,libgilua.so $^ -o $@ $(LDLIBS)
 
 $(BUILD)/gilua: $(REPL_OBJ) $(BUILD)/libgilua.a
-	$(CC) $(ALL_CFLAGS) -Wl,-E $(REPL_OBJ) $(BUILD)/libgilua.a -o $@ $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -Wl,-E $(REPL_OBJ) $(BUILD)/libgilua.a -o $@ $(EXE_LUA) $(SYSLIBS)
 
 $(BUILD)/tests/%.t: tests/c/%.c $(BUILD)/libgilua.a $(HEADERS)
 	@mkdir -p $(dir $@)
@@ -114,8 +124,13 @@ test: all $(CTESTS) $(EMBED_SAMPLES)
 	  LUA_PATH="$(CURDIR)/tests/?.lua;;" prove $(PROVE_FLAGS) \
 	  $(sort $(wildcard tests/*.lua)) $(CTESTS)
 
-bench: all
-	python3 bench/run.py --gilua ./$(BUILD)/gilua
+# The floors the table divides by include a C program (bench/run.py).
+$(BUILD)/bench/%: bench/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(WARN) -pthread $< -o $@
+
+bench: all $(BUILD)/bench/floor_thread_start
+	python3 bench/run.py --gilua ./$(BUILD)/gilua --floors ./$(BUILD)/bench $(BENCH_FLAGS)
 
 # ThreadSanitizer: drop requests are polled by a count hook there instead of
 # being sent as a signal, which TSan cannot deliver to a CPU-bound Lua loop

@@ -20,6 +20,13 @@ hits all interpreters alike. The table shows medians and ratios
 gilua / twin (below 1: gilua is faster), plus, for workloads with a
 threads/sequential pair of modes, that ratio for each interpreter.
 
+Floors. Some workloads also run, in the same run and interleaved with the
+rest, what they cannot beat on this machine (a Floor): the same loop with
+two trivial C method calls for the lock pair, a bare pthread_create +
+pthread_join in C for a thread's start (bench/floor_thread_start.c, built by
+`make bench`), stock lua5.4 for the interpreter loop and for start-up. The
+table shows each floor and gilua's time divided by it.
+
 Adding a workload: write bench/<name>.lua and bench/<name>.py, add one
 Workload(...) line to WORKLOADS below. Python 3 standard library only.
 """
@@ -41,6 +48,27 @@ BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 RUNNERS = ("gilua", "python3", "lua5.4")
 EXT = {"gilua": ".lua", "lua5.4": ".lua", "python3": ".py"}
 
+# Process-timed workloads launch their process this many times per run and
+# keep the fastest launch: one launch takes a millisecond or two, less than
+# the machine's jitter.
+LAUNCHES = 20
+
+
+class Floor:
+    """What a workload cannot beat, run beside it.
+
+    runner -- "gilua" or "lua5.4": that interpreter runs bench/<file>;
+              "exe": bench/<file> is a program built by make bench, found
+              in the --floors directory
+    file   -- the file to run (for a runner, with its extension)
+    about  -- one line for the legend under the table
+    """
+
+    def __init__(self, runner, file, about):
+        self.runner = runner
+        self.file = file
+        self.about = about
+
 
 class Workload:
     """One benchmark.
@@ -55,10 +83,14 @@ class Workload:
                 times the whole process (when start-up is the point)
     timeout  -- seconds before one run is killed
     about    -- one line for --list and the README
+    floor    -- a Floor: what gilua's time is also divided by
+    minus    -- another workload's name: also show the difference of the
+                two times (what this workload adds to that one)
     """
 
     def __init__(self, name, about, twins, file=None, modes=(None,),
-                 ratio=None, timing="self", timeout=120):
+                 ratio=None, timing="self", timeout=120, floor=None,
+                 minus=None):
         self.name = name
         self.about = about
         self.file = file or name
@@ -67,6 +99,8 @@ class Workload:
         self.ratio = ratio
         self.timing = timing
         self.timeout = timeout
+        self.floor = floor
+        self.minus = minus
 
     @property
     def runners(self):
@@ -76,19 +110,31 @@ class Workload:
 WORKLOADS = [
     Workload("loop", "single-thread interpreter loop, the same .lua file "
              "(arithmetic, calls, tables, strings)",
-             twins=["lua5.4"]),
+             twins=["lua5.4"],
+             floor=Floor("lua5.4", "loop.lua", "stock lua5.4, same file")),
     Workload("cpu_threads", "2 CPU-bound calls: sequential, then in "
              "2 threads", twins=["python3"], modes=["seq", "threads"],
              ratio=("threads", "seq")),
     Workload("sleep_threads", "10 threads each sleeping 0.2 s",
              twins=["python3"]),
     Workload("thread_start", "2,000 x (Thread start + join)",
-             twins=["python3"]),
+             twins=["python3"],
+             floor=Floor("exe", "floor_thread_start", "2,000 x bare "
+                         "pthread_create + pthread_join in C")),
     Workload("lock_uncontended", "1,000,000 uncontended Lock "
-             "acquire/release pairs", twins=["python3"]),
+             "acquire/release pairs", twins=["python3"],
+             floor=Floor("gilua", "floor_method_calls.lua", "1,000,000 x "
+                         "two trivial C method calls (s:len()) in gilua")),
+    Workload("startup_empty", "start the interpreter on an empty script, "
+             "exit (whole process timed)", twins=["python3", "lua5.4"],
+             timing="process",
+             floor=Floor("lua5.4", "startup_empty.lua", "stock lua5.4 on "
+                         "the same empty script")),
     Workload("startup", "start the interpreter, import threading and "
              "time, exit (whole process timed)",
-             twins=["python3"], timing="process"),
+             twins=["python3"], timing="process", minus="startup_empty",
+             floor=Floor("lua5.4", "startup_empty.lua", "stock lua5.4 on "
+                         "an empty script")),
     Workload("queue_pingpong", "100,000 round trips through two Queues "
              "between 2 threads", twins=["python3"]),
     Workload("queue_throughput", "200,000 items through a Queue, 1 "
@@ -134,12 +180,37 @@ def parse_output(text):
     return out
 
 
-def run_once(runner, cmd, workload, mode):
-    """Runs one workload once on one interpreter. Returns (seconds, fields)
-    or raises RuntimeError with what went wrong."""
-    argv = list(cmd) + [os.path.join(BENCH_DIR, workload.file + EXT[runner])]
+def workload_argv(runner, cmd, workload, mode):
+    """The command line of one workload on one interpreter ("floor": the
+    workload's floor, with cmd the floor's own command)."""
+    if runner == "floor":
+        argv = list(cmd)
+    else:
+        argv = list(cmd) + [os.path.join(BENCH_DIR,
+                                         workload.file + EXT[runner])]
     if mode is not None:
         argv.append(mode)
+    return argv
+
+
+def fastest_launch(argv, workload):
+    """The fastest of LAUNCHES launches of argv, output thrown away."""
+    best = None
+    for _ in range(LAUNCHES):
+        start = time.perf_counter()
+        rc = subprocess.run(argv, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL,
+                            timeout=workload.timeout, cwd=BENCH_DIR).returncode
+        elapsed = time.perf_counter() - start
+        if rc != 0:
+            raise RuntimeError("exit status %s: %s" % (rc, " ".join(argv)))
+        best = elapsed if best is None else min(best, elapsed)
+    return best
+
+
+def run_once(argv, workload):
+    """Runs one workload once (argv from workload_argv). Returns (seconds,
+    fields) or raises RuntimeError with what went wrong."""
     start = time.perf_counter()
     try:
         proc = subprocess.run(argv, capture_output=True, text=True,
@@ -154,7 +225,11 @@ def run_once(runner, cmd, workload, mode):
                               (proc.stderr or proc.stdout).strip()[-800:]))
     fields = parse_output(proc.stdout)
     if workload.timing == "process":
-        return elapsed, fields
+        try:
+            return min(elapsed, fastest_launch(argv, workload)), fields
+        except subprocess.TimeoutExpired:
+            raise RuntimeError("timed out after %ss: %s"
+                               % (workload.timeout, " ".join(argv)))
     if "time" not in fields:
         raise RuntimeError("no time=<seconds> line in the output of %s:\n%s"
                            % (" ".join(argv), proc.stdout.strip()[-800:]))
@@ -168,10 +243,10 @@ def run_once(runner, cmd, workload, mode):
 def fmt_time(s):
     if s is None:
         return "-"
-    if s < 0.001:
+    if abs(s) < 0.001:
         return "%.1fus" % (s * 1e6)
-    if s < 1:
-        return "%.1fms" % (s * 1e3)
+    if abs(s) < 1:
+        return "%.2fms" % (s * 1e3)
     return "%.3fs" % s
 
 
@@ -187,19 +262,38 @@ def ratio(a, b):
 
 def render_table(workloads, results, twins_shown, stat="median"):
     """The results as a text table (list of lines)."""
+    floors = any(w.floor for w in workloads)
     head = ["workload", "mode", "gilua"] + list(twins_shown) + \
-           ["gilua/" + t for t in twins_shown]
+           (["floor"] if floors else []) + \
+           ["gilua/" + t for t in twins_shown] + \
+           (["gilua/floor"] if floors else [])
     rows = []
+    by_name = {w.name: w for w in workloads}
     for w in workloads:
         for mode in w.modes:
             cell = results[w.name][mode or "-"]
             med = {r: cell[r][stat] if r in cell else None
-                   for r in w.runners}
+                   for r in w.runners + ("floor",)}
             row = [w.name, mode or "-", fmt_time(med["gilua"])]
             row += [fmt_time(med.get(t)) if t in w.twins else ""
                     for t in twins_shown]
+            if floors:
+                row.append(fmt_time(med["floor"]) if w.floor else "")
             row += [fmt_ratio(ratio(med["gilua"], med.get(t)))
                     if t in w.twins else "" for t in twins_shown]
+            if floors:
+                row.append(fmt_ratio(ratio(med["gilua"], med["floor"]))
+                           if w.floor else "")
+            rows.append(row)
+        if w.minus in by_name and w.minus in results:
+            # What this workload adds to the other one, per interpreter.
+            row = ["", "- " + w.minus]
+            for r in ("gilua",) + tuple(twins_shown):
+                a = results[w.name]["-"].get(r, {}).get(stat)
+                b = results[w.minus]["-"].get(r, {}).get(stat)
+                row.append(fmt_time(a - b) if a is not None and
+                           b is not None and r in w.runners else "")
+            row += [""] * (len(head) - len(row))
             rows.append(row)
         if w.ratio:
             a, b = w.ratio
@@ -212,7 +306,7 @@ def render_table(workloads, results, twins_shown, stat="median"):
                     row.append(fmt_ratio(ratio(ma, mb)) + "x")
                 else:
                     row.append("")
-            row += ["" for _ in twins_shown]
+            row += [""] * (len(head) - len(row))
             rows.append(row)
     widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
     def line(cells):
@@ -242,6 +336,9 @@ def main():
                     help="the CPython twin (default: this python)")
     ap.add_argument("--lua", default="lua5.4",
                     help="the stock Lua twin (default %(default)s)")
+    ap.add_argument("--floors", metavar="DIR",
+                    help="where make bench puts the floor programs "
+                         "(default: bench/ beside the gilua under test)")
     ap.add_argument("--only", default="",
                     help="comma-separated workload names (default: all)")
     ap.add_argument("--skip", default="",
@@ -265,6 +362,8 @@ def main():
         for w in WORKLOADS:
             print("%-18s %-28s %s" % (w.name, "gilua vs " + ",".join(w.twins),
                                       w.about))
+            if w.floor:
+                print("%-18s %-28s %s" % ("", "floor", w.floor.about))
         return 0
 
     names = {w.name for w in WORKLOADS}
@@ -298,11 +397,35 @@ def main():
             print("run.py: %s not found; its columns stay empty" % r,
                   file=sys.stderr)
 
+    # The floors' commands; a floor that is a twin's very run reuses it.
+    floor_dir = os.path.abspath(args.floors or os.path.join(
+        os.path.dirname(gilua) if os.sep in gilua else "build", "bench"))
+    floor_cmd, floor_of_twin = {}, {}
+    for w in workloads:
+        f = w.floor
+        if f is None:
+            continue
+        if f.runner == "exe":
+            exe = os.path.join(floor_dir, f.file)
+            if os.access(exe, os.X_OK):
+                floor_cmd[w.name] = [exe]
+            else:
+                print("run.py: floor %s not found (make bench builds it); "
+                      "the floor of %s stays empty" % (exe, w.name),
+                      file=sys.stderr)
+        elif available[f.runner]:
+            if f.runner in w.twins and f.file == w.file + EXT[f.runner]:
+                floor_of_twin[w.name] = f.runner
+            else:
+                floor_cmd[w.name] = commands[f.runner] + [
+                    os.path.join(BENCH_DIR, f.file)]
+
     # results[workload][mode][runner] = {"times": [...], "fields": [...]}
     results = {w.name: {(m or "-"): {} for m in w.modes} for w in workloads}
     errors = []
     failed = set()   # (workload, mode, runner) that already failed once
-    total = sum(len(w.modes) * sum(available[r] for r in w.runners)
+    total = sum(len(w.modes) * (sum(available[r] for r in w.runners) +
+                                (w.name in floor_cmd))
                 for w in workloads) * args.reps
     done = 0
     progress = not args.quiet and sys.stderr.isatty()
@@ -311,6 +434,8 @@ def main():
             for mode in w.modes:
                 # Alternate which interpreter goes first from rep to rep.
                 runners = [r for r in w.runners if available[r]]
+                if w.name in floor_cmd:
+                    runners.append("floor")
                 if rep % 2:
                     runners.reverse()
                 for r in runners:
@@ -322,8 +447,10 @@ def main():
                         print("\r[%d/%d] rep %d  %-18s %-8s %-8s"
                               % (done, total, rep + 1, w.name, mode or "-",
                                  r), end="", file=sys.stderr, flush=True)
+                    cmd = floor_cmd[w.name] if r == "floor" else commands[r]
                     try:
-                        secs, fields = run_once(r, commands[r], w, mode)
+                        secs, fields = run_once(
+                            workload_argv(r, cmd, w, mode), w)
                     except RuntimeError as e:
                         failed.add(key)
                         errors.append("%s %s %s: %s" % (key + (e,)))
@@ -346,8 +473,10 @@ def main():
                 cell["median"] = statistics.median(cell["times"])
                 cell["min"] = min(cell["times"])
                 cell["max"] = max(cell["times"])
+            if w.name in floor_of_twin and floor_of_twin[w.name] in cells:
+                cells["floor"] = cells[floor_of_twin[w.name]]
             checks = {r: {f.get("check") for f in c["fields"]}
-                      for r, c in cells.items()}
+                      for r, c in cells.items() if r != "floor"}
             seen = set().union(*checks.values()) if checks else set()
             if len(seen) > 1:
                 warnings.append("%s %s: twins disagree on check= %s"
@@ -368,6 +497,12 @@ def main():
     print()
     for line in render_table(workloads, results, twins_shown, args.stat):
         print(line)
+    legend = [w for w in workloads if w.floor]
+    if legend:
+        print()
+        print("floors (what gilua/floor divides by):")
+        for w in legend:
+            print("  %-18s %s" % (w.name, w.floor.about))
     for w in warnings:
         print("warning: " + w)
     if errors:
@@ -387,6 +522,7 @@ def main():
             "workloads": [
                 {"name": w.name, "about": w.about, "timing": w.timing,
                  "ratio": list(w.ratio) if w.ratio else None,
+                 "floor": w.floor.about if w.floor else None,
                  "results": results[w.name]}
                 for w in workloads],
             "errors": errors,

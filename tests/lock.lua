@@ -212,4 +212,22 @@ end
 
 t.like(tostring(threading.Lock()), "lock", "tostring of a Lock names it")
 
+-- lock methods check their object ---------------------------------------------------
+do
+  local lk, rl = threading.Lock(), threading.RLock()
+  t.raises(function() lk.acquire({}) end, "lock expected", "Lock.acquire on a table: an error")
+  t.raises(function() lk.release(io.stdout) end, "lock expected", "Lock.release on a file: an error")
+  t.raises(function() lk.acquire() end, "lock expected", "Lock.acquire on nothing: an error")
+  local fake = setmetatable({}, debug.getmetatable(lk))
+  t.raises(function() lk.release(fake) end, "lock expected",
+           "a table given a lock's metatable is no lock")
+  t.raises(function() lk:with() end, "bad argument", "with() without a function: an error")
+  t.is(lk.acquire(rl), rl, "Lock.acquire applied to an RLock acquires the RLock")
+  t.is(rl:acquire(), rl, "... which is re-entrant")
+  rl:release(); rl:release()
+  t.is(rl:locked(), false, "... and released twice is free")
+  local _ <close> = lk:acquire()
+  t.is(lk:locked(), true, "<close> on a plain acquire(): held in the scope")
+end
+
 t.done_testing()

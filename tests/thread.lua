@@ -241,4 +241,75 @@ do
   t.is(un.name, "42", "renaming a thread not started: the name as a string")
 end
 
+-- join() reaps the OS thread; ident and native_id are there after start() ------
+do
+  local lingering = 0
+  for _ = 1, 100 do
+    local th = threading.Thread{ target = function() end }
+    th:start()
+    local nid = th.native_id
+    th:join()
+    local f = io.open("/proc/self/task/" .. nid .. "/stat")
+    if f then lingering = lingering + 1; f:close() end
+  end
+  t.is(lingering, 0, "after join() the thread's OS thread is gone (100 threads)")
+  local ev = threading.Event()
+  local th = threading.Thread{ target = function() ev:wait() end }
+  th:start()
+  t.ok(math.type(th.ident) == "integer" and math.type(th.native_id) == "integer",
+       "ident and native_id read right after start()")
+  t.is(th:is_alive(), true, "alive right after start()")
+  ev:set(); th:join()
+end
+
+-- several threads joining the same thread, with and without timeouts -------------
+do
+  local ev = threading.Event()
+  local target = threading.Thread{ target = function() ev:wait() end }
+  target:start()
+  local joined, timedout = 0, 0
+  local joiners = {}
+  for i = 1, 4 do
+    joiners[i] = threading.Thread{ target = function()
+      if i % 2 == 0 then
+        target:join(0.05)
+        if target:is_alive() then timedout = timedout + 1 end
+      end
+      target:join()
+      joined = joined + 1
+    end }
+    joiners[i]:start()
+  end
+  time.sleep(0.2)
+  t.is(timedout, 2, "join(0.05) by two threads times out while the target runs")
+  t.is(joined, 0, "... and nobody got through join()")
+  ev:set()
+  for i = 1, 4 do joiners[i]:join() end
+  t.is(joined, 4, "four threads joining one thread all return once it ends")
+  t.is(target:is_alive(), false, "... which is then not alive")
+  t.is(target:join(), nil, "joining an ended thread again returns at once")
+end
+
+-- stack_size, as Python's threading.stack_size ------------------------------------
+do
+  t.is(threading.stack_size(), 0, "stack_size() is 0 (the system's default) at first")
+  t.is(threading.stack_size(256 * 1024), 0, "stack_size(n) returns the previous setting")
+  t.is(threading.stack_size(), 256 * 1024, "... and sets it")
+  local depth = 0
+  local function recurse(n)   -- Lua calls through C (pcall): C stack in use
+    if n == 0 then return end
+    depth = depth + 1
+    pcall(recurse, n - 1)
+  end
+  local th = threading.Thread{ target = function() recurse(150) end }
+  th:start(); th:join()
+  t.is(depth, 150, "a thread with a 256 KiB stack runs 150 nested pcalls")
+  t.raises(function() threading.stack_size(1000) end, ValueError,
+           "stack_size below 32 KiB: ValueError")
+  t.raises(function() threading.stack_size("big") end, TypeError,
+           "stack_size of a string: TypeError")
+  t.is(threading.stack_size(0), 256 * 1024, "stack_size(0) returns to the default")
+  t.is(threading.stack_size(), 0, "... which reads 0")
+end
+
 t.done_testing()

@@ -5,8 +5,11 @@
 */
 #include <errno.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "gilua_vm.h"
 
@@ -18,27 +21,62 @@
 /*
 ** Thread handles. The OS thread and the Lua userdata share one record,
 ** freed by whichever lets go last.
+**
+** start() returns once the new thread has its thread state (and so the
+** GIL) and has reported its ident and native id, as Python's waits for
+** its thread to have started: the new thread then runs first, until it
+** blocks or ends, before its starter gets the GIL back.
+**
+** join() is pthread_join, woken by the kernel once the thread is gone:
+** waiting for a "done" flag first often meant sleeping twice, once for the
+** flag and once more in pthread_join. Joining also puts the thread's stack
+** back in the C library's cache for the next thread at once (a detached
+** thread's may not be back yet, and a new stack is mapped). Only one
+** joiner calls pthread_join ('joining'); others wait for it on 'c'. A
+** handle collected unjoined detaches its thread. A fork child must not
+** touch its parent's threads (their descriptors are free for reuse there),
+** hence 'pid'.
 */
 typedef struct handle {
   pthread_mutex_t m;
-  pthread_cond_t c;
-  int started, done, refs;
+  pthread_cond_t c;             /* started, done, or a joiner gave up */
+  int started, done;            /* under m */
+  int joining, joined;          /* under m */
+  int waiters;                  /* threads waiting on c, under m */
+  atomic_int refs;
   int fn;                       /* registry ref of the function to run */
+  pthread_t tid;
+  pid_t pid;                    /* the process that made the thread */
   unsigned long ident;
   pid_t native_id;
 } handle;
 
 
+/* The stack size of new threads (threading.stack_size), 0 for the system's
+** default. Like CPython's, one setting for the whole process. */
+static atomic_size_t stack_size;
+
+/* CPython's lower bound for stack_size(n), 32 KiB. */
+#define STACK_MIN 32768
+
+
 static void handle_unref (handle *h) {
-  int last;
-  pthread_mutex_lock(&h->m);
-  last = --h->refs == 0;
-  pthread_mutex_unlock(&h->m);
-  if (last) {
+  if (atomic_fetch_sub(&h->refs, 1) == 1) {
     pthread_mutex_destroy(&h->m);
     pthread_cond_destroy(&h->c);
     free(h);
   }
+}
+
+
+/* Sets *flag; only wakes somebody up if somebody waits. */
+static void handle_set (handle *h, int *flag) {
+  int waiters;
+  pthread_mutex_lock(&h->m);
+  *flag = 1;
+  waiters = h->waiters;
+  pthread_mutex_unlock(&h->m);
+  if (waiters) pthread_cond_broadcast(&h->c);
 }
 
 
@@ -51,23 +89,26 @@ static void *bootstrap (void *arg) {
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   pthread_sigmask(SIG_BLOCK, &set, NULL);
-  ts = gilua_tstate_new(gilua_mainstate());
+  ts = gilua_tstate_new(gilua_mainstate());   /* takes the GIL */
+  if (ts == NULL) {                           /* no memory: no thread */
+    fputs("gilua: can't start new thread (not enough memory)\n", stderr);
+    handle_set(h, &h->started);
+    handle_set(h, &h->done);
+    handle_unref(h);
+    return NULL;
+  }
   L = ts->L;
   pthread_mutex_lock(&h->m);
   h->ident = ts->gt.ident;
   h->native_id = ts->gt.native_id;
-  h->started = 1;
-  pthread_cond_broadcast(&h->c);
   pthread_mutex_unlock(&h->m);
+  handle_set(h, &h->started);
   lua_rawgeti(L, LUA_REGISTRYINDEX, h->fn);
   luaL_unref(L, LUA_REGISTRYINDEX, h->fn);
   if (gilua_pcall(L, 0, 0) != LUA_OK) gilua_report(L);
   lua_settop(L, 0);
   gilua_tstate_free(ts);
-  pthread_mutex_lock(&h->m);
-  h->done = 1;
-  pthread_cond_broadcast(&h->c);
-  pthread_mutex_unlock(&h->m);
+  handle_set(h, &h->done);
   handle_unref(h);
   return NULL;
 }
@@ -78,28 +119,62 @@ static handle *tohandle (lua_State *L) {
 }
 
 
-/* Waits until *flag is set or 'timeout' runs out (negative: forever),
-** with the GIL released. */
-static int handle_wait (lua_State *L, handle *h, volatile int *flag, double timeout) {
-  int ok, rc = 0;
-  struct timespec deadline;
-  if (timeout >= 0) gilua_deadline(&deadline, timeout);
+/* Waits until *flag is set, with the GIL released if it is not yet. */
+static void handle_wait (lua_State *L, handle *h, int *flag) {
+  int rc = 0, set;
+  pthread_mutex_lock(&h->m);
+  set = *flag;
+  pthread_mutex_unlock(&h->m);
+  if (set) return;
   GILUA_BEGIN_ALLOW_THREADS(L)
     pthread_mutex_lock(&h->m);
-    while (!*flag && (rc == 0))
-      rc = gilua_condwait(&h->c, &h->m, timeout >= 0 ? &deadline : NULL);
-    ok = *flag;
+    h->waiters++;
+    while (!*flag && rc == 0)
+      rc = gilua_condwait(&h->c, &h->m, NULL);
+    h->waiters--;
     pthread_mutex_unlock(&h->m);
   GILUA_END_ALLOW_THREADS(L)
   if (rc == EINTR) gilua_checkinterrupt(L);
-  return ok;
 }
 
 
+/* The main thread sees Ctrl-C while it waits: it waits in slices of this
+** many seconds, as gilua_condwait does. */
+#define JOIN_SLICE 0.05
+
+static int before (const struct timespec *a, const struct timespec *b) {
+  return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
+}
+
+
+/* pthread_join until 'deadline' (NULL: none), without the GIL. Returns 1
+** when the thread is joined, 0 at the deadline, -1 on Ctrl-C. */
+static int reap (handle *h, const struct timespec *deadline) {
+  gilua_tstate *ts = gilua_ts();
+  int sliced = gilua_sigint_on() && ts != NULL && ts->gt.ident == gilua_mainident();
+  if (h->pid != getpid()) return 1;     /* a thread of the parent process */
+  for (;;) {
+    struct timespec until;
+    const struct timespec *d = deadline;
+    int rc;
+    if (sliced) {
+      if (gilua_interrupt_pending()) return -1;
+      gilua_deadline(&until, JOIN_SLICE);
+      if (d == NULL || before(&until, d)) d = &until;
+    }
+    rc = d ? pthread_clockjoin_np(h->tid, NULL, CLOCK_MONOTONIC, d)
+           : pthread_join(h->tid, NULL);
+    if (rc != ETIMEDOUT) return 1;      /* 0, or no such thread any more */
+    if (d == deadline) return 0;
+  }
+}
+
+
+/* start(fn): runs fn in a new OS thread; returns its handle. */
 static int t_start (lua_State *L) {
   handle *h, **ud;
-  pthread_t tid;
   pthread_attr_t attr;
+  size_t size = atomic_load(&stack_size);
   int err;
   luaL_checktype(L, 1, LUA_TFUNCTION);
   ud = lua_newuserdatauv(L, sizeof *ud, 0);
@@ -108,30 +183,85 @@ static int t_start (lua_State *L) {
   if (h == NULL) return luaL_error(L, "not enough memory");
   pthread_mutex_init(&h->m, NULL);
   gilua_cond_init(&h->c);
-  h->refs = 2;
+  atomic_init(&h->refs, 2);
+  h->pid = getpid();
   lua_pushvalue(L, 1);
   h->fn = luaL_ref(L, LUA_REGISTRYINDEX);
   *ud = h;
   luaL_setmetatable(L, HANDLE_MT);
   pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  err = pthread_create(&tid, &attr, bootstrap, h);
+  err = size ? pthread_attr_setstacksize(&attr, size) : 0;
+  if (err == 0) err = pthread_create(&h->tid, &attr, bootstrap, h);
   pthread_attr_destroy(&attr);
   if (err != 0) {
     luaL_unref(L, LUA_REGISTRYINDEX, h->fn);
-    h->refs = 1;
+    h->joined = 1;                  /* nothing to join or detach */
+    atomic_store(&h->refs, 1);
     return gilua_raise(L, "RuntimeError", "can't start new thread (%s)", strerror(err));
   }
-  handle_wait(L, h, &h->started, -1);
+  handle_wait(L, h, &h->started);
   return 1;
 }
 
 
+/* stack_size([size]): the stack size of threads started from now on, as
+** Python's: 0 means the system's default, else at least 32 KiB. Returns the
+** previous setting. */
+static int t_stack_size (lua_State *L) {
+  size_t old = atomic_load(&stack_size);
+  if (!lua_isnoneornil(L, 1)) {
+    lua_Integer n;
+    pthread_attr_t attr;
+    int bad;
+    if (!lua_isinteger(L, 1))
+      return gilua_raise(L, "TypeError", "stack_size: 'size' must be an integer, not %s",
+                         luaL_typename(L, 1));
+    n = lua_tointeger(L, 1);
+    if (n != 0 && n < STACK_MIN)
+      return gilua_raise(L, "ValueError", "size not valid: %I bytes", (LUAI_UACINT)n);
+    pthread_attr_init(&attr);       /* a size the system refuses is refused here */
+    bad = n != 0 && pthread_attr_setstacksize(&attr, (size_t)n) != 0;
+    pthread_attr_destroy(&attr);
+    if (bad) return gilua_raise(L, "ValueError", "size not valid: %I bytes", (LUAI_UACINT)n);
+    atomic_store(&stack_size, (size_t)n);
+  }
+  lua_pushinteger(L, (lua_Integer)old);
+  return 1;
+}
+
+
+/* join([timeout]): true once the thread has ended, false on timeout. */
 static int h_join (lua_State *L) {
   handle *h = tohandle(L);
   double timeout = lua_isnoneornil(L, 2) ? -1 : luaL_checknumber(L, 2);
-  if (timeout < 0) timeout = -1;
-  lua_pushboolean(L, handle_wait(L, h, &h->done, timeout));
+  struct timespec deadline, *d = NULL;
+  int ok = 0, rc = 0;
+  if (timeout >= 0) gilua_deadline(d = &deadline, timeout);
+  GILUA_BEGIN_ALLOW_THREADS(L)
+    pthread_mutex_lock(&h->m);
+    while (!h->joined && rc == 0) {
+      if (!h->joining) {                  /* we reap it */
+        int r;
+        h->joining = 1;
+        pthread_mutex_unlock(&h->m);
+        r = reap(h, d);
+        pthread_mutex_lock(&h->m);
+        h->joining = 0;
+        if (r > 0) h->joined = 1;
+        if (h->waiters) pthread_cond_broadcast(&h->c);
+        if (r <= 0) rc = r < 0 ? EINTR : ETIMEDOUT;
+      }
+      else {                              /* somebody else does */
+        h->waiters++;
+        rc = gilua_condwait(&h->c, &h->m, d);
+        h->waiters--;
+      }
+    }
+    ok = h->joined;
+    pthread_mutex_unlock(&h->m);
+  GILUA_END_ALLOW_THREADS(L)
+  if (rc == EINTR) gilua_checkinterrupt(L);
+  lua_pushboolean(L, ok);
   return 1;
 }
 
@@ -147,21 +277,33 @@ static int h_is_done (lua_State *L) {
 }
 
 
+/* The thread's ident and native id (known once start() has returned). */
 static int h_ident (lua_State *L) {
-  lua_pushinteger(L, (lua_Integer)tohandle(L)->ident);
+  handle *h = tohandle(L);
+  handle_wait(L, h, &h->started);
+  lua_pushinteger(L, (lua_Integer)h->ident);
   return 1;
 }
 
 
 static int h_native_id (lua_State *L) {
-  lua_pushinteger(L, (lua_Integer)tohandle(L)->native_id);
+  handle *h = tohandle(L);
+  handle_wait(L, h, &h->started);
+  lua_pushinteger(L, (lua_Integer)h->native_id);
   return 1;
 }
 
 
 static int h_gc (lua_State *L) {
   handle **ud = luaL_checkudata(L, 1, HANDLE_MT);
-  if (*ud) handle_unref(*ud);
+  handle *h = *ud;
+  if (h) {
+    pthread_mutex_lock(&h->m);
+    if (!h->joined && h->pid == getpid()) pthread_detach(h->tid);  /* no joiner: they hold the handle */
+    h->joined = 1;
+    pthread_mutex_unlock(&h->m);
+    handle_unref(h);
+  }
   *ud = NULL;
   return 0;
 }
@@ -432,7 +574,7 @@ static const luaL_Reg lock_methods[] = {
 };
 
 static const luaL_Reg funcs[] = {
-  {"start", t_start}, {"get_ident", t_get_ident},
+  {"start", t_start}, {"stack_size", t_stack_size}, {"get_ident", t_get_ident},
   {"get_native_id", t_get_native_id}, {"set_name", t_set_name},
   {"allocate_lock", t_allocate_lock}, {"RLock", t_rlock},
   {"main_ident", t_main_ident}, {NULL, NULL}

@@ -9,8 +9,12 @@ Where Lua and Python differ:
     `kwargs`, when given, is passed to target as one extra last argument.
   * Unnamed threads are "Thread-N"; threads this module did not start get a
     "Dummy-N" object (daemon), kept until a Thread reuses their ident.
-  * name, ident, native_id and daemon are plain fields: changing daemon after
+  * name, ident, native_id and daemon are fields: changing daemon after
     start is not refused, and it is read when the program exits.
+  * stack_size([size]) sets the stack size of threads started afterwards,
+    as Python's: 0 (the default) is the system's default (the soft
+    RLIMIT_STACK, commonly 8 MiB, of which only the pages used are memory),
+    else at least 32 KiB; it returns the previous setting.
   * Every lock-like object (Lock, RLock, Condition, Semaphore,
     BoundedSemaphore) has acquire returning the object itself or false, so
     `local _ <close> = x:acquire()` is Python's `with x:`, and
@@ -51,6 +55,7 @@ M.Lock = allocate_lock
 M.RLock = RLock
 M.get_ident = get_ident
 M.get_native_id = get_native_id
+M.stack_size = _thread.stack_size
 
 M.BrokenBarrierError = RuntimeError:extend("threading.BrokenBarrierError")
 local BrokenBarrierError = M.BrokenBarrierError
@@ -434,16 +439,38 @@ local current_thread          -- defined below
 local EMPTY = { n = 0 }
 local THREAD_ARGS = { "group", "target", "name", "args", "kwargs", "daemon", fname = "Thread" }
 
+--[[
+A Thread is born with every field it writes in its life, false standing
+for "none": Thread has properties, so writing a field that does not exist
+yet calls the class's __newindex and grows the table, which was most of
+the Lua work of a thread's start.
+]]
+getmetatable(Thread).__call = function(cls, ...)
+  local self = setmetatable({
+    _target = false, _args = false, _kwargs = false, _name = false,
+    daemon = false, _started = false, _stopped = false, _initialized = false,
+    _seq = 0, _handle = false, _ident = false, _native_id = false }, cls)
+  cls.init(self, ...)
+  return self
+end
+
 --[[ name is a property so that renaming a running thread also renames it
 in gil.stats() and traces (the value lives in _name). ]]
 Thread:property("name", function(self) return self._name end,
   function(self, name)
     name = tostring(name)
     self._name = name
-    if self.ident ~= nil and self:is_alive() then
-      _thread.set_name(name, self.ident)
-    end
+    local ident = self.ident
+    if ident ~= nil and self:is_alive() then _thread.set_name(name, ident) end
   end)
+
+-- ident and native_id live in _ident and _native_id (false: none yet).
+local function id_field(field)
+  return function(self) return self[field] or nil end,
+         function(self, v) self[field] = v or false end
+end
+Thread:property("ident", id_field("_ident"))
+Thread:property("native_id", id_field("_native_id"))
 
 function Thread:init(...)
   local group, target, name, targs, kwargs, daemon = args.get(THREAD_ARGS, ...)
@@ -454,7 +481,7 @@ function Thread:init(...)
   if targs ~= nil then args.check(targs, "table", "Thread", "args") end
   if name == nil or name == "" then name = newname("Thread-%d") else name = tostring(name) end
   if daemon == nil then daemon = current_thread().daemon else daemon = daemon and true or false end
-  self._target, self._args, self._kwargs = target, targs or EMPTY, kwargs
+  self._target, self._args, self._kwargs = target or false, targs or EMPTY, kwargs or false
   self.name = name
   self.daemon = daemon
   self._started, self._stopped = false, false
@@ -464,11 +491,11 @@ end
 
 function Thread:run()
   local target = self._target
-  if target == nil then return end
+  if not target then return end
   local a, kw = self._args, self._kwargs
-  self._target, self._args, self._kwargs = nil, nil, nil
+  self._target, self._args, self._kwargs = false, false, false
   local n = a.n or #a
-  if kw == nil then return target(unpack(a, 1, n)) end
+  if not kw then return target(unpack(a, 1, n)) end
   local full = table.move(a, 1, n, 1, {})
   full[n + 1] = kw
   return target(unpack(full, 1, n + 1))
@@ -491,31 +518,34 @@ local function report(thread, err, tb)
 end
 
 local function forget_locals(ident)
+  if next(_locals) == nil then return end
   _registry_lock:acquire()
   for _, per in next, _locals do per[ident] = nil end
   _registry_lock:release()
 end
 
+-- The message handler of a thread's run: the error and its traceback.
+local function run_failed(e)
+  local tb
+  if BaseException:is(e) then
+    tb = e.traceback
+  else
+    tb = traceback(nil, 2)
+  end
+  return { err = e, tb = tb }
+end
+
 local function bootstrap(self)
   local ident = get_ident()
-  self.ident = ident
-  self.native_id = get_native_id()
+  self._ident = ident
+  self._native_id = get_native_id()
   _registry_lock:acquire()
   _active[ident] = self
   _limbo[self] = nil
   _registry_lock:release()
-  _thread.set_name(tostring(self.name))
-  local err, tb
-  local ok = xpcall(self.run, function(e)
-    err = e
-    if BaseException:is(e) then
-      tb = e.traceback
-    else
-      tb = traceback(nil, 2)
-    end
-    return e
-  end, self)
-  if not ok then report(self, err, tb) end
+  _thread.set_name(self._name)
+  local ok, failure = xpcall(self.run, run_failed, self)
+  if not ok then report(self, failure.err, failure.tb) end
   forget_locals(ident)
   self._stopped = true
   _registry_lock:acquire()
@@ -543,8 +573,7 @@ function Thread:start()
     error(handle, 0)
   end
   self._handle = handle
-  self.ident = handle:ident()
-  self.native_id = handle:native_id()
+  self._ident, self._native_id = handle:ident(), handle:native_id()
 end
 
 function Thread:is_alive()
@@ -554,7 +583,7 @@ end
 -- Waits for the end of the thread; overridden by the main and dummy threads.
 function Thread:_join(timeout)
   local h = self._handle
-  while h == nil do              -- start() has not stored its handle yet
+  while not h do                 -- start() has not stored its handle yet
     if self._stopped then return end
     sleep(0.001)
     h = self._handle
@@ -563,7 +592,10 @@ function Thread:_join(timeout)
 end
 
 function Thread:join(timeout)
-  if is_options(timeout) then timeout = timeout.timeout end
+  if timeout ~= nil then
+    if is_options(timeout) then timeout = timeout.timeout end
+    check_timeout(timeout, "Thread.join")
+  end
   if not self._initialized then
     error(RuntimeError("Thread.init() not called"), 2)
   end
@@ -573,7 +605,6 @@ function Thread:join(timeout)
   if self == current_thread() then
     error(RuntimeError("cannot join current thread"), 2)
   end
-  check_timeout(timeout, "Thread.join")
   self:_join(timeout)
 end
 
@@ -729,7 +760,8 @@ function M._shutdown()
 end
 
 -- A handle for threads that a fork() left behind in the parent.
-local GONE = { join = function() return true end, is_done = function() return true end }
+local GONE = { join = function() return true end, is_done = function() return true end,
+               ident = function() end, native_id = function() end }
 
 -- To be called in the child after fork(): the calling thread is now the only
 -- (and main) thread.

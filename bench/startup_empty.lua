@@ -1,0 +1,3 @@
+-- bench/startup_empty.lua: twin of startup_empty.py. The harness times the
+-- whole process: start an interpreter on an empty script and exit. Stock
+-- lua5.4 running this same file is the floor of both startup workloads.
