@@ -171,4 +171,33 @@ do
   t.ok(inorder, "the consumer got the 50 items in order (" .. #consumed .. ")")
 end
 
+-- acquire and release pass arguments and results through to the lock ---------------
+do
+  local c = threading.Condition(threading.Lock())
+  t.is(c:acquire(), c, "acquire() returns the Condition")
+  t.is(c:acquire(false), false, "acquire(false) on a held lock returns false")
+  t.is(c:acquire{blocking = false}, false, "acquire{blocking = false} too")
+  c:release()
+  t.is(c:acquire(true, 0.5), c, "acquire(true, 0.5) on a free lock returns the Condition")
+  c:release()
+  t.raises(function() c:release() end, RuntimeError, "releasing it again: RuntimeError")
+  -- any lock-like object will do, as in Python
+  local calls = {}
+  local fake = setmetatable({      -- an object (a plain table would be options)
+    acquire = function(self, ...) calls[#calls + 1] = select("#", ...); return true end,
+    release = function() calls[#calls + 1] = "release" end,
+  }, {})
+  local cf = threading.Condition(fake)
+  t.is(cf:acquire(), cf, "a Lua lock-like object: acquire() gives the Condition")
+  t.is(cf:acquire(true, 1), cf, "... acquire(true, 1) too")
+  cf:release()
+  do local _ <close> = cf:acquire() end
+  t.is(table.concat(calls, ","), "0,2,release,0,release",
+       "... its own methods got the calls, with their arguments")
+  fake.acquire = function() return false end
+  t.is(cf:acquire(false), false, "... and its false result")
+  t.raises(function() threading.Condition.acquire(42) end, "table expected",
+           "Condition.acquire on a number: an error")
+end
+
 t.done_testing()

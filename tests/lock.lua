@@ -230,4 +230,18 @@ do
   t.is(lk:locked(), true, "<close> on a plain acquire(): held in the scope")
 end
 
+-- other objects are refused after the last lock used has been collected -----------------
+do
+  local acquire = threading.Lock().acquire
+  do local lk = threading.Lock(); lk:acquire(); lk:release() end
+  collectgarbage(); collectgarbage()
+  local refused = 0
+  for _ = 1, 50 do
+    local f = io.tmpfile()
+    if not pcall(acquire, f) then refused = refused + 1 end
+    f:close()
+  end
+  t.is(refused, 50, "files made after a used lock was collected are not taken for locks")
+end
+
 t.done_testing()

@@ -98,4 +98,34 @@ do
   t.raises(function() b:release() end, ValueError, "<close> released exactly once")
 end
 
+-- release(n) wakes n waiters; tostring shows the value; bad arguments -----------------------
+do
+  local s = threading.Semaphore(0)
+  local got, started = 0, 0
+  local ths = {}
+  for i = 1, 4 do
+    ths[i] = threading.Thread{ target = function()
+      started = started + 1
+      if s:acquire(true, 5) then got = got + 1 end
+    end }
+    ths[i]:start()
+  end
+  util.wait_until(function() return started == 4 end, 5)
+  time.sleep(0.05)
+  s:release(3)
+  util.wait_until(function() return got == 3 end, 5)
+  time.sleep(0.05)
+  t.is(got, 3, "release(3) with four waiters lets exactly three through")
+  s:release{n = 1}
+  for i = 1, 4 do ths[i]:join() end
+  t.is(got, 4, "release{n = 1} lets the last one through")
+  t.like(tostring(threading.Semaphore(2)), "Semaphore value=2", "tostring shows the value")
+  t.raises(function() s:release("2") end, TypeError, "release of a string: TypeError")
+  t.raises(function() s:release(1.5) end, TypeError, "release of 1.5: TypeError")
+  t.raises(function() s:acquire(true, "soon") end, TypeError, "a string timeout: TypeError")
+  t.is(s:acquire(true, -1), false, "a negative timeout on an empty semaphore: a try that fails")
+  t.raises(function() threading.Semaphore.acquire({}) end, "Semaphore expected",
+           "acquire on a table that is no Semaphore: an error")
+end
+
 t.done_testing()

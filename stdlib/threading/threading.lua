@@ -108,18 +108,10 @@ function Condition:init(...)
   self._native = ok and owned ~= nil
 end
 
-function Condition:acquire(...)
-  if self._lock:acquire(...) then return self end
-  return false
-end
-
-function Condition:release()
-  return self._lock:release()
-end
-
-function Condition:__close()
-  return self._lock:release()
-end
+-- The lock's acquire (returning the Condition) and release, in C.
+Condition.acquire = _thread.cond_acquire
+Condition.release = _thread.cond_release
+Condition.__close = _thread.cond_release
 
 function Condition:with(fn, ...)
   return self._lock:with(fn, ...)
@@ -247,117 +239,47 @@ end
 
 -- Semaphore ------------------------------------------------------------------
 
+--[[
+The counter lives in C (_thread.semaphore, in the _sem field) and the
+methods are C functions: taking or giving back a unit is atomic under the
+GIL without an inner lock, and a blocked acquire waits on the counter's own
+wait queue. Python does not promise in which order waiters are woken.
+]]
 local Semaphore = Object:extend("threading.Semaphore")
 M.Semaphore = Semaphore
 
-function Semaphore:init(value)
+local function sem_init(self, value, fname, bounded)
   if is_options(value) then value = value.value end
   if value == nil then
     value = 1
   else
-    value = args.check(value, "integer", "Semaphore", "value")
+    value = args.check(value, "integer", fname, "value")
   end
   if value < 0 then
-    error(ValueError("semaphore initial value must be >= 0"), 3)
+    error(ValueError("semaphore initial value must be >= 0"), 4)
   end
-  self._cond = Condition(allocate_lock())
-  self._value = value
+  self._sem = _thread.semaphore(value, bounded and value or -1)
 end
 
-local function sem_block(self, cond, timeout)
-  local deadline
-  while self._value == 0 do
-    local wait = timeout
-    if timeout ~= nil then
-      local now = monotonic()
-      deadline = deadline or now + timeout
-      wait = deadline - now
-      if wait <= 0 then return false end
-    end
-    cond:_wait(wait)
-  end
-  self._value = self._value - 1
-  return true
+function Semaphore:init(value)
+  sem_init(self, value, "Semaphore", false)
 end
 
-function Semaphore:acquire(blocking, timeout)
-  if blocking ~= nil and blocking ~= true and is_options(blocking) then
-    blocking, timeout = blocking.blocking, blocking.timeout
-  end
-  if timeout ~= nil then
-    if blocking == false then
-      error(ValueError("can't specify timeout for non-blocking acquire"), 2)
-    end
-    check_timeout(timeout, "Semaphore.acquire")
-  end
-  local cond = self._cond
-  local lock = cond._lock
-  lock:acquire()
-  local value = self._value
-  if value > 0 then
-    self._value = value - 1
-    lock:release()
-    return self
-  end
-  if blocking == false then
-    lock:release()
-    return false
-  end
-  local ok, got = pcall(sem_block, self, cond, timeout)
-  lock:release()
-  if not ok then error(got, 0) end
-  return got and self
-end
-
-local function release_count(n, fname)
-  if is_options(n) then n = n.n end
-  if n == nil then return 1 end
-  n = args.check(n, "integer", fname, "n")
-  if n < 1 then error(ValueError("n must be one or more"), 3) end
-  return n
-end
-
-function Semaphore:release(n)
-  if n == nil then n = 1 else n = release_count(n, "Semaphore.release") end
-  local cond = self._cond
-  local lock = cond._lock
-  lock:acquire()
-  self._value = self._value + n
-  if cond._tail >= cond._head then wake(cond, n) end
-  lock:release()
-end
-
--- __close gets (self, error): the error must not be taken for `n`.
-function Semaphore:__close()
-  self:release()
-end
+Semaphore.acquire = _thread.sem_acquire
+Semaphore.release = _thread.sem_release
+Semaphore.__close = _thread.sem_close     -- (self, error): one unit back
 Semaphore.with = with
 
 function Semaphore:__tostring()
   return "<" .. rawget(getmetatable(self), "__name") .. " value=" ..
-         tostring(self._value) .. ">"
+         tostring(self._sem:value()) .. ">"
 end
 
 local BoundedSemaphore = Semaphore:extend("threading.BoundedSemaphore")
 M.BoundedSemaphore = BoundedSemaphore
 
 function BoundedSemaphore:init(value)
-  Semaphore.init(self, value)
-  self._initial_value = self._value
-end
-
-function BoundedSemaphore:release(n)
-  if n == nil then n = 1 else n = release_count(n, "BoundedSemaphore.release") end
-  local cond = self._cond
-  local lock = cond._lock
-  lock:acquire()
-  if self._value + n > self._initial_value then
-    lock:release()
-    error(ValueError("Semaphore released too many times"), 2)
-  end
-  self._value = self._value + n
-  if cond._tail >= cond._head then wake(cond, n) end
-  lock:release()
+  sem_init(self, value, "BoundedSemaphore", true)
 end
 
 -- Event ----------------------------------------------------------------------
