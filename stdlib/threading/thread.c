@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "thread.h"
@@ -140,30 +141,39 @@ static void handle_wait (lua_State *L, handle *h, int *flag) {
 ** many seconds, as gilua_condwait does. */
 #define JOIN_SLICE 0.05
 
-static int before (const struct timespec *a, const struct timespec *b) {
-  return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
-}
 
-
-/* pthread_join until 'deadline' (NULL: none), without the GIL. Returns 1
-** when the thread is joined, 0 at the deadline, -1 on Ctrl-C. */
-static int reap (handle *h, const struct timespec *deadline) {
+/*
+** pthread_join until 'until' (gilua_monotonic() time; negative: none),
+** without the GIL. Returns 1 when the thread is joined, 0 at the deadline,
+** -1 on Ctrl-C. Timed waits use pthread_timedjoin_np, whose deadline is on
+** the realtime clock, for slices at most: the sanitizers know it (and not
+** pthread_clockjoin_np), and a jump of the clock only stretches a slice.
+*/
+static int reap (handle *h, double until) {
   gilua_tstate *ts = gilua_ts();
   int sliced = gilua_sigint_on() && ts != NULL && ts->gt.ident == gilua_mainident();
   if (h->pid != getpid()) return 1;     /* a thread of the parent process */
   for (;;) {
-    struct timespec until;
-    const struct timespec *d = deadline;
+    double wait = until < 0 ? -1 : until - gilua_monotonic();
+    struct timespec rt;
     int rc;
-    if (sliced) {
-      if (gilua_interrupt_pending()) return -1;
-      gilua_deadline(&until, JOIN_SLICE);
-      if (d == NULL || before(&until, d)) d = &until;
+    if (sliced && gilua_interrupt_pending()) return -1;
+    if (until >= 0 && wait <= 0)
+      return pthread_tryjoin_np(h->tid, NULL) != EBUSY;
+    if (sliced && (wait < 0 || wait > JOIN_SLICE)) wait = JOIN_SLICE;
+    if (wait < 0) {
+      pthread_join(h->tid, NULL);
+      return 1;
     }
-    rc = d ? pthread_clockjoin_np(h->tid, NULL, CLOCK_MONOTONIC, d)
-           : pthread_join(h->tid, NULL);
+    clock_gettime(CLOCK_REALTIME, &rt);
+    rt.tv_sec += (time_t)wait;
+    rt.tv_nsec += (long)((wait - (double)(time_t)wait) * 1e9);
+    if (rt.tv_nsec >= 1000000000L) {
+      rt.tv_sec++;
+      rt.tv_nsec -= 1000000000L;
+    }
+    rc = pthread_timedjoin_np(h->tid, NULL, &rt);
     if (rc != ETIMEDOUT) return 1;      /* 0, or no such thread any more */
-    if (d == deadline) return 0;
   }
 }
 
@@ -232,6 +242,7 @@ static int t_stack_size (lua_State *L) {
 static int h_join (lua_State *L) {
   handle *h = tohandle(L);
   double timeout = lua_isnoneornil(L, 2) ? -1 : luaL_checknumber(L, 2);
+  double until = timeout >= 0 ? gilua_monotonic() + timeout : -1;
   struct timespec deadline, *d = NULL;
   int ok = 0, rc = 0;
   if (timeout >= 0) gilua_deadline(d = &deadline, timeout);
@@ -242,7 +253,7 @@ static int h_join (lua_State *L) {
         int r;
         h->joining = 1;
         pthread_mutex_unlock(&h->m);
-        r = reap(h, d);
+        r = reap(h, until);
         pthread_mutex_lock(&h->m);
         h->joining = 0;
         if (r > 0) h->joined = 1;
