@@ -20,7 +20,6 @@ extern const struct gilua_embedded gilua_embedded[];
 extern const char gilua_embedded_release[];
 
 
-
 static const struct gilua_embedded *find (const char *name) {
   const struct gilua_embedded *e;
   for (e = gilua_embedded; e->name; e++)
