@@ -320,7 +320,7 @@ static void resetfigures (gil_thread *t, double when) {
 static void cleardead (gil_t *g) {
   free(g->dead);
   g->dead = NULL;
-  g->ndead = g->deadsize = 0;
+  g->ndead = g->deadsize = g->deadhead = 0;
   memset(&g->others, 0, sizeof g->others);
   g->nothers = 0;
 }
@@ -407,21 +407,33 @@ static void addup (gilua_threadstats *sum, const gilua_threadstats *st) {
 }
 
 
+/* The i-th oldest record of a finished thread. */
+#define DEAD(g,i)  ((g)->dead[((g)->deadhead + (i)) % (g)->deadsize])
+
+/* Makes room for more records: a bigger ring, oldest record first. */
+static void growdead (gil_t *g) {
+  int n = g->deadsize ? 2 * g->deadsize : 16, i;
+  gil_dead *d;
+  if (n > MAXDEAD) n = MAXDEAD;
+  if ((d = malloc((size_t)n * sizeof *d)) == NULL) return;
+  for (i = 0; i < g->ndead; i++) d[i] = DEAD(g, i);
+  free(g->dead);
+  g->dead = d;
+  g->deadsize = n;
+  g->deadhead = 0;
+}
+
+
 /* Keeps a leaving thread's figures, in 'seq' order. When MAXDEAD are kept
 ** already, the oldest record other than the main thread's is summed up
-** into 'others' to make room. */
+** into 'others' to make room: the records are a ring, so that costs the
+** same whatever the count (a program that starts thousands of threads
+** pays it at every thread's end). */
 static void bury (gil_t *g, gil_thread *t) {
   int i;
-  if (g->ndead == g->deadsize && g->ndead < MAXDEAD) {
-    int n = g->deadsize ? 2 * g->deadsize : 16;
-    gil_dead *d = realloc(g->dead, (size_t)n * sizeof *d);
-    if (d != NULL) {
-      g->dead = d;
-      g->deadsize = n;
-    }
-  }
+  if (g->ndead == g->deadsize && g->ndead < MAXDEAD) growdead(g);
   if (g->ndead == g->deadsize) {  /* full (or no memory) */
-    int victim = (g->ndead > 1 && g->dead[0].seq == g->main_seq);
+    int victim;
     if (g->ndead == 0) {  /* no memory at all: sum this one up */
       gilua_threadstats st;
       fill(&st, t, 0);
@@ -429,16 +441,18 @@ static void bury (gil_t *g, gil_thread *t) {
       g->nothers++;
       return;
     }
-    addup(&g->others, &g->dead[victim].st);
+    victim = (g->ndead > 1 && DEAD(g, 0).seq == g->main_seq);
+    addup(&g->others, &DEAD(g, victim).st);
     g->nothers++;
-    memmove(&g->dead[victim], &g->dead[victim + 1],
-            (size_t)(g->ndead - victim - 1) * sizeof *g->dead);
+    if (victim == 1) DEAD(g, 1) = DEAD(g, 0);  /* the main thread's stays */
+    g->deadhead = (g->deadhead + 1) % g->deadsize;
     g->ndead--;
   }
-  for (i = g->ndead; i > 0 && g->dead[i - 1].seq > t->seq; i--)
-    g->dead[i] = g->dead[i - 1];
-  g->dead[i].seq = t->seq;
-  fill(&g->dead[i].st, t, 0);
+  /* Threads mostly end in the order they started: a short walk back. */
+  for (i = g->ndead; i > 0 && DEAD(g, i - 1).seq > t->seq; i--)
+    DEAD(g, i) = DEAD(g, i - 1);
+  DEAD(g, i).seq = t->seq;
+  fill(&DEAD(g, i).st, t, 0);
   g->ndead++;
 }
 
@@ -590,11 +604,11 @@ int gil_threadstats (gil_t *g, gilua_threadstats *out, int max) {
   }
   t = tail;
   while (t != NULL || d < g->ndead) {
-    if (t != NULL && (d == g->ndead || t->seq < g->dead[d].seq)) {
+    if (t != NULL && (d == g->ndead || t->seq < DEAD(g, d).seq)) {
       if (n < max) fill(&out[n], t, 1);
       t = t->prev;
     }
-    else if (n < max) out[n] = g->dead[d++].st;
+    else if (n < max) out[n] = DEAD(g, d++).st;
     else d++;
     n++;
   }

@@ -109,9 +109,10 @@ struct gil_t {
   long interval_us;
   gilua_stats stats;
   double stats_since;
-  /* finished threads: 'dead' in 'seq' order, then 'others' summed up */
+  /* finished threads: 'dead' in 'seq' order (a ring of 'deadsize' records
+  ** from 'deadhead'), then 'others' summed up */
   gil_dead *dead;
-  int ndead, deadsize;
+  int ndead, deadsize, deadhead;
   gilua_threadstats others;
   int nothers;
   /* tracing */
