@@ -1,10 +1,22 @@
 /*
 ** mp.h: shared between the C files of _multiprocessing.
+**
+** The module is one C file per concern, each adding its functions and
+** classes to the module table (mp_open_*, called by mp.c):
+**   process.c      fork, spawn, exit, wait, signals
+**   connection.c   frames over sockets, Connection and Pipe
+**   synchronize.c  process-shared locks, semaphores, events (SemLock)
+**   shared_memory.c  shared blocks: Value/Array memory and SharedMemory
+**   queues.c       Queue: a socket, shared counters and a feeder thread
+**   managers.c     the manager's Unix sockets
+**   serialize.c    the format values travel in (dumps, loads)
 */
 #ifndef mp_h
 #define mp_h
 
+#include <pthread.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "gilua_vm.h"
 
@@ -31,5 +43,88 @@ void mp_encode(lua_State *L, int idx, mp_buf *b);
 void mp_decode(lua_State *L, const char *s, size_t len);
 
 int mp_open_serialize(lua_State *L);    /* dumps, loads into the table on top */
+
+
+/* mp.c: raises OSError for errno 'err' of the call 'what'. */
+int mp_raise_errno(lua_State *L, const char *what, int err);
+/* Milliseconds left before 'deadline' (monotonic seconds; < 0: forever),
+** for poll(). */
+int mp_ms_left(double deadline);
+/* A metatable 'name' whose __index (and field "methods") is a table of
+** 'methods', with 'gc' as __gc when given; left on the stack. */
+void mp_newmeta(lua_State *L, const char *name, const luaL_Reg *methods,
+                lua_CFunction gc);
+
+
+/*
+** connection.c: frames are a u32 length (0xffffffff: a u64 length
+** follows), then the bytes.
+*/
+/* Writes all of s[0..n) to fd without the GIL; 0 or an errno. */
+int mp_write_all(int fd, const char *s, size_t n);
+/* Reads exactly n bytes; 0, -1 at end of file before any byte, or an errno
+** (EPIPE for end of file in the middle). */
+int mp_read_all(int fd, char *s, size_t n);
+/* Writes the header of a frame of 'len' bytes in h (room for 12 bytes) and
+** returns its size, 4 or 12. */
+size_t mp_header(char *h, size_t len);
+/* Reads one frame into b (reset first), without the GIL; 0 or as
+** mp_read_all, EMSGSIZE for a frame longer than maxlen (0: no limit). */
+int mp_read_frame(int fd, mp_buf *b, size_t maxlen);
+/* Raises what mp_read_frame's result 'r' (not 0) means. */
+int mp_read_error(lua_State *L, int r);
+/* Whether fd becomes readable within 'timeout' seconds (< 0: no limit). */
+int mp_poll_fd(lua_State *L, int fd, double timeout);
+/* Pushes a new Connection on the descriptors (-1: none). */
+void mp_newconn(lua_State *L, int rfd, int wfd);
+
+
+/* shared_memory.c: a block of 'size' bytes on a new memfd (kept open in
+** *fd, close-on-exec), shared across fork and passed to spawned children;
+** or mapped from such a memfd (it must hold at least 'size' bytes). */
+void *mp_shmalloc(lua_State *L, size_t size, int *fd);
+void *mp_shmmap(lua_State *L, int fd, size_t size);
+
+
+/*
+** synchronize.c: a process-shared mutex and condition variable guarding a
+** small state. Kinds: a semaphore (Lock is one with maximum 1), a
+** recursive lock, an event.
+*/
+enum { MP_SEM, MP_RLOCK, MP_EVENT };
+
+typedef struct mp_sync {
+  pthread_mutex_t m;
+  pthread_cond_t c;
+  int kind;
+  long value, maxvalue;        /* semaphore; event flag in value */
+  pid_t opid;                  /* owner (locks) */
+  pid_t otid;
+  long count;                  /* rlock recursion */
+} mp_sync;
+
+void mp_sync_init(mp_sync *s, int kind);
+/* The short internal mutex; a holder that died leaves it consistent. */
+void mp_slock(mp_sync *s);
+void mp_sunlock(mp_sync *s);
+/* Waits on s->c (s->m held): 1 woken, 0 timed out, -1 Ctrl-C. */
+int mp_swait(mp_sync *s, const struct timespec *deadline);
+
+
+/* queues.c: what a forked child resets, and what a process that exits
+** lets its feeders write first. */
+typedef struct qlocal qlocal;
+void mp_feeders_after_fork(void);
+qlocal **mp_feeders_hold(int *n);      /* with the GIL */
+int mp_feeders_flush(qlocal **qs, int n);  /* without the GIL */
+
+
+/* Each file adds its functions and classes to the module table on top. */
+void mp_open_process(lua_State *L);
+void mp_open_connection(lua_State *L);
+void mp_open_synchronize(lua_State *L);
+void mp_open_shared_memory(lua_State *L);
+void mp_open_queues(lua_State *L);
+void mp_open_managers(lua_State *L);
 
 #endif

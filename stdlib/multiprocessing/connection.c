@@ -1,0 +1,408 @@
+/*
+** connection.c: Connection for _multiprocessing: frames (a length, then
+** the bytes) over sockets, read and written without the GIL; Pipe.
+*/
+#include <errno.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/socket.h>
+
+#include "mp.h"
+
+#define CONN_MT "_multiprocessing.Connection"
+
+
+/*
+** {==================================================================
+** Frames: u32 length (0xffffffff: u64 length follows), then the bytes
+** ===================================================================
+*/
+
+/* Writes all of s[0..n) to fd without the GIL; 0 or an errno. */
+int mp_write_all (int fd, const char *s, size_t n) {
+  while (n > 0) {
+    ssize_t w = send(fd, s, n, MSG_NOSIGNAL);
+    if (w < 0 && errno == ENOTSOCK) w = write(fd, s, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return errno;
+    }
+    s += w;
+    n -= (size_t)w;
+  }
+  return 0;
+}
+
+
+/* Reads exactly n bytes; 0, -1 at end of file before any byte, or an errno
+** (EPIPE for end of file in the middle). */
+int mp_read_all (int fd, char *s, size_t n) {
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = read(fd, s + got, n - got);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return errno;
+    }
+    if (r == 0) return got == 0 ? -1 : EPIPE;
+    got += (size_t)r;
+  }
+  return 0;
+}
+
+
+size_t mp_header (char *h, size_t len) {
+  if (len < 0xffffffffu) {
+    uint32_t l = (uint32_t)len;
+    memcpy(h, &l, 4);
+    return 4;
+  }
+  else {
+    uint32_t m = 0xffffffffu;
+    uint64_t l = len;
+    memcpy(h, &m, 4);
+    memcpy(h + 4, &l, 8);
+    return 12;
+  }
+}
+
+
+/* Reads one frame into b (reset first), without the GIL. */
+int mp_read_frame (int fd, mp_buf *b, size_t maxlen) {
+  uint32_t l;
+  uint64_t len;
+  char *p;
+  int r = mp_read_all(fd, (char *)&l, 4);
+  if (r != 0) return r;
+  len = l;
+  if (l == 0xffffffffu) {
+    r = mp_read_all(fd, (char *)&len, 8);
+    if (r != 0) return r == -1 ? EPIPE : r;
+  }
+  if (maxlen && len > maxlen) return EMSGSIZE;
+  b->n = 0;
+  if (len > b->cap) {
+    p = realloc(b->p, (size_t)len ? (size_t)len : 1);
+    if (p == NULL) return ENOMEM;
+    b->p = p;
+    b->cap = (size_t)len;
+  }
+  r = mp_read_all(fd, b->p, (size_t)len);
+  if (r != 0) return r == -1 ? EPIPE : r;
+  b->n = (size_t)len;
+  return 0;
+}
+
+
+int mp_read_error (lua_State *L, int r) {
+  if (r == -1) return gilua_raise(L, "EOFError", NULL);
+  if (r == EPIPE) return gilua_raise(L, "EOFError", "connection closed in the middle of a message");
+  if (r == EMSGSIZE) return gilua_raise(L, "OSError", "bad message length");
+  return mp_raise_errno(L, "recv", r);
+}
+
+/* }================================================================== */
+
+
+/*
+** {==================================================================
+** Connection
+** ===================================================================
+*/
+
+typedef struct conn {
+  int rfd, wfd;   /* the same socket for a duplex connection; -1: none */
+} conn;
+
+
+static conn *checkconn (lua_State *L, int open) {
+  conn *c = luaL_checkudata(L, 1, CONN_MT);
+  if (open && c->rfd < 0 && c->wfd < 0)
+    gilua_raise(L, "OSError", "handle is closed");
+  return c;
+}
+
+
+static conn *newconn (lua_State *L, int rfd, int wfd) {
+  conn *c = lua_newuserdatauv(L, sizeof *c, 0);
+  c->rfd = rfd;
+  c->wfd = wfd;
+  luaL_setmetatable(L, CONN_MT);
+  return c;
+}
+
+
+void mp_newconn (lua_State *L, int rfd, int wfd) {
+  newconn(L, rfd, wfd);
+}
+
+
+static int wfd_of (lua_State *L, conn *c) {
+  if (c->wfd < 0) {
+    if (c->rfd < 0) return gilua_raise(L, "OSError", "handle is closed");
+    return gilua_raise(L, "OSError", "connection is read-only");
+  }
+  return c->wfd;
+}
+
+
+static int rfd_of (lua_State *L, conn *c) {
+  if (c->rfd < 0) {
+    if (c->wfd < 0) return gilua_raise(L, "OSError", "handle is closed");
+    return gilua_raise(L, "OSError", "connection is write-only");
+  }
+  return c->rfd;
+}
+
+
+/* Sends the frame held in b (header space reserved at its start). */
+static void send_frame (lua_State *L, int fd, mp_buf *b, size_t hlen) {
+  int r;
+  char h[12];
+  size_t k = mp_header(h, b->n - hlen);
+  if (k != hlen) {  /* a huge message: move the bytes for the long header */
+    mp_bufreserve(L, b, 8);
+    memmove(b->p + 12, b->p + 4, b->n - 4);
+    b->n += 8;
+  }
+  memcpy(b->p, h, k);
+  GILUA_BEGIN_ALLOW_THREADS(L)
+    r = mp_write_all(fd, b->p, b->n);
+  GILUA_END_ALLOW_THREADS(L)
+  if (r == EPIPE || r == ECONNRESET)
+    gilua_raise(L, "BrokenPipeError", "[Errno %d] %s", r, strerror(r));
+  else if (r != 0)
+    mp_raise_errno(L, "send", r);
+}
+
+
+static int conn_send (lua_State *L) {
+  conn *c = checkconn(L, 1);
+  int fd = wfd_of(L, c);
+  mp_buf *b;
+  lua_settop(L, 2);
+  b = mp_newbuf(L);
+  mp_bufreserve(L, b, 4);
+  b->n = 4;
+  mp_encode(L, 2, b);
+  send_frame(L, fd, b, 4);
+  return 0;
+}
+
+
+/* send_bytes(s, [offset, [size]]): offset 0-based as in Python. */
+static int conn_send_bytes (lua_State *L) {
+  conn *c = checkconn(L, 1);
+  int fd = wfd_of(L, c);
+  size_t len;
+  const char *s = luaL_checklstring(L, 2, &len);
+  lua_Integer off = luaL_optinteger(L, 3, 0);
+  lua_Integer size = luaL_optinteger(L, 4, (lua_Integer)len - off);
+  mp_buf *b;
+  if (off < 0 || (size_t)off > len)
+    return gilua_raise(L, "ValueError", "offset is out of range");
+  if (size < 0) return gilua_raise(L, "ValueError", "size is negative");
+  if ((size_t)(off + size) > len)
+    return gilua_raise(L, "ValueError", "buffer length < offset + size");
+  b = mp_newbuf(L);
+  mp_bufreserve(L, b, 4 + (size_t)size);
+  b->n = 4;
+  mp_bufadd(L, b, s + off, (size_t)size);
+  send_frame(L, fd, b, 4);
+  return 0;
+}
+
+
+static mp_buf *recv_frame (lua_State *L, conn *c, size_t maxlen) {
+  int fd = rfd_of(L, c), r;
+  mp_buf *b = mp_newbuf(L);
+  GILUA_BEGIN_ALLOW_THREADS(L)
+    r = mp_read_frame(fd, b, maxlen);
+  GILUA_END_ALLOW_THREADS(L)
+  if (r != 0) mp_read_error(L, r);
+  return b;
+}
+
+
+static int conn_recv (lua_State *L) {
+  conn *c = checkconn(L, 1);
+  mp_buf *b;
+  lua_settop(L, 1);
+  b = recv_frame(L, c, 0);
+  mp_decode(L, b->p, b->n);
+  return 1;
+}
+
+
+static int conn_recv_bytes (lua_State *L) {
+  conn *c = checkconn(L, 1);
+  lua_Integer maxlen = luaL_optinteger(L, 2, 0);
+  mp_buf *b;
+  if (maxlen < 0) return gilua_raise(L, "ValueError", "negative maxlength");
+  lua_settop(L, 1);
+  b = recv_frame(L, c, (size_t)maxlen);
+  lua_pushlstring(L, b->p, b->n);
+  return 1;
+}
+
+
+int mp_poll_fd (lua_State *L, int fd, double timeout) {
+  struct pollfd p;
+  double deadline = timeout < 0 ? -1 : gilua_monotonic() + timeout;
+  int r;
+  p.fd = fd;
+  p.events = POLLIN;
+  for (;;) {
+    p.revents = 0;
+    if (timeout == 0) r = poll(&p, 1, 0);
+    else {
+      GILUA_BEGIN_ALLOW_THREADS(L)
+        r = poll(&p, 1, mp_ms_left(deadline));
+      GILUA_END_ALLOW_THREADS(L)
+    }
+    if (r >= 0 || errno != EINTR) break;
+    gilua_checkinterrupt(L);
+  }
+  if (r < 0) return mp_raise_errno(L, "poll", errno);
+  return r > 0;
+}
+
+
+/* poll([timeout]): without an argument it does not wait (Python's
+** default of 0); poll(nil) waits for ever; a negative timeout is 0. */
+static int conn_poll (lua_State *L) {
+  conn *c = checkconn(L, 1);
+  int fd = rfd_of(L, c);
+  double timeout = 0;
+  if (lua_gettop(L) >= 2)
+    timeout = lua_isnil(L, 2) ? -1 : luaL_checknumber(L, 2);
+  if (timeout < 0 && !lua_isnil(L, 2)) timeout = 0;
+  lua_pushboolean(L, mp_poll_fd(L, fd, timeout));
+  return 1;
+}
+
+
+static int conn_close (lua_State *L) {
+  conn *c = luaL_checkudata(L, 1, CONN_MT);
+  if (c->rfd >= 0) close(c->rfd);
+  if (c->wfd >= 0 && c->wfd != c->rfd) close(c->wfd);
+  c->rfd = c->wfd = -1;
+  return 0;
+}
+
+
+static int conn_fileno (lua_State *L) {
+  conn *c = checkconn(L, 1);
+  lua_pushinteger(L, c->rfd >= 0 ? c->rfd : c->wfd);
+  return 1;
+}
+
+
+static int conn_index (lua_State *L) {
+  conn *c = luaL_checkudata(L, 1, CONN_MT);
+  const char *k = luaL_checkstring(L, 2);
+  if (strcmp(k, "closed") == 0) lua_pushboolean(L, c->rfd < 0 && c->wfd < 0);
+  else if (strcmp(k, "readable") == 0) lua_pushboolean(L, c->rfd >= 0);
+  else if (strcmp(k, "writable") == 0) lua_pushboolean(L, c->wfd >= 0);
+  else {
+    luaL_getmetatable(L, CONN_MT);
+    lua_getfield(L, -1, "methods");
+    lua_getfield(L, -1, k);
+  }
+  return 1;
+}
+
+
+static int conn_tostring (lua_State *L) {
+  conn *c = luaL_checkudata(L, 1, CONN_MT);
+  if (c->rfd < 0 && c->wfd < 0)
+    lua_pushliteral(L, "<multiprocessing.connection.Connection closed>");
+  else
+    lua_pushfstring(L, "<multiprocessing.connection.Connection fd=%d>",
+                    c->rfd >= 0 ? c->rfd : c->wfd);
+  return 1;
+}
+
+
+/* Pipe(duplex) -> two connections. Sockets (not pipes) so that writing to
+** a closed peer is an error (MSG_NOSIGNAL), not a SIGPIPE. */
+static int l_pipe (lua_State *L) {
+  int duplex = lua_isnone(L, 1) || lua_toboolean(L, 1);
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+    return mp_raise_errno(L, "socketpair", errno);
+  if (duplex) {
+    newconn(L, sv[0], sv[0]);
+    newconn(L, sv[1], sv[1]);
+  }
+  else {
+    shutdown(sv[0], SHUT_WR);
+    shutdown(sv[1], SHUT_RD);
+    newconn(L, sv[0], -1);
+    newconn(L, -1, sv[1]);
+  }
+  return 2;
+}
+
+
+/* A connection on existing descriptors (spawn's bootstrap). */
+static int l_conn (lua_State *L) {
+  newconn(L, (int)luaL_optinteger(L, 1, -1), (int)luaL_optinteger(L, 2, -1));
+  return 1;
+}
+
+
+static int conn_fds (lua_State *L) {
+  conn *c = checkconn(L, 1);
+  lua_pushinteger(L, c->rfd);
+  lua_pushinteger(L, c->wfd);
+  return 2;
+}
+
+
+/* Forgets the descriptors without closing them (they were handed over). */
+static int conn_detach (lua_State *L) {
+  conn *c = checkconn(L, 0);
+  c->rfd = c->wfd = -1;
+  return 0;
+}
+
+
+static const luaL_Reg conn_methods[] = {
+  {"send", conn_send},
+  {"recv", conn_recv},
+  {"send_bytes", conn_send_bytes},
+  {"recv_bytes", conn_recv_bytes},
+  {"poll", conn_poll},
+  {"close", conn_close},
+  {"fileno", conn_fileno},
+  {"_detach", conn_detach},
+  {"_fds", conn_fds},
+  {NULL, NULL}
+};
+
+/* }================================================================== */
+
+
+
+static const luaL_Reg funcs[] = {
+  {"Pipe", l_pipe},
+  {"Connection", l_conn},
+  {NULL, NULL}
+};
+
+
+void mp_open_connection (lua_State *L) {
+  mp_newmeta(L, CONN_MT, conn_methods, conn_close);
+  lua_pushcfunction(L, conn_index);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, conn_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pushcfunction(L, conn_close);
+  lua_setfield(L, -2, "__close");
+  lua_pop(L, 1);
+  luaL_setfuncs(L, funcs, 0);
+}
