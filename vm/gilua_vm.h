@@ -139,6 +139,96 @@ void gilua_waitq_destroy(gilua_waitq *wq);
 int gilua_waitq_wait(lua_State *L, gilua_waitq *wq, const struct timespec *deadline);
 void gilua_waitq_wake(gilua_waitq *wq, int all);
 
+/*
+** {==================================================================
+** The helper layer every module uses: errors from errno, C classes,
+** timeouts, interruptible waits on descriptors
+** ===================================================================
+*/
+
+/* The registry field holding the classes made with extend(name), by name
+** (vm/lua/class.lua fills it). */
+#define GILUA_CLASSES_KEY "gilua.classes"
+
+/*
+** errno -> exception (vm/gilua_error.c). gilua_oserror raises Python's
+** OSError subclass for 'err' (FileNotFoundError, PermissionError,
+** ConnectionRefusedError, BrokenPipeError, TimeoutError, ...: the class
+** name is gilua_oserror_class(err)) with Python's fields errno, strerror
+** and filename. Its message is Python's, "[Errno 2] No such file or
+** directory: 'x'"; without a file name it names the call instead:
+** "[Errno 111] connect: Connection refused". 'call' and 'filename' may be
+** NULL. gilua_oserror never returns (write "return gilua_oserror(...)").
+*/
+const char *gilua_oserror_class(int err);
+void gilua_pushoserror(lua_State *L, int err, const char *call,
+                       const char *filename);
+int gilua_oserror(lua_State *L, int err, const char *call,
+                  const char *filename);
+
+/*
+** C classes (vm/gilua_class.c): the metatable of a userdata type, made by
+** the module opener. It is registered as 'name' (luaL_checkudata finds
+** it; it is also its __name); 'methods' is a table that is __index and the
+** metatable's field "methods" (for an __index function that falls back on
+** it); 'meta' lists metamethods (__gc, __close, __tostring, __index, ...)
+** or is NULL. Every function gets the metatable as upvalue 1, for a check
+** by identity. Leaves the metatable on the stack.
+*/
+void gilua_newclass(lua_State *L, const char *name, const luaL_Reg *methods,
+                    const luaL_Reg *meta);
+
+/*
+** Timeouts (vm/gilua_args.c): the one rule for every wait, Python's. The
+** value at 'idx' must be nil (no limit: returns GILUA_FOREVER) or a
+** number: not a number is a TypeError, NaN a ValueError, more than
+** GILUA_TIMEOUT_MAX (inf among them) an OverflowError ("timeout value is
+** too large"). A negative value waits not at all (GILUA_NEG_ZERO: Event,
+** Condition, join, Semaphore, multiprocessing, subprocess), is a
+** ValueError (GILUA_NEG_ERROR: queue.Queue, time.sleep) or, for -1
+** exactly, waits for ever (GILUA_NEG_LOCK: Lock.acquire; other negatives
+** are ValueErrors). Messages name the function 'fname' and the argument
+** 'argname' (NULL: "timeout"). Returns the seconds, or GILUA_FOREVER.
+** Lua code has the same rule as require("gilua.args").timeout(value,
+** fname, negative, argname), negative being "zero", "error" or "lock"; and
+** gilua_arg_timeout is it with GILUA_NEG_ERROR.
+*/
+#define GILUA_FOREVER (-1.0)
+#define GILUA_TIMEOUT_MAX 9223372036.0   /* Python's threading.TIMEOUT_MAX */
+enum { GILUA_NEG_ZERO, GILUA_NEG_ERROR, GILUA_NEG_LOCK };
+double gilua_timeout(lua_State *L, int idx, const char *fname,
+                     const char *argname, int negative);
+int luaopen_gilua_core(lua_State *L);    /* "_gilua": the rule for Lua */
+
+/*
+** Waiting on descriptors (vm/gilua_wait.c): the one interruptible wait.
+** A deadline is a gilua_monotonic() time, or GILUA_FOREVER;
+** gilua_deadline_after(timeout) is now + timeout (GILUA_FOREVER stays).
+**
+** gilua_waitfds polls 'fds' until one is ready, the deadline passes or a
+** Ctrl-C is pending; called without the GIL, from any thread (even one
+** without a state). Returns the count ready, 0 at the deadline, or -1
+** with errno set: EINTR means Ctrl-C (then gilua_checkinterrupt once the
+** GIL is back). A Ctrl-C that comes just before the wait is not lost: the
+** main thread unblocks SIGINT only inside the wait (ppoll's mask).
+** gilua_waitwith is the same loop around another waiting call: 'wait' is
+** called as wait(ud, ms, mask) and must pass 'mask' on (epoll_pwait).
+**
+** gilua_poll does it holding the GIL: it releases the GIL while it waits
+** (unless the deadline has passed), raises KeyboardInterrupt on Ctrl-C and
+** OSError naming 'call' on failure, and returns the count ready or 0.
+*/
+struct pollfd;
+double gilua_deadline_after(double timeout);
+int gilua_waitfds(struct pollfd *fds, int n, double deadline);
+typedef int (*gilua_waitfn)(void *ud, int ms, const sigset_t *mask);
+int gilua_waitwith(gilua_waitfn wait, void *ud, double deadline);
+int gilua_poll(lua_State *L, struct pollfd *fds, int n, double deadline,
+               const char *call);
+
+/* }================================================================== */
+
+
 /* Embedded Lua sources and C modules (vm/gilua_modules.c): 'cmodules'
 ** are the C modules that `require` finds by name. */
 void gilua_preload(lua_State *L, const luaL_Reg *cmodules);

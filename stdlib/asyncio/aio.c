@@ -49,32 +49,6 @@
 ** =======================================================
 */
 
-static const char *errclass (int en) {
-  switch (en) {
-    case ECONNREFUSED: return "ConnectionRefusedError";
-    case ECONNRESET: case ECONNABORTED: return "ConnectionResetError";
-    case EPIPE: case ESHUTDOWN: return "BrokenPipeError";
-    case ETIMEDOUT: return "TimeoutError";
-    case EINTR: return "InterruptedError";
-    case ENOENT: return "FileNotFoundError";
-    case EACCES: case EPERM: return "PermissionError";
-    default: return "OSError";
-  }
-}
-
-
-/* Raises OSError(errno, strerror) with Python's subclass. */
-static int oserror (lua_State *L, int en) {
-  lua_getfield(L, LUA_REGISTRYINDEX, "gilua.classes");
-  if (!lua_istable(L, -1) || lua_getfield(L, -1, errclass(en)) == LUA_TNIL)
-    return luaL_error(L, "[Errno %d] %s", en, strerror(en));
-  lua_pushinteger(L, en);
-  lua_pushstring(L, strerror(en));
-  lua_call(L, 2, 1);
-  return lua_error(L);
-}
-
-
 /* A resolver failure: OSError with gai_strerror's text. */
 static int gaierror (lua_State *L, int rc, const char *host) {
   return gilua_raise(L, "OSError", "[Errno %d] %s: '%s'", rc,
@@ -111,13 +85,13 @@ static int l_poller (lua_State *L) {
   p->epfd = p->wakefd = -1;
   luaL_setmetatable(L, POLLER_MT);
   p->epfd = epoll_create1(EPOLL_CLOEXEC);
-  if (p->epfd < 0) return oserror(L, errno);
+  if (p->epfd < 0) return gilua_oserror(L, errno, "epoll_create1", NULL);
   p->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (p->wakefd < 0) {
     int en = errno;
     close(p->epfd);
     p->epfd = -1;
-    return oserror(L, en);
+    return gilua_oserror(L, en, "epoll_create1", NULL);
   }
   memset(&ev, 0, sizeof ev);
   ev.events = EPOLLIN;
@@ -151,7 +125,7 @@ static int p_modify (lua_State *L) {
   op = old == 0 ? EPOLL_CTL_ADD : new == 0 ? EPOLL_CTL_DEL : EPOLL_CTL_MOD;
   if (epoll_ctl(p->epfd, op, fd, &ev) < 0) {
     if (op == EPOLL_CTL_DEL && (errno == EBADF || errno == ENOENT)) return 0;
-    return oserror(L, errno);
+    return gilua_oserror(L, errno, "epoll_ctl", NULL);
   }
   return 0;
 }
@@ -189,7 +163,7 @@ static int p_poll (lua_State *L) {
       gilua_checkinterrupt(L);
       n = 0;
     }
-    else return oserror(L, en);
+    else return gilua_oserror(L, en, "epoll_wait", NULL);
   }
   for (i = 0; i < n; i++) {
     int fd = p->ev[i].data.fd;
@@ -321,7 +295,7 @@ static int l_listen (lua_State *L) {
     fd = -1;
   }
   freeaddrinfo(res);
-  if (fd < 0) return oserror(L, en);
+  if (fd < 0) return gilua_oserror(L, en, "listen", NULL);
   lua_pushinteger(L, fd);
   if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
     memset(&ss, 0, sizeof ss);
@@ -342,7 +316,7 @@ static int l_accept (lua_State *L) {
   if (nfd < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ECONNABORTED)
       return 0;
-    return oserror(L, errno);
+    return gilua_oserror(L, errno, "accept", NULL);
   }
   setsockopt(nfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   lua_pushinteger(L, nfd);
@@ -381,7 +355,7 @@ static int l_connect (lua_State *L) {
     fd = -1;
   }
   freeaddrinfo(res);
-  if (fd < 0) return oserror(L, en);
+  if (fd < 0) return gilua_oserror(L, en, "connect", NULL);
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   lua_pushinteger(L, fd);
   lua_pushboolean(L, pending);
@@ -396,7 +370,7 @@ static int l_connect_result (lua_State *L) {
   int err = 0;
   socklen_t len = sizeof err;
   if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
-  if (err != 0) return oserror(L, err);
+  if (err != 0) return gilua_oserror(L, err, "connect", NULL);
   return 0;
 }
 
@@ -417,7 +391,7 @@ static int l_recv (lua_State *L) {
   } while (r < 0 && errno == EINTR);
   if (r < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
-    return oserror(L, errno);
+    return gilua_oserror(L, errno, "recv", NULL);
   }
   lua_pushlstring(L, buf, (size_t)r);
   return 1;
@@ -444,7 +418,7 @@ static int l_send (lua_State *L) {
   } while (r < 0 && errno == EINTR);
   if (r < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK) r = 0;
-    else return oserror(L, errno);
+    else return gilua_oserror(L, errno, "send", NULL);
   }
   lua_pushinteger(L, (lua_Integer)r);
   return 1;
@@ -472,7 +446,7 @@ static int l_sockname (lua_State *L) {
   int rc = lua_toboolean(L, 2)
     ? getpeername(fd, (struct sockaddr *)&ss, &len)
     : getsockname(fd, (struct sockaddr *)&ss, &len);
-  if (rc < 0) return oserror(L, errno);
+  if (rc < 0) return gilua_oserror(L, errno, "getsockname", NULL);
   return pushaddr(L, &ss);
 }
 
@@ -480,7 +454,7 @@ static int l_sockname (lua_State *L) {
 /* set_nonblocking(fd): for pipes handed to the loop. */
 static int l_set_nonblocking (lua_State *L) {
   int fd = (int)luaL_checkinteger(L, 1);
-  if (setnonblock(fd) < 0) return oserror(L, errno);
+  if (setnonblock(fd) < 0) return gilua_oserror(L, errno, "fcntl", NULL);
   return 0;
 }
 
@@ -490,7 +464,7 @@ static int l_set_nonblocking (lua_State *L) {
 ** has its own open file description, so the child's end stays blocking). */
 static int l_pipe (lua_State *L) {
   int fds[2];
-  if (pipe2(fds, O_CLOEXEC) < 0) return oserror(L, errno);
+  if (pipe2(fds, O_CLOEXEC) < 0) return gilua_oserror(L, errno, "pipe", NULL);
   lua_pushinteger(L, fds[0]);
   lua_pushinteger(L, fds[1]);
   return 2;

@@ -96,18 +96,12 @@ static int g_summary (lua_State *L) {
 }
 
 
-static int oserror (lua_State *L, const char *what, const char *path, int en) {
-  return gilua_raise(L, en == ENOENT ? "FileNotFoundError" : "OSError",
-                     "%s: %s: %s", what, path, strerror(en));
-}
-
-
 static int g_trace_start (lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   if (gilua_trace_start(path) != 0) {
     if (errno == EBUSY)
       return gilua_raise(L, "RuntimeError", "trace_start: a trace is running already");
-    return oserror(L, "trace_start", path, errno);
+    return gilua_oserror(L, errno, "trace_start", path);
   }
   return 0;
 }
@@ -133,7 +127,7 @@ static int g_trace_stop (lua_State *L) {
     en = errno;
   GILUA_END_ALLOW_THREADS(L)
   if (rc == 1) return 0;
-  if (rc != 0) return oserror(L, "trace_stop", lua_tostring(L, -1), en);
+  if (rc != 0) return gilua_oserror(L, en, "trace_stop", lua_tostring(L, -1));
   return 1;
 }
 
@@ -157,7 +151,7 @@ static int g_timeline (lua_State *L) {
   if (rc != 0) {
     if (en == EINVAL)
       return gilua_raise(L, "ValueError", "timeline: %s is not a trace", trace);
-    return oserror(L, "timeline", en == ENOENT ? trace : html, en);
+    return gilua_oserror(L, en, "timeline", en == ENOENT ? trace : html);
   }
   lua_pushstring(L, html);
   return 1;

@@ -101,7 +101,7 @@ int mp_read_error (lua_State *L, int r) {
   if (r == -1) return gilua_raise(L, "EOFError", NULL);
   if (r == EPIPE) return gilua_raise(L, "EOFError", "connection closed in the middle of a message");
   if (r == EMSGSIZE) return gilua_raise(L, "OSError", "bad message length");
-  return mp_raise_errno(L, "recv", r);
+  return gilua_oserror(L, r, "recv", NULL);
 }
 
 /* }================================================================== */
@@ -172,10 +172,7 @@ static void send_frame (lua_State *L, int fd, mp_buf *b, size_t hlen) {
   GILUA_BEGIN_ALLOW_THREADS(L)
     r = mp_write_all(fd, b->p, b->n);
   GILUA_END_ALLOW_THREADS(L)
-  if (r == EPIPE || r == ECONNRESET)
-    gilua_raise(L, "BrokenPipeError", "[Errno %d] %s", r, strerror(r));
-  else if (r != 0)
-    mp_raise_errno(L, "send", r);
+  if (r != 0) gilua_oserror(L, r, "send", NULL);
 }
 
 
@@ -266,7 +263,7 @@ int mp_poll_fd (lua_State *L, int fd, double timeout) {
     if (r >= 0 || errno != EINTR) break;
     gilua_checkinterrupt(L);
   }
-  if (r < 0) return mp_raise_errno(L, "poll", errno);
+  if (r < 0) return gilua_oserror(L, errno, "poll", NULL);
   return r > 0;
 }
 
@@ -333,7 +330,7 @@ static int l_pipe (lua_State *L) {
   int duplex = lua_isnone(L, 1) || lua_toboolean(L, 1);
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
-    return mp_raise_errno(L, "socketpair", errno);
+    return gilua_oserror(L, errno, "socketpair", NULL);
   if (duplex) {
     newconn(L, sv[0], sv[0]);
     newconn(L, sv[1], sv[1]);

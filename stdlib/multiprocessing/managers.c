@@ -31,7 +31,7 @@ static int l_mkdtemp (lua_State *L) {
   const char *prefix = luaL_optstring(L, 1, "/tmp/gilua-mp-");
   char path[256];
   snprintf(path, sizeof path, "%sXXXXXX", prefix);
-  if (mkdtemp(path) == NULL) return mp_raise_errno(L, "mkdtemp", errno);
+  if (mkdtemp(path) == NULL) return gilua_oserror(L, errno, "mkdtemp", NULL);
   lua_pushstring(L, path);
   return 1;
 }
@@ -41,13 +41,13 @@ static int l_listen (lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   struct sockaddr_un a;
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return mp_raise_errno(L, "socket", errno);
+  if (fd < 0) return gilua_oserror(L, errno, "socket", NULL);
   fill_addr(L, &a, path);
   if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || chmod(path, 0600) != 0
       || listen(fd, 64) != 0) {
     int e = errno;
     close(fd);
-    return mp_raise_errno(L, "listen", e);
+    return gilua_oserror(L, e, "listen", NULL);
   }
   lua_pushinteger(L, fd);
   return 1;
@@ -59,7 +59,7 @@ static int l_accept (lua_State *L) {
   GILUA_BEGIN_ALLOW_THREADS(L)
     do fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC); while (fd < 0 && errno == EINTR);
   GILUA_END_ALLOW_THREADS(L)
-  if (fd < 0) return mp_raise_errno(L, "accept", errno);
+  if (fd < 0) return gilua_oserror(L, errno, "accept", NULL);
   mp_newconn(L, fd, fd);
   return 1;
 }
@@ -69,7 +69,7 @@ static int l_connect (lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   struct sockaddr_un a;
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), r;
-  if (fd < 0) return mp_raise_errno(L, "socket", errno);
+  if (fd < 0) return gilua_oserror(L, errno, "socket", NULL);
   fill_addr(L, &a, path);
   GILUA_BEGIN_ALLOW_THREADS(L)
     do r = connect(fd, (struct sockaddr *)&a, sizeof a); while (r < 0 && errno == EINTR);
@@ -77,7 +77,7 @@ static int l_connect (lua_State *L) {
   if (r != 0) {
     int e = errno;
     close(fd);
-    return mp_raise_errno(L, "connect", e);
+    return gilua_oserror(L, e, "connect", NULL);
   }
   mp_newconn(L, fd, fd);
   return 1;
@@ -90,7 +90,7 @@ static int l_random (lua_State *L) {
   if (n < 1 || n > (int)sizeof buf) return luaL_argerror(L, 1, "1 to 256");
   fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
   if (fd >= 0) { got = mp_read_all(fd, buf, (size_t)n) == 0; close(fd); }
-  if (!got) return mp_raise_errno(L, "urandom", errno);
+  if (!got) return gilua_oserror(L, errno, "urandom", NULL);
   lua_pushlstring(L, buf, (size_t)n);
   return 1;
 }

@@ -14,15 +14,6 @@
 #include "mp.h"
 
 
-int mp_raise_errno (lua_State *L, const char *what, int err) {
-  lua_getglobal(L, "OSError");
-  lua_pushinteger(L, err);
-  lua_pushfstring(L, "%s: %s", what, strerror(err));
-  lua_call(L, 2, 1);
-  return lua_error(L);
-}
-
-
 int mp_ms_left (double deadline) {
   double left;
   if (deadline < 0) return -1;

@@ -45,9 +45,7 @@ void mp_decode(lua_State *L, const char *s, size_t len);
 int mp_open_serialize(lua_State *L);    /* dumps, loads into the table on top */
 
 
-/* mp.c: raises OSError for errno 'err' of the call 'what'. */
-int mp_raise_errno(lua_State *L, const char *what, int err);
-/* Milliseconds left before 'deadline' (monotonic seconds; < 0: forever),
+/* mp.c: milliseconds left before 'deadline' (monotonic seconds; < 0: forever),
 ** for poll(). */
 int mp_ms_left(double deadline);
 /* A metatable 'name' whose __index (and field "methods") is a table of

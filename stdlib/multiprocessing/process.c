@@ -30,7 +30,7 @@ static int l_fork (lua_State *L) {
   pid_t pid;
   flush_std(L);
   pid = fork();
-  if (pid < 0) return mp_raise_errno(L, "fork", errno);
+  if (pid < 0) return gilua_oserror(L, errno, "fork", NULL);
   if (pid == 0) mp_feeders_after_fork();
   lua_pushinteger(L, pid);
   return 1;
@@ -130,7 +130,7 @@ static int l_wait (lua_State *L) {
     if (r >= 0 || errno != EINTR) break;
     gilua_checkinterrupt(L);
   }
-  if (r < 0) return mp_raise_errno(L, "poll", errno);
+  if (r < 0) return gilua_oserror(L, errno, "poll", NULL);
   lua_createtable(L, r, 0);
   for (i = 0; i < n; i++)
     if (pfd[i].revents) {
@@ -198,7 +198,7 @@ static int l_spawnv (lua_State *L) {
     lua_pop(L, 1);
   }
   pid = fork();
-  if (pid < 0) return mp_raise_errno(L, "fork", errno);
+  if (pid < 0) return gilua_oserror(L, errno, "fork", NULL);
   if (pid == 0) {
     for (i = 0; i < nkeep; i++) {
       int fl = fcntl(keep[i], F_GETFD);

@@ -211,7 +211,7 @@ static int q_make (lua_State *L, int rfd, int wfd, int shfd, int create,
   if (q->sh == MAP_FAILED) {
     int e = errno;
     free(q);
-    return mp_raise_errno(L, "mmap", e);
+    return gilua_oserror(L, e, "mmap", NULL);
   }
   if (create) {
     pthread_mutexattr_t ma;
@@ -243,13 +243,13 @@ static int l_queue (lua_State *L) {
   lua_Integer maxsize = luaL_optinteger(L, 1, 0);
   int sv[2], shfd;
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
-    return mp_raise_errno(L, "socketpair", errno);
+    return gilua_oserror(L, errno, "socketpair", NULL);
   shfd = memfd_create("gilua-queue", MFD_CLOEXEC);
   if (shfd < 0 || ftruncate(shfd, sizeof(qshared)) != 0) {
     int e = errno;
     close(sv[0]); close(sv[1]);
     if (shfd >= 0) close(shfd);
-    return mp_raise_errno(L, "memfd_create", e);
+    return gilua_oserror(L, e, "memfd_create", NULL);
   }
   shutdown(sv[0], SHUT_WR);
   shutdown(sv[1], SHUT_RD);
@@ -358,7 +358,7 @@ static int q_put (lua_State *L) {
     }
   GILUA_END_ALLOW_THREADS(L)
   if (intr) gilua_checkinterrupt(L);
-  if (err) return mp_raise_errno(L, "Queue.put", err);
+  if (err) return gilua_oserror(L, err, "Queue.put", NULL);
   if (!ok) return gilua_raise(L, "queue.Full", NULL);
   return 0;
 }

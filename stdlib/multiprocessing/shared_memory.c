@@ -24,15 +24,15 @@ void *mp_shmalloc (lua_State *L, size_t size, int *fd) {
   void *p;
   int e;
   *fd = memfd_create("gilua-shared", MFD_CLOEXEC);
-  if (*fd < 0) mp_raise_errno(L, "memfd_create", errno);
+  if (*fd < 0) gilua_oserror(L, errno, "memfd_create", NULL);
   if (ftruncate(*fd, (off_t)size) != 0) {
     e = errno; close(*fd); *fd = -1;
-    mp_raise_errno(L, "ftruncate", e);
+    gilua_oserror(L, e, "ftruncate", NULL);
   }
   p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, *fd, 0);
   if (p == MAP_FAILED) {
     e = errno; close(*fd); *fd = -1;
-    mp_raise_errno(L, "mmap", e);
+    gilua_oserror(L, e, "mmap", NULL);
   }
   return p;
 }
@@ -42,11 +42,11 @@ void *mp_shmalloc (lua_State *L, size_t size, int *fd) {
 void *mp_shmmap (lua_State *L, int fd, size_t size) {
   struct stat st;
   void *p;
-  if (fstat(fd, &st) != 0) mp_raise_errno(L, "fstat", errno);
+  if (fstat(fd, &st) != 0) gilua_oserror(L, errno, "fstat", NULL);
   if ((size_t)st.st_size < size)
     gilua_raise(L, "ValueError", "shared memory block too small");
   p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  if (p == MAP_FAILED) mp_raise_errno(L, "mmap", errno);
+  if (p == MAP_FAILED) gilua_oserror(L, errno, "mmap", NULL);
   return p;
 }
 
@@ -264,24 +264,17 @@ static int l_shm_open (lua_State *L) {
   b->size = 0;
   luaL_setmetatable(L, BUF_MT);
   fd = shm_open(name, create ? O_CREAT | O_EXCL | O_RDWR : O_RDWR, 0600);
-  if (fd < 0) {
-    e = errno;
-    if (e == ENOENT)
-      return gilua_raise(L, "FileNotFoundError", "[Errno 2] No such file or directory: '%s'", name);
-    if (e == EEXIST)
-      return gilua_raise(L, "FileExistsError", "[Errno 17] File exists: '%s'", name);
-    return mp_raise_errno(L, "shm_open", e);
-  }
+  if (fd < 0) return gilua_oserror(L, errno, "shm_open", name);
   if (create && ftruncate(fd, (off_t)size) != 0) {
     e = errno;
     close(fd);
     shm_unlink(name);
-    return mp_raise_errno(L, "ftruncate", e);
+    return gilua_oserror(L, e, "ftruncate", NULL);
   }
-  if (fstat(fd, &st) != 0) { e = errno; close(fd); return mp_raise_errno(L, "fstat", e); }
+  if (fstat(fd, &st) != 0) { e = errno; close(fd); return gilua_oserror(L, e, "fstat", NULL); }
   if (st.st_size > 0) {
     void *p = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (p == MAP_FAILED) { e = errno; close(fd); return mp_raise_errno(L, "mmap", e); }
+    if (p == MAP_FAILED) { e = errno; close(fd); return gilua_oserror(L, e, "mmap", NULL); }
     b->p = p;
     b->size = (size_t)st.st_size;
   }
@@ -293,11 +286,7 @@ static int l_shm_open (lua_State *L) {
 
 static int l_shm_unlink (lua_State *L) {
   const char *name = luaL_checkstring(L, 1);
-  if (shm_unlink(name) != 0) {
-    if (errno == ENOENT)
-      return gilua_raise(L, "FileNotFoundError", "[Errno 2] No such file or directory: '%s'", name);
-    return mp_raise_errno(L, "shm_unlink", errno);
-  }
+  if (shm_unlink(name) != 0) return gilua_oserror(L, errno, "shm_unlink", name);
   return 0;
 }
 

@@ -80,43 +80,6 @@ static int use_pidfd = 1;
 ** =======================================================
 */
 
-/* Python's OSError subclass for an errno. */
-static const char *errclass (int en) {
-  switch (en) {
-    case ENOENT: return "FileNotFoundError";
-    case EACCES: case EPERM: return "PermissionError";
-    case ENOTDIR: return "NotADirectoryError";
-    case EISDIR: return "IsADirectoryError";
-    case EEXIST: return "FileExistsError";
-    case ECHILD: return "ChildProcessError";
-    case ESRCH: return "ProcessLookupError";
-    case EINTR: return "InterruptedError";
-    case EPIPE: return "BrokenPipeError";
-    case ETIMEDOUT: return "TimeoutError";
-    default: return "OSError";
-  }
-}
-
-
-/* Raises OSError(errno, strerror[, filename]) with Python's subclass;
-** 'fname' is a stack index or 0. */
-static int oserror (lua_State *L, int en, int fname) {
-  int nargs = 2;
-  if (fname != 0) fname = lua_absindex(L, fname);
-  lua_getfield(L, LUA_REGISTRYINDEX, "gilua.classes");
-  if (!lua_istable(L, -1) || lua_getfield(L, -1, errclass(en)) == LUA_TNIL)
-    return luaL_error(L, "[Errno %d] %s", en, strerror(en));
-  lua_pushinteger(L, en);
-  lua_pushstring(L, strerror(en));
-  if (fname != 0) {
-    lua_pushvalue(L, fname);
-    nargs++;
-  }
-  lua_call(L, nargs, 1);
-  return lua_error(L);
-}
-
-
 /*
 ** SIGPIPE is blocked in the calling thread around our writes to a child;
 ** one that they raised meanwhile is dropped before it is unblocked.
@@ -459,7 +422,7 @@ static int proc_send_signal (lua_State *L) {
   }
   /* Not collected, so the pid cannot have been reused. */
   if (kill(p->pid, sig) < 0 && errno != ESRCH)
-    return oserror(L, errno, 0);
+    return gilua_oserror(L, errno, "kill", NULL);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -615,7 +578,7 @@ static int readspec (lua_State *L, int i) {
     if (n < SPEC_DEVNULL || n > INT_MAX)
       gilua_raise(L, "ValueError", "%s: bad file descriptor %d", names[i], (int)n);
     v = (int)n;
-    if (v >= 0 && fcntl(v, F_GETFD) < 0) oserror(L, errno, 0);
+    if (v >= 0 && fcntl(v, F_GETFD) < 0) gilua_oserror(L, errno, names[i], NULL);
   }
   else {
     luaL_Stream *p = (luaL_Stream *)luaL_testudata(L, -1, LUA_FILEHANDLE);
@@ -657,7 +620,7 @@ static int readkeep (lua_State *L, Spawn *sp, int *keep) {
     fd = lua_tointegerx(L, -1, &isint);
     if (!isint || fd < 0 || fd > INT_MAX)
       gilua_raise(L, "ValueError", "bad value(s) in pass_fds");
-    if (fcntl((int)fd, F_GETFD) < 0) oserror(L, errno, 0);
+    if (fcntl((int)fd, F_GETFD) < 0) gilua_oserror(L, errno, "pass_fds", NULL);
     lua_pop(L, 1);
     if (keep != NULL && fd > 2) keep[k++] = (int)fd;
   }
@@ -948,7 +911,7 @@ static int l_spawn (lua_State *L) {
   }
   if (sp.err != 0) {
     lua_getfield(L, 1, sp.err_cwd ? "cwd" : "program");
-    return oserror(L, sp.err, -1);
+    return gilua_oserror(L, sp.err, "spawn", lua_tostring(L, -1));
   }
   proc->pid = pid;
   proc->done = 0;
@@ -1088,7 +1051,7 @@ static int l_communicator (lua_State *L) {
     if (i > 0 || has_input) {
       int fd = handle_fd(p);
       if (fd < 0 || (c->fd[i] = fcntl(fd, F_DUPFD_CLOEXEC, 3)) < 0)
-        return oserror(L, fd < 0 ? EBADF : errno, 0);
+        return gilua_oserror(L, fd < 0 ? EBADF : errno, "communicate", NULL);
     }
     closehandle(L, i + 1);
   }
@@ -1207,7 +1170,7 @@ static int comm_run (lua_State *L) {
     case NOMEM:
       return gilua_raise(L, "MemoryError", "out of memory reading a child's output");
     default:
-      return oserror(L, st, 0);
+      return gilua_oserror(L, st, "communicate", NULL);
   }
 }
 
