@@ -593,12 +593,8 @@ static const luaL_Reg funcs[] = {
 
 
 int luaopen_gilua_asyncio (lua_State *L) {
-  luaL_newmetatable(L, POLLER_MT);
-  lua_newtable(L);
-  luaL_setfuncs(L, poller_methods, 0);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, p_close);
-  lua_setfield(L, -2, "__gc");
+  static const luaL_Reg meta[] = {{"__gc", p_close}, {NULL, NULL}};
+  gilua_newclass(L, POLLER_MT, poller_methods, meta);
   lua_pop(L, 1);
   luaL_newlib(L, funcs);
   lua_pushinteger(L, READ_BIT);

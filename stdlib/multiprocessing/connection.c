@@ -305,8 +305,7 @@ static int conn_index (lua_State *L) {
   else if (strcmp(k, "readable") == 0) lua_pushboolean(L, c->rfd >= 0);
   else if (strcmp(k, "writable") == 0) lua_pushboolean(L, c->wfd >= 0);
   else {
-    luaL_getmetatable(L, CONN_MT);
-    lua_getfield(L, -1, "methods");
+    lua_getfield(L, lua_upvalueindex(1), "methods");
     lua_getfield(L, -1, k);
   }
   return 1;
@@ -393,13 +392,11 @@ static const luaL_Reg funcs[] = {
 
 
 void mp_open_connection (lua_State *L) {
-  mp_newmeta(L, CONN_MT, conn_methods, conn_close);
-  lua_pushcfunction(L, conn_index);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, conn_tostring);
-  lua_setfield(L, -2, "__tostring");
-  lua_pushcfunction(L, conn_close);
-  lua_setfield(L, -2, "__close");
+  static const luaL_Reg meta[] = {
+    {"__index", conn_index}, {"__tostring", conn_tostring},
+    {"__close", conn_close}, {"__gc", conn_close}, {NULL, NULL}
+  };
+  gilua_newclass(L, CONN_MT, conn_methods, meta);
   lua_pop(L, 1);
   luaL_setfuncs(L, funcs, 0);
 }

@@ -24,21 +24,6 @@ int mp_ms_left (double deadline) {
 }
 
 
-void mp_newmeta (lua_State *L, const char *name, const luaL_Reg *methods,
-                 lua_CFunction gc) {
-  luaL_newmetatable(L, name);
-  lua_newtable(L);
-  luaL_setfuncs(L, methods, 0);
-  lua_pushvalue(L, -1);
-  lua_setfield(L, -3, "methods");
-  lua_setfield(L, -2, "__index");
-  if (gc) {
-    lua_pushcfunction(L, gc);
-    lua_setfield(L, -2, "__gc");
-  }
-}
-
-
 int luaopen_gilua_multiprocessing (lua_State *L) {
   lua_newtable(L);
   mp_open_process(L);

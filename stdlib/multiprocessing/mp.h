@@ -48,10 +48,6 @@ int mp_open_serialize(lua_State *L);    /* dumps, loads into the table on top */
 /* mp.c: milliseconds left before 'deadline' (monotonic seconds; < 0: forever),
 ** for poll(). */
 int mp_ms_left(double deadline);
-/* A metatable 'name' whose __index (and field "methods") is a table of
-** 'methods', with 'gc' as __gc when given; left on the stack. */
-void mp_newmeta(lua_State *L, const char *name, const luaL_Reg *methods,
-                lua_CFunction gc);
 
 
 /*

@@ -555,7 +555,8 @@ static const luaL_Reg funcs[] = {
 
 
 void mp_open_queues (lua_State *L) {
-  mp_newmeta(L, QUEUE_MT, q_methods, q_gc);
+  static const luaL_Reg meta[] = {{"__gc", q_gc}, {NULL, NULL}};
+  gilua_newclass(L, QUEUE_MT, q_methods, meta);
   lua_pop(L, 1);
   luaL_setfuncs(L, funcs, 0);
 }

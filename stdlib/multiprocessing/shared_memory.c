@@ -316,8 +316,7 @@ static int buf_index (lua_State *L) {
     lua_pushinteger(L, b->p[i]);
     return 1;
   }
-  luaL_getmetatable(L, BUF_MT);
-  lua_getfield(L, -1, "methods");
+  lua_getfield(L, lua_upvalueindex(1), "methods");
   lua_pushvalue(L, 2);
   lua_gettable(L, -2);
   return 1;
@@ -398,15 +397,13 @@ static const luaL_Reg funcs[] = {
 
 
 void mp_open_shared_memory (lua_State *L) {
-  mp_newmeta(L, SHM_MT, shm_methods, shm_gc);
-  lua_pop(L, 1);
-  mp_newmeta(L, BUF_MT, buf_methods, buf_release);
-  lua_pushcfunction(L, buf_index);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, buf_newindex);
-  lua_setfield(L, -2, "__newindex");
-  lua_pushcfunction(L, buf_len);
-  lua_setfield(L, -2, "__len");
-  lua_pop(L, 1);
+  static const luaL_Reg shm_meta[] = {{"__gc", shm_gc}, {NULL, NULL}};
+  static const luaL_Reg buf_meta[] = {
+    {"__gc", buf_release}, {"__index", buf_index}, {"__newindex", buf_newindex},
+    {"__len", buf_len}, {NULL, NULL}
+  };
+  gilua_newclass(L, SHM_MT, shm_methods, shm_meta);
+  gilua_newclass(L, BUF_MT, buf_methods, buf_meta);
+  lua_pop(L, 2);
   luaL_setfuncs(L, funcs, 0);
 }

@@ -305,7 +305,8 @@ static const luaL_Reg funcs[] = {
 
 
 void mp_open_synchronize (lua_State *L) {
-  mp_newmeta(L, SYNC_MT, sync_methods, sync_gc);
+  static const luaL_Reg meta[] = {{"__gc", sync_gc}, {NULL, NULL}};
+  gilua_newclass(L, SYNC_MT, sync_methods, meta);
   lua_pop(L, 1);
   luaL_setfuncs(L, funcs, 0);
 }

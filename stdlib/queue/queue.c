@@ -628,17 +628,10 @@ static const luaL_Reg methods[] = {
 /* The module table holds new() and every method, which queue.lua copies
 ** into its classes; the userdata's metatable has them too. */
 int luaopen_gilua_queue (lua_State *L) {
-  luaL_newmetatable(L, QUEUE_MT);
-  lua_newtable(L);
-  lua_pushvalue(L, -2);
-  luaL_setfuncs(L, methods, 1);
-  lua_setfield(L, -2, "__index");
-  lua_pushvalue(L, -1);
-  lua_pushcclosure(L, q_tostring, 1);
-  lua_setfield(L, -2, "__tostring");
-  lua_pushvalue(L, -1);
-  lua_pushcclosure(L, q_gc, 1);
-  lua_setfield(L, -2, "__gc");
+  static const luaL_Reg meta[] = {
+    {"__tostring", q_tostring}, {"__gc", q_gc}, {NULL, NULL}
+  };
+  gilua_newclass(L, QUEUE_MT, methods, meta);
   lua_newtable(L);
   lua_pushvalue(L, -2);
   luaL_setfuncs(L, methods, 1);

@@ -1236,21 +1236,12 @@ static const luaL_Reg funcs[] = {
 };
 
 
-static void newclass (lua_State *L, const char *name, const luaL_Reg *methods,
-                      lua_CFunction gc) {
-  luaL_newmetatable(L, name);
-  lua_newtable(L);
-  luaL_setfuncs(L, methods, 0);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pop(L, 1);
-}
-
-
 int luaopen_gilua_subprocess (lua_State *L) {
-  newclass(L, PROC_MT, proc_methods, proc_gc);
-  newclass(L, COMM_MT, comm_methods, comm_gc);
+  static const luaL_Reg proc_meta[] = {{"__gc", proc_gc}, {NULL, NULL}};
+  static const luaL_Reg comm_meta[] = {{"__gc", comm_gc}, {NULL, NULL}};
+  gilua_newclass(L, PROC_MT, proc_methods, proc_meta);
+  gilua_newclass(L, COMM_MT, comm_methods, comm_meta);
+  lua_pop(L, 2);
   luaL_newlib(L, funcs);
   lua_pushinteger(L, SPEC_PIPE);
   lua_setfield(L, -2, "PIPE");

@@ -360,12 +360,13 @@ static const luaL_Reg funcs[] = {
 };
 
 
+static const luaL_Reg handle_meta[] = {
+  {"__gc", h_gc}, {NULL, NULL}
+};
+
+
 int luaopen_gilua_thread (lua_State *L) {
-  luaL_newmetatable(L, HANDLE_MT);
-  luaL_newlib(L, handle_methods);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, h_gc);
-  lua_setfield(L, -2, "__gc");
+  gilua_newclass(L, HANDLE_MT, handle_methods, handle_meta);
   lua_pop(L, 1);
   luaL_newlib(L, funcs);
   thread_openlocks(L);
