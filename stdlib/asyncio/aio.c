@@ -21,7 +21,6 @@
 */
 #include <errno.h>
 #include <fcntl.h>
-#include <math.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -131,6 +130,13 @@ static int p_modify (lua_State *L) {
 }
 
 
+/* epoll_wait for gilua_waitwith: SIGINT is let in only while it waits. */
+static int epoll_ms (void *ud, int ms, const sigset_t *mask) {
+  Poller *p = (Poller *)ud;
+  return epoll_pwait(p->epfd, p->ev, MAXEVENTS, ms, mask);
+}
+
+
 /*
 ** poller:poll(timeout, out) -> n, woken: waits (GIL released) at most
 ** 'timeout' seconds (negative: no limit) and puts the ready descriptors
@@ -140,30 +146,23 @@ static int p_modify (lua_State *L) {
 static int p_poll (lua_State *L) {
   Poller *p = topoller(L);
   double timeout = luaL_checknumber(L, 2);
-  int ms, n, i, k = 0, woken = 0, en = 0;
+  int n, i, k = 0, woken = 0, en = 0;
   luaL_checktype(L, 3, LUA_TTABLE);
-  if (timeout < 0) ms = -1;
-  else if (timeout == 0) ms = 0;
-  else {
-    double t = ceil(timeout * 1e3);
-    ms = t > 2e9 ? 2000000000 : (int)t;
-  }
-  if (ms == 0) {
-    n = epoll_wait(p->epfd, p->ev, MAXEVENTS, 0);
+  if (timeout == 0) {
+    do n = epoll_wait(p->epfd, p->ev, MAXEVENTS, 0); while (n < 0 && errno == EINTR);
     if (n < 0) en = errno;
   }
   else {
+    double deadline = gilua_deadline_after(timeout);
     GILUA_BEGIN_ALLOW_THREADS(L)
-      n = epoll_wait(p->epfd, p->ev, MAXEVENTS, ms);
+      n = gilua_waitwith(epoll_ms, p, deadline);
       if (n < 0) en = errno;
     GILUA_END_ALLOW_THREADS(L)
   }
+  gilua_checkinterrupt(L);
   if (n < 0) {
-    if (en == EINTR) {
-      gilua_checkinterrupt(L);
-      n = 0;
-    }
-    else return gilua_oserror(L, en, "epoll_wait", NULL);
+    if (en != EINTR) return gilua_oserror(L, en, "epoll_wait", NULL);
+    n = 0;
   }
   for (i = 0; i < n; i++) {
     int fd = p->ev[i].data.fd;

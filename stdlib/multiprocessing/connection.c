@@ -21,13 +21,40 @@
 ** ===================================================================
 */
 
-/* Writes all of s[0..n) to fd without the GIL; 0 or an errno. */
-int mp_write_all (int fd, const char *s, size_t n) {
+/*
+** With 'intr', Ctrl-C stops the waits (EINTR), through the interruptible
+** wait: a read's wait for the first byte of a message only, since the
+** rest is on its way and a frame cut short would leave the connection out
+** of step; any wait of a write for room, since the reader may never come
+** (a message cut short there breaks the connection, as in Python).
+*/
+static int wait_fd (int fd, short events) {
+  struct pollfd p;
+  p.fd = fd;
+  p.events = events;
+  p.revents = 0;
+  return gilua_waitfds(&p, 1, GILUA_FOREVER) < 0 ? errno : 0;
+}
+
+
+int mp_write_all (int fd, const char *s, size_t n, int intr) {
+  int sock = 1, e;
   while (n > 0) {
-    ssize_t w = send(fd, s, n, MSG_NOSIGNAL);
-    if (w < 0 && errno == ENOTSOCK) w = write(fd, s, n);
+    ssize_t w = -1;
+    if (sock) {
+      w = send(fd, s, n, MSG_NOSIGNAL | (intr ? MSG_DONTWAIT : 0));
+      if (w < 0 && errno == ENOTSOCK) sock = 0;
+    }
+    if (!sock) {
+      if (intr && (e = wait_fd(fd, POLLOUT)) != 0) return e;
+      w = write(fd, s, n);
+    }
     if (w < 0) {
       if (errno == EINTR) continue;
+      if (intr && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        if ((e = wait_fd(fd, POLLOUT)) != 0) return e;
+        continue;
+      }
       return errno;
     }
     s += w;
@@ -37,10 +64,19 @@ int mp_write_all (int fd, const char *s, size_t n) {
 }
 
 
-/* Reads exactly n bytes; 0, -1 at end of file before any byte, or an errno
-** (EPIPE for end of file in the middle). */
-int mp_read_all (int fd, char *s, size_t n) {
+int mp_read_all (int fd, char *s, size_t n, int intr) {
   size_t got = 0;
+  if (intr && n > 0) {
+    ssize_t r = recv(fd, s, n, MSG_DONTWAIT);
+    if (r > 0) got = (size_t)r;
+    else if (r == 0) return -1;
+    else if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOTSOCK ||
+             errno == EINTR) {
+      int e = wait_fd(fd, POLLIN);
+      if (e != 0) return e;
+    }
+    else return errno;
+  }
   while (got < n) {
     ssize_t r = read(fd, s + got, n - got);
     if (r < 0) {
@@ -75,11 +111,11 @@ int mp_read_frame (int fd, mp_buf *b, size_t maxlen) {
   uint32_t l;
   uint64_t len;
   char *p;
-  int r = mp_read_all(fd, (char *)&l, 4);
+  int r = mp_read_all(fd, (char *)&l, 4, 1);
   if (r != 0) return r;
   len = l;
   if (l == 0xffffffffu) {
-    r = mp_read_all(fd, (char *)&len, 8);
+    r = mp_read_all(fd, (char *)&len, 8, 0);
     if (r != 0) return r == -1 ? EPIPE : r;
   }
   if (maxlen && len > maxlen) return EMSGSIZE;
@@ -90,7 +126,7 @@ int mp_read_frame (int fd, mp_buf *b, size_t maxlen) {
     b->p = p;
     b->cap = (size_t)len;
   }
-  r = mp_read_all(fd, b->p, (size_t)len);
+  r = mp_read_all(fd, b->p, (size_t)len, 0);
   if (r != 0) return r == -1 ? EPIPE : r;
   b->n = (size_t)len;
   return 0;
@@ -98,6 +134,7 @@ int mp_read_frame (int fd, mp_buf *b, size_t maxlen) {
 
 
 int mp_read_error (lua_State *L, int r) {
+  if (r == EINTR) gilua_checkinterrupt(L);
   if (r == -1) return gilua_raise(L, "EOFError", NULL);
   if (r == EPIPE) return gilua_raise(L, "EOFError", "connection closed in the middle of a message");
   if (r == EMSGSIZE) return gilua_raise(L, "OSError", "bad message length");
@@ -170,8 +207,9 @@ static void send_frame (lua_State *L, int fd, mp_buf *b, size_t hlen) {
   }
   memcpy(b->p, h, k);
   GILUA_BEGIN_ALLOW_THREADS(L)
-    r = mp_write_all(fd, b->p, b->n);
+    r = mp_write_all(fd, b->p, b->n, 1);
   GILUA_END_ALLOW_THREADS(L)
+  if (r == EINTR) gilua_checkinterrupt(L);
   if (r != 0) gilua_oserror(L, r, "send", NULL);
 }
 
@@ -248,23 +286,10 @@ static int conn_recv_bytes (lua_State *L) {
 
 int mp_poll_fd (lua_State *L, int fd, double timeout) {
   struct pollfd p;
-  double deadline = timeout < 0 ? -1 : gilua_monotonic() + timeout;
-  int r;
   p.fd = fd;
   p.events = POLLIN;
-  for (;;) {
-    p.revents = 0;
-    if (timeout == 0) r = poll(&p, 1, 0);
-    else {
-      GILUA_BEGIN_ALLOW_THREADS(L)
-        r = poll(&p, 1, mp_ms_left(deadline));
-      GILUA_END_ALLOW_THREADS(L)
-    }
-    if (r >= 0 || errno != EINTR) break;
-    gilua_checkinterrupt(L);
-  }
-  if (r < 0) return gilua_oserror(L, errno, "poll", NULL);
-  return r > 0;
+  p.revents = 0;
+  return gilua_poll(L, &p, 1, gilua_deadline_after(timeout), "poll") > 0;
 }
 
 

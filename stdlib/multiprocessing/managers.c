@@ -57,8 +57,10 @@ static int l_listen (lua_State *L) {
 static int l_accept (lua_State *L) {
   int lfd = (int)luaL_checkinteger(L, 1), fd;
   GILUA_BEGIN_ALLOW_THREADS(L)
-    do fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC); while (fd < 0 && errno == EINTR);
+    do fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    while (fd < 0 && errno == EINTR && !gilua_interrupt_pending());
   GILUA_END_ALLOW_THREADS(L)
+  gilua_checkinterrupt(L);
   if (fd < 0) return gilua_oserror(L, errno, "accept", NULL);
   mp_newconn(L, fd, fd);
   return 1;
@@ -72,8 +74,11 @@ static int l_connect (lua_State *L) {
   if (fd < 0) return gilua_oserror(L, errno, "socket", NULL);
   fill_addr(L, &a, path);
   GILUA_BEGIN_ALLOW_THREADS(L)
-    do r = connect(fd, (struct sockaddr *)&a, sizeof a); while (r < 0 && errno == EINTR);
+    do r = connect(fd, (struct sockaddr *)&a, sizeof a);
+    while (r < 0 && errno == EINTR && !gilua_interrupt_pending());
   GILUA_END_ALLOW_THREADS(L)
+  if (r != 0 && errno == EINTR) close(fd);
+  gilua_checkinterrupt(L);
   if (r != 0) {
     int e = errno;
     close(fd);
@@ -89,7 +94,7 @@ static int l_random (lua_State *L) {
   char buf[256];
   if (n < 1 || n > (int)sizeof buf) return luaL_argerror(L, 1, "1 to 256");
   fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-  if (fd >= 0) { got = mp_read_all(fd, buf, (size_t)n) == 0; close(fd); }
+  if (fd >= 0) { got = mp_read_all(fd, buf, (size_t)n, 0) == 0; close(fd); }
   if (!got) return gilua_oserror(L, errno, "urandom", NULL);
   lua_pushlstring(L, buf, (size_t)n);
   return 1;

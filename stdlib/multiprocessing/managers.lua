@@ -337,7 +337,13 @@ local function request(addr, key, req)
     return c.conn:recv()
   end)
   c.lock:release()
-  if not ok then error(r, 0) end
+  if not ok then
+    -- Cut short (Ctrl-C) or broken: the server may still answer this call,
+    -- so the connection is out of step; the next request makes a new one.
+    if by_addr[addr] == c then by_addr[addr] = nil end
+    pcall(c.conn.close, c.conn)
+    error(r, 0)
+  end
   if not r[1] then error(r[2], 0) end
   return unpack(r, 2, r.n)
 end

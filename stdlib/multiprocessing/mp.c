@@ -6,22 +6,11 @@
 ** classes on it. Every wait happens without the GIL: the other processes
 ** do not share our GIL, and our other threads must run.
 **
-** This file opens the module and holds the helpers the others share.
+** This file opens the module.
 */
 #include <signal.h>
-#include <string.h>
 
 #include "mp.h"
-
-
-int mp_ms_left (double deadline) {
-  double left;
-  if (deadline < 0) return -1;
-  left = deadline - gilua_monotonic();
-  if (left <= 0) return 0;
-  if (left > 86400.0) return 86400000;
-  return (int)(left * 1000.0 + 0.999);
-}
 
 
 int luaopen_gilua_multiprocessing (lua_State *L) {

@@ -45,27 +45,26 @@ void mp_decode(lua_State *L, const char *s, size_t len);
 int mp_open_serialize(lua_State *L);    /* dumps, loads into the table on top */
 
 
-/* mp.c: milliseconds left before 'deadline' (monotonic seconds; < 0: forever),
-** for poll(). */
-int mp_ms_left(double deadline);
-
-
 /*
 ** connection.c: frames are a u32 length (0xffffffff: a u64 length
 ** follows), then the bytes.
 */
-/* Writes all of s[0..n) to fd without the GIL; 0 or an errno. */
-int mp_write_all(int fd, const char *s, size_t n);
-/* Reads exactly n bytes; 0, -1 at end of file before any byte, or an errno
-** (EPIPE for end of file in the middle). */
-int mp_read_all(int fd, char *s, size_t n);
+/* Writes all of s[0..n) to fd without the GIL; 0 or an errno. With
+** 'intr', Ctrl-C stops a wait for room (EINTR). */
+int mp_write_all(int fd, const char *s, size_t n, int intr);
+/* Reads exactly n bytes without the GIL; 0, -1 at end of file before any
+** byte, or an errno (EPIPE for end of file in the middle). With 'intr',
+** Ctrl-C stops the wait for the first byte (EINTR). */
+int mp_read_all(int fd, char *s, size_t n, int intr);
 /* Writes the header of a frame of 'len' bytes in h (room for 12 bytes) and
 ** returns its size, 4 or 12. */
 size_t mp_header(char *h, size_t len);
 /* Reads one frame into b (reset first), without the GIL; 0 or as
-** mp_read_all, EMSGSIZE for a frame longer than maxlen (0: no limit). */
+** mp_read_all, EMSGSIZE for a frame longer than maxlen (0: no limit).
+** Ctrl-C stops the wait for the frame to begin (EINTR). */
 int mp_read_frame(int fd, mp_buf *b, size_t maxlen);
-/* Raises what mp_read_frame's result 'r' (not 0) means. */
+/* Raises what mp_read_frame's result 'r' (not 0) means (KeyboardInterrupt
+** for EINTR). */
 int mp_read_error(lua_State *L, int r);
 /* Whether fd becomes readable within 'timeout' seconds (< 0: no limit). */
 int mp_poll_fd(lua_State *L, int fd, double timeout);

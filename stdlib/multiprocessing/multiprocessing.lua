@@ -357,22 +357,21 @@ function Process:join(timeout)
   check_child(self, "join")
   if timeout ~= nil then args.check(timeout, "number", "Process.join", "timeout") end
   if self._exitcode ~= nil then return end
-  if timeout == nil then
-    while self._exitcode == nil do
-      local code = _mp.waitpid(self.pid, true)
-      if code ~= nil then self:_finished(code)
-      elseif self._exitcode == nil then sleep(0.001) end  -- another thread reaps it
-    end
-    return
-  end
-  local deadline = monotonic() + (timeout > 0 and timeout or 0)
+  -- The pidfd is waited for (Ctrl-C ends that wait at once), then the
+  -- child is collected without blocking.
+  local deadline = timeout and monotonic() + (timeout > 0 and timeout or 0)
   while self._exitcode == nil do
     local code = _mp.waitpid(self.pid, false)
     if code ~= nil then self:_finished(code); break end
-    local left = deadline - monotonic()
-    if left <= 0 then break end
+    local left = deadline and deadline - monotonic()
+    if left and left <= 0 then break end
     if self._pidfd then _mp.wait({ self._pidfd }, left)
-    else sleep(math.min(left, 0.005)) end
+    elseif left then sleep(math.min(left, 0.005))
+    else
+      code = _mp.waitpid(self.pid, true)
+      if code ~= nil then self:_finished(code)
+      elseif self._exitcode == nil then sleep(0.001) end  -- another thread reaps it
+    end
   end
 end
 

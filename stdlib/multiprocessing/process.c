@@ -52,15 +52,19 @@ static int l_exit (lua_State *L) {
 
 
 /* waitpid(pid, block) -> exitcode (negative: the signal), or nil if still
-** running (block false) or not our child any more. */
+** running (block false) or not our child any more. A blocking wait ends
+** with KeyboardInterrupt on Ctrl-C (a Ctrl-C just before it is seen when
+** the child ends: wait for a pidfd to be sure of it). */
 static int l_waitpid (lua_State *L) {
   pid_t pid = (pid_t)luaL_checkinteger(L, 1);
   int block = lua_toboolean(L, 2), status = 0;
   pid_t r;
   if (block) {
     GILUA_BEGIN_ALLOW_THREADS(L)
-      do r = waitpid(pid, &status, 0); while (r < 0 && errno == EINTR);
+      do r = waitpid(pid, &status, 0);
+      while (r < 0 && errno == EINTR && !gilua_interrupt_pending());
     GILUA_END_ALLOW_THREADS(L)
+    gilua_checkinterrupt(L);
   }
   else
     do r = waitpid(pid, &status, WNOHANG); while (r < 0 && errno == EINTR);
@@ -108,7 +112,6 @@ static int l_close (lua_State *L) {
 static int l_wait (lua_State *L) {
   struct pollfd small[16], *pfd = small;
   double timeout = luaL_optnumber(L, 2, -1);
-  double deadline = timeout < 0 ? -1 : gilua_monotonic() + timeout;
   lua_Integer n, i;
   int r, k = 0;
   luaL_checktype(L, 1, LUA_TTABLE);
@@ -123,14 +126,7 @@ static int l_wait (lua_State *L) {
     pfd[i].revents = 0;
     lua_pop(L, 1);
   }
-  for (;;) {
-    GILUA_BEGIN_ALLOW_THREADS(L)
-      r = poll(pfd, (nfds_t)n, mp_ms_left(deadline));
-    GILUA_END_ALLOW_THREADS(L)
-    if (r >= 0 || errno != EINTR) break;
-    gilua_checkinterrupt(L);
-  }
-  if (r < 0) return gilua_oserror(L, errno, "poll", NULL);
+  r = gilua_poll(L, pfd, (int)n, gilua_deadline_after(timeout), "wait");
   lua_createtable(L, r, 0);
   for (i = 0; i < n; i++)
     if (pfd[i].revents) {

@@ -90,7 +90,7 @@ static void *feeder (void *ud) {
     q->writing = 1;
     pthread_mutex_unlock(&q->m);
     robust_lock(&q->sh->wlock);
-    mp_write_all(q->wfd, buf, n);  /* a reader gone: the items are lost */
+    mp_write_all(q->wfd, buf, n, 0);  /* a reader gone: the items are lost */
     pthread_mutex_unlock(&q->sh->wlock);
     pthread_mutex_lock(&q->m);
     q->writing = 0;
@@ -364,6 +364,40 @@ static int q_put (lua_State *L) {
 }
 
 
+/*
+** Takes the readers' lock (another process may hold it while it waits for
+** an item) before 'deadline' (monotonic; < 0: none): 0, EBUSY once the
+** deadline has passed, or EINTR for Ctrl-C. The wait goes in slices, so
+** that Ctrl-C is seen; pthread_mutex_timedlock counts in CLOCK_REALTIME.
+*/
+#define SLICE 0.05
+
+static int take_rlock (pthread_mutex_t *m, double deadline) {
+  for (;;) {
+    double now = gilua_monotonic(), until = deadline;
+    int r;
+    if (gilua_interrupt_pending()) return EINTR;
+    if (deadline >= 0 && deadline <= now) r = pthread_mutex_trylock(m);
+    else {
+      struct timespec ts;
+      double frac;
+      if (until < 0 || until > now + SLICE) until = now + SLICE;
+      clock_gettime(CLOCK_REALTIME, &ts);
+      frac = ts.tv_nsec / 1e9 + (until - now);
+      ts.tv_sec += (time_t)frac;
+      ts.tv_nsec = (long)((frac - (double)(time_t)frac) * 1e9);
+      r = pthread_mutex_timedlock(m, &ts);
+      if (r == ETIMEDOUT) continue;
+    }
+    if (r == EOWNERDEAD) {
+      pthread_mutex_consistent(m);
+      r = 0;
+    }
+    return r;
+  }
+}
+
+
 /* get(block, timeout) */
 static int q_get (lua_State *L) {
   qlocal *q = checkq(L);
@@ -380,30 +414,20 @@ static int q_get (lua_State *L) {
   lua_settop(L, 1);
   b = mp_newbuf(L);
   GILUA_BEGIN_ALLOW_THREADS(L)
-    int lr;
-    if (timeout < 0) lr = pthread_mutex_lock(&sh->rlock);
-    else if (timeout == 0) lr = pthread_mutex_trylock(&sh->rlock);
-    else {  /* timedlock counts in CLOCK_REALTIME */
-      struct timespec ts;
-      clock_gettime(CLOCK_REALTIME, &ts);
-      ts.tv_sec += (time_t)timeout;
-      ts.tv_nsec += (long)((timeout - (double)(time_t)timeout) * 1e9);
-      if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
-      lr = pthread_mutex_timedlock(&sh->rlock, &ts);
-    }
-    if (lr == EOWNERDEAD) { pthread_mutex_consistent(&sh->rlock); lr = 0; }
-    if (lr == 0) {
+    int lr = take_rlock(&sh->rlock, deadline);
+    if (lr == EINTR) r = EINTR;
+    else if (lr == 0) {
       struct pollfd p;
-      int ready = 1;
-      if (timeout >= 0) {
-        p.fd = fd;
-        p.events = POLLIN;
-        do ready = poll(&p, 1, mp_ms_left(deadline)); while (ready < 0 && errno == EINTR);
-      }
+      int ready;
+      p.fd = fd;
+      p.events = POLLIN;
+      p.revents = 0;
+      ready = gilua_waitfds(&p, 1, deadline);
       if (ready > 0) {
         r = mp_read_frame(fd, b, 0);
         got = r == 0;
       }
+      else if (ready < 0) r = errno;
       pthread_mutex_unlock(&sh->rlock);
       if (got) {
         mp_slock(&sh->s);

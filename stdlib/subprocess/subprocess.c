@@ -16,9 +16,11 @@
 **   that any number of threads can wait for one child, and the one that
 **   collects it publishes the status before any other looks. No SIGCHLD
 **   handler.
-** - Timed waits poll a pidfd (Linux 5.3+): the wait ends the moment the
-**   child does, without the latency or the wake-ups of Python's loop of
-**   growing sleeps; that loop is the fallback when pidfd_open is refused.
+** - Waits poll a pidfd (Linux 5.3+) with the one interruptible wait
+**   (vm/gilua_wait.c): the wait ends the moment the child does, without
+**   the latency or the wake-ups of Python's loop of growing sleeps, and
+**   at once on Ctrl-C. When pidfd_open is refused, a timed wait falls
+**   back on that loop, and a wait for ever on waitid.
 ** - communicate polls the pipes, writing at most PIPE_BUF bytes after
 **   POLLOUT (which then cannot block) on descriptors left in blocking mode:
 **   O_NONBLOCK would belong to the open file description, shared with any
@@ -107,23 +109,6 @@ static void sigpipe_restore (const sigset_t *old, int unblock) {
   errno = en;
 }
 
-
-static double until (const struct timespec *deadline) {
-  struct timespec now;
-  clock_gettime(CLOCK_MONOTONIC, &now);
-  return (double)(deadline->tv_sec - now.tv_sec)
-         + (deadline->tv_nsec - now.tv_nsec) / 1e9;
-}
-
-
-static struct timespec span (double secs) {
-  struct timespec t;
-  if (secs < 0) secs = 0;
-  t.tv_sec = (time_t)secs;
-  t.tv_nsec = (long)((secs - (double)t.tv_sec) * 1e9);
-  if (t.tv_nsec > 999999999L) t.tv_nsec = 999999999L;
-  return t;
-}
 
 /* }====================================================== */
 
@@ -347,47 +332,41 @@ static void openpidfd (Proc *p) {
 }
 
 
-/* Waits for ever: waitid with WNOWAIT sees the end without collecting. */
-static void wait_forever (lua_State *L, Proc *p) {
-  siginfo_t si;
-  pid_t pid = p->pid;
-  int r, en;
-  GILUA_BEGIN_ALLOW_THREADS(L)
-    r = waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT);
-    en = errno;
-  GILUA_END_ALLOW_THREADS(L)
-  if (r < 0 && en == EINTR) gilua_checkinterrupt(L);
-}
-
-
-/* Waits at most 'left' seconds for the end; 'delay' is the fallback's
-** current sleep, doubled each turn up to 50 ms. */
-static void wait_some (lua_State *L, Proc *p, double left, double *delay) {
-  struct timespec ts;
-  int fd, r = 0, en = 0;
+/*
+** Waits for the end until 'deadline' (GILUA_FOREVER: none), or Ctrl-C
+** (KeyboardInterrupt): on the pidfd, with the one interruptible wait.
+** Without a pidfd, a wait for ever is waitid with WNOWAIT (it sees the end
+** without collecting) and a timed one sleeps '*delay', doubled each turn
+** up to 50 ms.
+*/
+static void wait_end (lua_State *L, Proc *p, double deadline, double *delay) {
+  int fd;
+  double nap = 0;
   openpidfd(p);
   fd = p->pidfd;
-  if (fd < 0) {
-    if (left > *delay) left = *delay;
+  if (fd < 0 && deadline >= 0) {
+    nap = deadline - gilua_monotonic();
+    if (nap > *delay) nap = *delay;
     *delay = (*delay * 2 < 0.05) ? *delay * 2 : 0.05;
   }
-  ts = span(left);
   p->waiters++;
   GILUA_BEGIN_ALLOW_THREADS(L)
     if (fd >= 0) {
       struct pollfd pfd;
       pfd.fd = fd;
       pfd.events = POLLIN;
-      r = ppoll(&pfd, 1, &ts, NULL);
-      en = errno;
+      pfd.revents = 0;
+      gilua_waitfds(&pfd, 1, deadline);
     }
-    else if (gilua_nap(left)) {
-      r = -1;
-      en = EINTR;
+    else if (deadline < 0) {
+      siginfo_t si;
+      if (!gilua_interrupt_pending())
+        waitid(P_PID, (id_t)p->pid, &si, WEXITED | WNOWAIT);
     }
+    else gilua_nap(nap);
   GILUA_END_ALLOW_THREADS(L)
   p->waiters--;
-  if (r < 0 && en == EINTR) gilua_checkinterrupt(L);
+  gilua_checkinterrupt(L);
 }
 
 
@@ -397,15 +376,11 @@ static int proc_wait (lua_State *L) {
   int forever = lua_isnoneornil(L, 2);
   double timeout = forever ? 0 : luaL_checknumber(L, 2);
   double delay = 0.0005;
-  struct timespec deadline;
-  if (!forever) gilua_deadline(&deadline, timeout > 0 ? timeout : 0);
+  double deadline = forever ? GILUA_FOREVER
+                            : gilua_deadline_after(timeout > 0 ? timeout : 0);
   while (!reap(p)) {
-    if (forever) wait_forever(L, p);
-    else {
-      double left = until(&deadline);
-      if (left <= 0) break;
-      wait_some(L, p, left, &delay);
-    }
+    if (deadline >= 0 && gilua_monotonic() >= deadline) break;
+    wait_end(L, p, deadline, &delay);
   }
   if (p->done) pidfd_drop(p);
   return pushcode(L, p);
@@ -1063,14 +1038,12 @@ enum { DONE = -1, TIMEOUT = -2, INTERRUPTED = -3, NOMEM = -4 };
 
 /*
 ** The exchange, without the GIL: writes the input, reads the outputs until
-** their ends, or until the deadline. Returns DONE, TIMEOUT, INTERRUPTED,
-** NOMEM or an errno.
+** their ends, or until the deadline (GILUA_FOREVER: none). Returns DONE,
+** TIMEOUT, INTERRUPTED, NOMEM or an errno.
 */
-static int exchange (Comm *c, const char *in, size_t len,
-                     const struct timespec *deadline) {
+static int exchange (Comm *c, const char *in, size_t len, double deadline) {
   for (;;) {
     struct pollfd pfd[3];
-    struct timespec left;
     int which[3], n = 0, i, r;
     if (c->fd[0] >= 0 && c->off >= len) closefd(&c->fd[0]);
     for (i = 0; i < 3; i++) {
@@ -1081,17 +1054,9 @@ static int exchange (Comm *c, const char *in, size_t len,
       which[n++] = i;
     }
     if (n == 0) return DONE;
-    if (deadline != NULL) {
-      double secs = until(deadline);
-      if (secs <= 0) return TIMEOUT;
-      left = span(secs);
-    }
-    r = ppoll(pfd, (nfds_t)n, deadline ? &left : NULL, NULL);
-    if (r < 0) {
-      if (errno != EINTR) return errno;
-      if (gilua_interrupt_pending()) return INTERRUPTED;
-      continue;
-    }
+    r = gilua_waitfds(pfd, n, deadline);
+    if (r == 0) return TIMEOUT;
+    if (r < 0) return errno == EINTR ? INTERRUPTED : errno;
     for (i = 0; i < n; i++) {
       int k = which[i];
       if (pfd[i].revents == 0) continue;
@@ -1137,18 +1102,18 @@ static int comm_run (lua_State *L) {
   size_t len = 0;
   const char *in = luaL_optlstring(L, 2, NULL, &len);
   int forever = lua_isnoneornil(L, 3), st, unblock, i;
-  double timeout = forever ? 0 : luaL_checknumber(L, 3);
-  struct timespec deadline;
+  double timeout = forever ? 0 : luaL_checknumber(L, 3), deadline;
   sigset_t old;
   if (c->busy)
     return gilua_raise(L, "RuntimeError",
                        "communicate() is already running in another thread");
   if (in == NULL) len = 0;
-  if (!forever) gilua_deadline(&deadline, timeout > 0 ? timeout : 0);
+  deadline = forever ? GILUA_FOREVER
+                     : gilua_deadline_after(timeout > 0 ? timeout : 0);
   c->busy = 1;
   unblock = sigpipe_block(&old);
   GILUA_BEGIN_ALLOW_THREADS(L)
-    st = exchange(c, in, len, forever ? NULL : &deadline);
+    st = exchange(c, in, len, deadline);
   GILUA_END_ALLOW_THREADS(L)
   sigpipe_restore(&old, unblock);
   c->busy = 0;
