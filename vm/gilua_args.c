@@ -33,19 +33,75 @@ int gilua_arg_bool (gilua_args *a, int pos, const char *name, int def) {
 
 
 double gilua_arg_timeout (gilua_args *a, int pos, const char *name) {
-  lua_State *L = a->L;
   double t;
-  int isnum;
-  if (gilua_arg(a, pos, name) == LUA_TNIL) {
-    lua_pop(L, 1);
-    return -1;
-  }
-  t = lua_tonumberx(L, -1, &isnum);
-  if (!isnum) {
-    lua_pop(L, 1);
-    return gilua_raise(L, "TypeError", "'%s' must be a number or nil", name);
-  }
-  lua_pop(L, 1);
-  if (t < 0) return gilua_raise(L, "ValueError", "'%s' must be a non-negative number", name);
+  gilua_arg(a, pos, name);
+  t = gilua_timeout(a->L, -1, NULL, name, GILUA_NEG_ERROR);
+  lua_pop(a->L, 1);
   return t;
 }
+
+
+/*
+** {==================================================================
+** Timeouts: one rule for every wait
+** ===================================================================
+*/
+
+/* "Lock.acquire(): 'timeout' ..." or "'timeout' ..." */
+static int bad (lua_State *L, const char *cls, const char *fname,
+                const char *argname, const char *what) {
+  return gilua_raise(L, cls, "%s%s'%s' %s", fname ? fname : "",
+                     fname ? "(): " : "", argname, what);
+}
+
+
+double gilua_timeout (lua_State *L, int idx, const char *fname,
+                      const char *argname, int negative) {
+  int isnum;
+  double t;
+  if (argname == NULL) argname = "timeout";
+  if (lua_isnoneornil(L, idx)) return GILUA_FOREVER;
+  t = lua_tonumberx(L, idx, &isnum);
+  if (!isnum || lua_type(L, idx) != LUA_TNUMBER) {
+    lua_pushfstring(L, "must be a number or nil, not %s", luaL_typename(L, idx));
+    return bad(L, "TypeError", fname, argname, lua_tostring(L, -1));
+  }
+  if (t != t) return bad(L, "ValueError", fname, argname, "must not be NaN");
+  if (t > GILUA_TIMEOUT_MAX)  /* inf too, as Python's "too large" */
+    return gilua_raise(L, "OverflowError", "%s%stimeout value is too large",
+                       fname ? fname : "", fname ? "(): " : "");
+  if (t >= 0) return t;
+  switch (negative) {
+    case GILUA_NEG_ZERO: return 0;
+    case GILUA_NEG_LOCK: if (t == -1) return GILUA_FOREVER;  /* FALLTHROUGH */
+    default: return bad(L, "ValueError", fname, argname, "must be a non-negative number");
+  }
+}
+
+
+/* _gilua.timeout(value, fname, negative, argname) -> seconds (the value
+** itself when it is kept, so an integer stays one), or nil for no limit:
+** the rule above for Lua code (require("gilua.args").timeout); negative
+** is "zero" (the default), "error" or "lock". */
+static int l_timeout (lua_State *L) {
+  static const char *const modes[] = {"zero", "error", "lock", NULL};
+  const char *fname = luaL_optstring(L, 2, NULL);
+  int negative = luaL_checkoption(L, 3, "zero", modes);
+  const char *argname = luaL_optstring(L, 4, NULL);
+  double t = gilua_timeout(L, 1, fname, argname, negative);
+  if (t == GILUA_FOREVER) lua_pushnil(L);
+  else if (t == 0 && lua_tonumber(L, 1) < 0) lua_pushinteger(L, 0);
+  else lua_pushvalue(L, 1);
+  return 1;
+}
+
+
+int luaopen_gilua_core (lua_State *L) {
+  static const luaL_Reg funcs[] = {{"timeout", l_timeout}, {NULL, NULL}};
+  luaL_newlib(L, funcs);
+  lua_pushnumber(L, GILUA_TIMEOUT_MAX);
+  lua_setfield(L, -2, "TIMEOUT_MAX");
+  return 1;
+}
+
+/* }================================================================== */

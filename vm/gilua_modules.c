@@ -74,6 +74,9 @@ void gilua_preload (lua_State *L, const luaL_Reg *cmodules) {
     lua_pushcfunction(L, m->func);
     lua_setfield(L, -2, m->name);
   }
+  /* vm's own: the helper layer's rules for the Lua modules */
+  lua_pushcfunction(L, luaopen_gilua_core);
+  lua_setfield(L, -2, "_gilua");
   for (e = gilua_embedded; e->name; e++) {
     lua_pushcfunction(L, embedded_loader);
     lua_setfield(L, -2, e->name);

@@ -88,13 +88,10 @@ local CancelledError, InvalidStateError, TimeoutError, BrokenThreadPool =
 
 local is_options, callable = args.is_options, args.callable
 
--- Python's rule for future and condition timeouts: a number or nil, and a
--- negative one means "do not wait".
+-- The one rule for timeouts (gilua.args): a negative one means "do not
+-- wait"; NaN, inf and huge ones are errors.
 local function timeout_arg(t, fname)
-  if t == nil then return nil end
-  args.check(t, "number", fname, "timeout")
-  if t ~= t then error(ValueError(fname .. "(): 'timeout' must not be NaN"), 3) end
-  return t > 0 and t or 0
+  return args.timeout(t, fname)
 end
 
 local typename = args.typename

@@ -300,8 +300,7 @@ static int conn_poll (lua_State *L) {
   int fd = rfd_of(L, c);
   double timeout = 0;
   if (lua_gettop(L) >= 2)
-    timeout = lua_isnil(L, 2) ? -1 : luaL_checknumber(L, 2);
-  if (timeout < 0 && !lua_isnil(L, 2)) timeout = 0;
+    timeout = gilua_timeout(L, 2, "Connection.poll", NULL, GILUA_NEG_ZERO);
   lua_pushboolean(L, mp_poll_fd(L, fd, timeout));
   return 1;
 }

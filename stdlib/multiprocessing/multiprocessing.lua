@@ -355,11 +355,11 @@ end
 function Process:join(timeout)
   check_not_closed(self)
   check_child(self, "join")
-  if timeout ~= nil then args.check(timeout, "number", "Process.join", "timeout") end
+  timeout = args.timeout(timeout, "Process.join")
   if self._exitcode ~= nil then return end
   -- The pidfd is waited for (Ctrl-C ends that wait at once), then the
   -- child is collected without blocking.
-  local deadline = timeout and monotonic() + (timeout > 0 and timeout or 0)
+  local deadline = timeout and monotonic() + timeout
   while self._exitcode == nil do
     local code = _mp.waitpid(self.pid, false)
     if code ~= nil then self:_finished(code); break end
@@ -505,6 +505,7 @@ end
 
 -- wait(objects, timeout): the connections, sentinels or processes ready.
 function connection.wait(list, timeout)
+  timeout = args.timeout(timeout, "multiprocessing.connection.wait")
   local fds, by = {}, {}
   for i = 1, #list do
     local fd = fd_of(list[i])
@@ -707,12 +708,13 @@ end
 
 function Condition:wait(timeout)
   if is_options(timeout) then timeout = timeout.timeout end
+  timeout = args.timeout(timeout, "Condition.wait")
   check_owned(self, "wait")
   self._sleeping:release()
   local n = 1
   if RLock:is(self._lock) then n = self._lock:_count() end
   for _ = 1, n do self._lock:release() end
-  local ok = self._wait_sem:acquire(true, timeout and (timeout > 0 and timeout or 0))
+  local ok = self._wait_sem:acquire(true, timeout)
   self._woken:release()
   for _ = 1, n do self._lock:acquire() end
   return ok
@@ -738,6 +740,7 @@ end
 function Condition:notify_all() return self:notify(math.maxinteger) end
 
 function Condition:wait_for(predicate, timeout)
+  timeout = args.timeout(timeout, "Condition.wait_for")
   local result = predicate()
   if result then return result end
   local deadline = timeout and monotonic() + timeout
@@ -766,12 +769,14 @@ function Barrier:init(parties, action, timeout)
   args.check(parties, "number", "Barrier", "parties")
   if parties < 1 then error(ValueError("parties must be > 0"), 3) end
   self.parties = parties
-  self._action, self._timeout = action, timeout
+  self._action, self._timeout = action, args.timeout(timeout, "Barrier")
   self._cond = Condition(Lock())
   self._st = _mp.rawshm("q", 3)      -- waiting, generation, broken
 end
 
 function Barrier:wait(timeout)
+  if is_options(timeout) then timeout = timeout.timeout end
+  timeout = args.timeout(timeout, "Barrier.wait")
   if timeout == nil then timeout = self._timeout end
   local c, st = self._cond, self._st
   c:acquire()

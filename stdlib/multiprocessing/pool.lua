@@ -403,12 +403,12 @@ end
 
 function ApplyResult:wait(timeout)
   if is_options(timeout) then timeout = timeout.timeout end
-  self._event:wait(timeout)
+  self._event:wait(args.timeout(timeout, "AsyncResult.wait"))
 end
 
 function ApplyResult:get(timeout)
   if is_options(timeout) then timeout = timeout.timeout end
-  if not self._event:wait(timeout) then error(mp.TimeoutError(), 2) end
+  if not self._event:wait(args.timeout(timeout, "AsyncResult.get")) then error(mp.TimeoutError(), 2) end
   if self._ok then
     local v = self._value
     if self._multi then return unpack(v, 1, v.n) end

@@ -111,7 +111,7 @@ static int l_close (lua_State *L) {
 ** closed), after at most 'timeout' seconds (nil: forever). */
 static int l_wait (lua_State *L) {
   struct pollfd small[16], *pfd = small;
-  double timeout = luaL_optnumber(L, 2, -1);
+  double timeout = gilua_timeout(L, 2, "wait", NULL, GILUA_NEG_ZERO);
   lua_Integer n, i;
   int r, k = 0;
   luaL_checktype(L, 1, LUA_TTABLE);

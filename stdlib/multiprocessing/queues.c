@@ -289,15 +289,13 @@ static int q_put (lua_State *L) {
   qlocal *q = checkq(L);
   qshared *sh = q->sh;
   int block = lua_isnoneornil(L, 3) ? 1 : lua_toboolean(L, 3);
-  double timeout = luaL_optnumber(L, 4, -1);
+  double timeout = gilua_timeout(L, 4, "Queue.put", NULL, GILUA_NEG_ZERO);
   struct timespec ts, *dl = NULL;
   int ok = 1, intr = 0, err = 0;
   mp_buf *b;
   char h[12];
   size_t k;
   if (q->closed) return gilua_raise(L, "ValueError", "Queue is closed");
-  if (!lua_isnoneornil(L, 4) && timeout < 0)
-    return gilua_raise(L, "ValueError", "'timeout' must be a non-negative number");
   lua_settop(L, 2);
   b = mp_newbuf(L);
   mp_bufreserve(L, b, 4);
@@ -403,14 +401,12 @@ static int q_get (lua_State *L) {
   qlocal *q = checkq(L);
   qshared *sh = q->sh;
   int block = lua_isnoneornil(L, 2) ? 1 : lua_toboolean(L, 2);
-  double timeout = luaL_optnumber(L, 3, -1), deadline;
+  double timeout = gilua_timeout(L, 3, "Queue.get", NULL, GILUA_NEG_ZERO), deadline;
   int got = 0, r = 0, fd = q->rfd;
   mp_buf *b;
   if (fd < 0) return gilua_raise(L, "ValueError", "Queue is closed");
-  if (!lua_isnoneornil(L, 3) && timeout < 0)
-    return gilua_raise(L, "ValueError", "'timeout' must be a non-negative number");
   if (!block) timeout = 0;
-  deadline = timeout < 0 ? -1 : gilua_monotonic() + timeout;
+  deadline = gilua_deadline_after(timeout);
   lua_settop(L, 1);
   b = mp_newbuf(L);
   GILUA_BEGIN_ALLOW_THREADS(L)

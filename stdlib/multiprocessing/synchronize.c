@@ -130,7 +130,9 @@ static int sync_acquire (lua_State *L) {
   pid_t pid = getpid(), tid = mytid();
   gilua_args_init(&a, L, 2);
   block = gilua_arg_bool(&a, 0, "blocking", 1);
-  timeout = gilua_arg_timeout(&a, 1, "timeout");
+  gilua_arg(&a, 1, "timeout");
+  timeout = gilua_timeout(L, -1, "acquire", NULL, GILUA_NEG_ZERO);
+  lua_pop(L, 1);
   if (!block) timeout = 0;
   if (timeout >= 0) { gilua_deadline(&ts, timeout); dl = &ts; }
   GILUA_BEGIN_ALLOW_THREADS(L)
@@ -260,10 +262,9 @@ static int ev_is_set (lua_State *L) {
 
 static int ev_wait (lua_State *L) {
   mp_sync *s = checksync(L);
-  double timeout = luaL_optnumber(L, 2, -1);
+  double timeout = gilua_timeout(L, 2, "Event.wait", NULL, GILUA_NEG_ZERO);
   struct timespec ts, *dl = NULL;
   int v, intr = 0;
-  if (!lua_isnoneornil(L, 2) && timeout < 0) timeout = 0;
   if (timeout >= 0) { gilua_deadline(&ts, timeout); dl = &ts; }
   GILUA_BEGIN_ALLOW_THREADS(L)
     mp_slock(s);

@@ -373,11 +373,9 @@ static void wait_end (lua_State *L, Proc *p, double deadline, double *delay) {
 /* proc:wait([timeout]) -> returncode, or nil when the timeout ran out. */
 static int proc_wait (lua_State *L) {
   Proc *p = checkproc(L);
-  int forever = lua_isnoneornil(L, 2);
-  double timeout = forever ? 0 : luaL_checknumber(L, 2);
+  double timeout = gilua_timeout(L, 2, "Popen.wait", NULL, GILUA_NEG_ZERO);
   double delay = 0.0005;
-  double deadline = forever ? GILUA_FOREVER
-                            : gilua_deadline_after(timeout > 0 ? timeout : 0);
+  double deadline = gilua_deadline_after(timeout);
   while (!reap(p)) {
     if (deadline >= 0 && gilua_monotonic() >= deadline) break;
     wait_end(L, p, deadline, &delay);
@@ -1101,15 +1099,15 @@ static int comm_run (lua_State *L) {
   Comm *c = checkcomm(L);
   size_t len = 0;
   const char *in = luaL_optlstring(L, 2, NULL, &len);
-  int forever = lua_isnoneornil(L, 3), st, unblock, i;
-  double timeout = forever ? 0 : luaL_checknumber(L, 3), deadline;
+  double timeout = gilua_timeout(L, 3, "Popen.communicate", NULL, GILUA_NEG_ZERO);
+  double deadline;
+  int st, unblock, i;
   sigset_t old;
   if (c->busy)
     return gilua_raise(L, "RuntimeError",
                        "communicate() is already running in another thread");
   if (in == NULL) len = 0;
-  deadline = forever ? GILUA_FOREVER
-                     : gilua_deadline_after(timeout > 0 ? timeout : 0);
+  deadline = gilua_deadline_after(timeout);
   c->busy = 1;
   unblock = sigpipe_block(&old);
   GILUA_BEGIN_ALLOW_THREADS(L)

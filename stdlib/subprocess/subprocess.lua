@@ -198,8 +198,11 @@ local function options(spec_, opts)
   return opts
 end
 
+-- The one rule for timeouts (gilua.args); a negative one has run out
+-- already (TimeoutExpired), and messages show it as given.
 local function check_timeout(t, fname)
-  return args.opt(t, "number", fname, "timeout")
+  args.timeout(t, fname)
+  return t
 end
 
 local function is_text(o)

@@ -6,7 +6,9 @@
 
 
 static int s_setswitchinterval (lua_State *L) {
-  double s = luaL_checknumber(L, 1);
+  double s;
+  luaL_checknumber(L, 1);
+  s = gilua_timeout(L, 1, "sys.setswitchinterval", "interval", GILUA_NEG_ZERO);
   if (!(s > 0)) return gilua_raise(L, "ValueError", "switch interval must be strictly positive");
   gilua_setswitchinterval(s);
   return 0;

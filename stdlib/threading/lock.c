@@ -124,8 +124,8 @@ static int l_acquire (lua_State *L) {
   int nargs = lua_gettop(L) - 1;
   lock *lk = tolock(L);
   gilua_args a;
-  int blocking, isnum;
-  double timeout = -1;
+  int blocking;
+  double timeout;
   if (nargs == 0) {  /* the common case: no option to read */
     if (!try_take(lk, me())) take(L, lk, -1);
     lua_pushvalue(L, 1);
@@ -133,14 +133,11 @@ static int l_acquire (lua_State *L) {
   }
   gilua_args_init(&a, L, 2);
   blocking = gilua_arg_bool(&a, 0, "blocking", 1);
-  if (gilua_arg(&a, 1, "timeout") != LUA_TNIL) {
-    timeout = lua_tonumberx(L, -1, &isnum);
-    if (!isnum) return gilua_raise(L, "TypeError", "acquire: 'timeout' must be a number");
-    if (timeout < 0 && timeout != -1)
-      return gilua_raise(L, "ValueError", "timeout value must be a non-negative number");
-    if (!blocking && timeout != -1)
-      return gilua_raise(L, "ValueError", "can't specify a timeout for a non-blocking call");
-  }
+  gilua_arg(&a, 1, "timeout");
+  timeout = gilua_timeout(L, -1, lk->rlock ? "RLock.acquire" : "Lock.acquire",
+                          NULL, GILUA_NEG_LOCK);
+  if (!blocking && timeout != GILUA_FOREVER)
+    return gilua_raise(L, "ValueError", "can't specify a timeout for a non-blocking call");
   lua_pop(L, 1);
   if (!blocking) timeout = 0;
   if (take(L, lk, timeout)) lua_pushvalue(L, 1);
@@ -380,7 +377,8 @@ static int sem_down (lua_State *L, sem *s, double timeout) {
 
 
 /* acquire(blocking=true, timeout=nil) or acquire{blocking=, timeout=}:
-** the Semaphore, or false. A negative timeout counts as 0, as Python's. */
+** the Semaphore, or false. A negative timeout counts as 0, as Python's
+** (the one rule of gilua_timeout). */
 static int s_acquire (lua_State *L) {
   int nargs = lua_gettop(L) - 1, blocking = 1;
   double timeout = -1;
@@ -392,10 +390,7 @@ static int s_acquire (lua_State *L) {
     if (gilua_arg(&a, 1, "timeout") != LUA_TNIL) {
       if (!blocking)
         return gilua_raise(L, "ValueError", "can't specify timeout for non-blocking acquire");
-      if (lua_type(L, -1) != LUA_TNUMBER)
-        return badtype(L, -1, "Semaphore.acquire", "timeout", "number");
-      timeout = lua_tonumber(L, -1);
-      if (timeout < 0) timeout = 0;
+      timeout = gilua_timeout(L, -1, "Semaphore.acquire", NULL, GILUA_NEG_ZERO);
     }
     lua_pop(L, 1);
     if (!blocking) timeout = 0;

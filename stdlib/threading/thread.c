@@ -241,7 +241,7 @@ static int t_stack_size (lua_State *L) {
 /* join([timeout]): true once the thread has ended, false on timeout. */
 static int h_join (lua_State *L) {
   handle *h = tohandle(L);
-  double timeout = lua_isnoneornil(L, 2) ? -1 : luaL_checknumber(L, 2);
+  double timeout = gilua_timeout(L, 2, "Thread.join", NULL, GILUA_NEG_ZERO);
   double until = timeout >= 0 ? gilua_monotonic() + timeout : -1;
   struct timespec deadline, *d = NULL;
   int ok = 0, rc = 0;

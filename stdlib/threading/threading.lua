@@ -58,14 +58,15 @@ M.get_native_id = get_native_id
 M.stack_size = _thread.stack_size
 
 M.BrokenBarrierError = RuntimeError:extend("threading.BrokenBarrierError")
+M.TIMEOUT_MAX = args.TIMEOUT_MAX     -- the largest timeout a wait accepts
 local BrokenBarrierError = M.BrokenBarrierError
 
 local is_options = args.is_options
 
--- Python's "x must be a number" for the timeouts that threading.py accepts
--- negative.
+-- The one rule for timeouts (gilua.args): a negative one does not wait,
+-- as threading.py's; NaN, inf and huge ones are errors.
 local function check_timeout(t, fname)
-  return args.opt(t, "number", fname, "timeout")
+  return args.timeout(t, fname)
 end
 
 -- Shared by the Lua lock-likes: `with` as a function, errors passed on after

@@ -22,9 +22,10 @@ static lua_Integer clock_ns (clockid_t id) {
 
 
 static int t_sleep (lua_State *L) {
-  double secs = luaL_checknumber(L, 1);
+  double secs;
   int interrupted;
-  if (secs < 0) return gilua_raise(L, "ValueError", "sleep length must be non-negative");
+  luaL_checknumber(L, 1);
+  secs = gilua_timeout(L, 1, "time.sleep", "secs", GILUA_NEG_ERROR);
   GILUA_BEGIN_ALLOW_THREADS(L)
     interrupted = gilua_nap(secs);
   GILUA_END_ALLOW_THREADS(L)

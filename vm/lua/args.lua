@@ -21,6 +21,7 @@ args.get for it.
 ]]
 
 local exc = require "gilua.exceptions"
+local core = require "_gilua"
 local TypeError, ValueError = exc.TypeError, exc.ValueError
 
 local type, select, next, error, tostring, getmetatable =
@@ -127,18 +128,18 @@ function M.opt(value, tname, fname, argname, default)
   return M.check(value, tname, fname, argname)
 end
 
--- A timeout in seconds: nil waits forever; negative or NaN is a ValueError.
-function M.timeout(value, fname, argname)
-  if value == nil then return nil end
-  argname = argname or "timeout"
-  if type(value) ~= "number" then
-    fail(TypeError, fname, "'%s' must be a number, not %s", argname, typename(value))
-  end
-  if value ~= value or value < 0 then
-    fail(ValueError, fname, "'%s' must be a non-negative number", argname)
-  end
-  return value
-end
+--[[
+timeout(value, fname, negative, argname) -> seconds, or nil for no limit:
+the one rule for every wait, Python's (the C side's gilua_timeout). nil is
+no limit; not a number is a TypeError, NaN a ValueError, more than
+TIMEOUT_MAX (math.huge among them) an OverflowError. A negative value
+waits not at all (negative = "zero", the default: Event.wait, join,
+Condition, futures, multiprocessing, subprocess), is a ValueError ("error":
+queue.Queue, time.sleep) or, for -1 exactly, no limit ("lock":
+Lock.acquire). Messages name fname and argname (default "timeout").
+]]
+M.timeout = core.timeout
+M.TIMEOUT_MAX = core.TIMEOUT_MAX
 
 -- Lua truthiness, with nil meaning the default.
 function M.bool(value, default)
