@@ -80,6 +80,11 @@ end
 
 -- processes
 do
+  local q = mp.Process{ target = function(a, b, c, kw)
+      os.exit((a == 1 and b == nil and c == 3 and kw.k == "v") and 0 or 9)
+    end, args = { n = 3, 1, nil, 3 }, kwargs = { k = "v" } }
+  q:start(); q:join()
+  t.is(q.exitcode, 0, "Process: args with a nil (their n), then kwargs as the last argument")
   local p = mp.Process{ target = function(a, b) os.exit(a + b == 3 and 0 or 9) end, args = { 1, 2 } }
   t.is(p.name:match("^Process%-"), "Process-", "default name")
   p:start(); p:join()

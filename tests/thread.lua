@@ -44,6 +44,20 @@ do -- kwargs: one extra last argument
   t.is(kw and kw.color, "red", "kwargs passed as the last argument")
 end
 
+do -- args with nils (their n) before kwargs; the same for a Timer
+  local got
+  local th = threading.Thread{ target = function(...) got = table.pack(...) end,
+                               args = {n = 3, 1, nil, 3}, kwargs = {k = "v"} }
+  th:start(); th:join()
+  t.ok(got.n == 4 and got[1] == 1 and got[2] == nil and got[3] == 3 and got[4].k == "v",
+       "args {n = 3, 1, nil, 3} and kwargs: four arguments, the nil kept")
+  local tm = threading.Timer(0.01, function(...) got = table.pack(...) end,
+                             {n = 2, nil, 2}, {k = "w"})
+  tm:start(); tm:join()
+  t.ok(got.n == 3 and got[1] == nil and got[2] == 2 and got[3].k == "w",
+       "Timer: args with a nil and kwargs, as a Thread's")
+end
+
 do -- positional form, Python's order: group, target, name, args
   local seen
   local th = threading.Thread(nil, function(x) seen = x end, "posname", {42})

@@ -23,7 +23,6 @@ local time = require "time"
 
 local RuntimeError, ValueError, TypeError = exc.RuntimeError, exc.ValueError, exc.TypeError
 local AssertionError, SystemExit = exc.AssertionError, exc.SystemExit
-local unpack = table.unpack
 local type, select, error, tostring, pcall, xpcall, next, getmetatable, rawget =
   type, select, error, tostring, pcall, xpcall, next, getmetatable, rawget
 local monotonic, sleep = time.monotonic, time.sleep
@@ -129,12 +128,7 @@ end
 function Process:run()
   local target = self._target
   if target == nil then return end
-  local a, kw = self._args, self._kwargs
-  local n = a.n or #a
-  if kw == nil then return target(unpack(a, 1, n)) end
-  local full = table.move(a, 1, n, 1, {})
-  full[n + 1] = kw
-  return target(unpack(full, 1, n + 1))
+  return args.apply(target, self._args, self._kwargs)
 end
 
 local function check_not_closed(self)

@@ -61,7 +61,7 @@ M.BrokenBarrierError = RuntimeError:extend("threading.BrokenBarrierError")
 M.TIMEOUT_MAX = args.TIMEOUT_MAX     -- the largest timeout a wait accepts
 local BrokenBarrierError = M.BrokenBarrierError
 
-local is_options = args.is_options
+local is_options, apply = args.is_options, args.apply
 
 -- The one rule for timeouts (gilua.args): a negative one does not wait,
 -- as threading.py's; NaN, inf and huge ones are errors.
@@ -417,11 +417,7 @@ function Thread:run()
   if not target then return end
   local a, kw = self._args, self._kwargs
   self._target, self._args, self._kwargs = false, false, false
-  local n = a.n or #a
-  if not kw then return target(unpack(a, 1, n)) end
-  local full = table.move(a, 1, n, 1, {})
-  full[n + 1] = kw
-  return target(unpack(full, 1, n + 1))
+  return apply(target, a, kw)
 end
 
 local function exc_class(e)
@@ -744,17 +740,7 @@ end
 function Timer:run()
   local finished = self.finished
   finished:wait(self.interval)
-  if not finished:is_set() then
-    local a, kw = self.args, self.kwargs
-    local n = a.n or #a
-    if kw == nil then
-      self["function"](unpack(a, 1, n))
-    else
-      local full = table.move(a, 1, n, 1, {})
-      full[n + 1] = kw
-      self["function"](unpack(full, 1, n + 1))
-    end
-  end
+  if not finished:is_set() then apply(self["function"], self.args, self.kwargs) end
   finished:set()
 end
 

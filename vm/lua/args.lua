@@ -27,6 +27,7 @@ local TypeError, ValueError = exc.TypeError, exc.ValueError
 local type, select, next, error, tostring, getmetatable =
   type, select, next, error, tostring, getmetatable
 local mtype, huge = math.type, math.huge
+local unpack, move = table.unpack, table.move
 
 local M = {}
 
@@ -140,6 +141,20 @@ Lock.acquire). Messages name fname and argname (default "timeout").
 ]]
 M.timeout = core.timeout
 M.TIMEOUT_MAX = core.TIMEOUT_MAX
+
+--[[
+apply(fn, a, kw): Python's fn(*args, **kwargs) for threads, processes and
+timers: calls fn with the values of the array `a` (its `n` field when
+present, so nils travel, else #a) and, when `kw` is given (not nil or
+false), `kw` as one more last argument; returns what fn returns.
+]]
+function M.apply(fn, a, kw)
+  local n = a.n or #a
+  if not kw then return fn(unpack(a, 1, n)) end
+  local full = move(a, 1, n, 1, {})
+  full[n + 1] = kw
+  return fn(unpack(full, 1, n + 1))
+end
 
 -- Lua truthiness, with nil meaning the default.
 function M.bool(value, default)
