@@ -1,5 +1,5 @@
 /*
-** gilua_io.c: Lua's io library and os.execute, waiting without the GIL.
+** gilua_io.c: Lua's io library, waiting without the GIL.
 **
 ** liolib reads and writes holding whatever lock its caller holds, so one
 ** thread blocked in io.read() would stop every other thread. The file
@@ -1136,32 +1136,6 @@ static int f_flush (lua_State *L) {
 
 /*
 ** {======================================================
-** os.execute
-** =======================================================
-*/
-
-static int os_execute (lua_State *L) {
-  const char *cmd = luaL_optstring(L, 1, NULL);
-  int stat, en;
-  gilua_release(L);
-  errno = 0;
-  stat = system(cmd);  /* even system(NULL) runs a shell */
-  en = errno;
-  gilua_acquire(L);
-  if (cmd == NULL) {
-    lua_pushboolean(L, stat);
-    return 1;
-  }
-  errno = en;
-  return luaL_execresult(L, stat);
-}
-
-/* }====================================================== */
-
-
-
-/*
-** {======================================================
 ** Installation
 ** =======================================================
 */
@@ -1253,9 +1227,6 @@ void gilua_openio (lua_State *L) {
   for (r = methods; r->name != NULL; r++) replace(L, m, r->name, r->func);
   replace(L, mt, "__close", f_tbc);
   replace(L, mt, "__gc", f_gc);
-  lua_getglobal(L, "os");
-  if (lua_istable(L, -1))
-    replace(L, lua_gettop(L), "execute", os_execute);
  done:
   lua_settop(L, top);
 }

@@ -236,8 +236,8 @@ int gilua_loadembedded(lua_State *L, const char *modname);
 
 /* Lua's libraries as gilua changes them (vm/gilua_os.c, gilua_io.c,
 ** gilua_coroutine.c). */
-void gilua_openos(lua_State *L);         /* os.getpid, os.getppid, os.cpu_count */
-void gilua_openio(lua_State *L);         /* GIL-releasing io and os.execute */
+void gilua_openos(lua_State *L);         /* os.execute, getpid, getppid, cpu_count */
+void gilua_openio(lua_State *L);         /* GIL-releasing io */
 void gilua_opencoroutine(lua_State *L);  /* tracking coroutine.resume/wrap */
 
 #endif

@@ -9,7 +9,7 @@ future fails with BrokenProcessPool, and submit raises it from then on.
 map's chunksize is accepted and ignored (each call is its own task).
 ]]
 
-local futures = require "concurrent.futures"
+local futures = require "concurrent._base"
 local pool = require "multiprocessing.pool"
 local _mp = require "_multiprocessing"
 local exc = require "gilua.exceptions"
