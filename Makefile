@@ -140,9 +140,11 @@ tsan:
 	  GILUA_DEFS="-DGIL_POLL_HOOK" \
 	  PROVE_FLAGS="$(PROVE_FLAGS)" test
 
+# UndefinedBehaviorSanitizer is fatal: a report stops the test that made it.
 asan:
-	ASAN_OPTIONS=detect_leaks=1 $(MAKE) BUILD=build-asan CC=clang CFLAGS="-O1 -g" \
-	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer" \
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  $(MAKE) BUILD=build-asan CC=clang CFLAGS="-O1 -g" \
+	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" \
 	  PROVE_FLAGS="$(PROVE_FLAGS)" test
 
 # A package counts as present only when dpkg says "install ok installed"

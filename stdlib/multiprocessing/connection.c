@@ -120,7 +120,7 @@ int mp_read_frame (int fd, mp_buf *b, size_t maxlen) {
   }
   if (maxlen && len > maxlen) return EMSGSIZE;
   b->n = 0;
-  if (len > b->cap) {
+  if (len > b->cap || b->p == NULL) {  /* never NULL, even for 0 bytes */
     p = realloc(b->p, (size_t)len ? (size_t)len : 1);
     if (p == NULL) return ENOMEM;
     b->p = p;
@@ -234,13 +234,14 @@ static int conn_send_bytes (lua_State *L) {
   int fd = wfd_of(L, c);
   size_t len;
   const char *s = luaL_checklstring(L, 2, &len);
-  lua_Integer off = luaL_optinteger(L, 3, 0);
-  lua_Integer size = luaL_optinteger(L, 4, (lua_Integer)len - off);
+  lua_Integer off = luaL_optinteger(L, 3, 0), size;
   mp_buf *b;
-  if (off < 0 || (size_t)off > len)
+  /* compared as sizes, never added: any integer may come */
+  if (off < 0 || (lua_Unsigned)off > len)
     return gilua_raise(L, "ValueError", "offset is out of range");
+  size = luaL_optinteger(L, 4, (lua_Integer)(len - (size_t)off));
   if (size < 0) return gilua_raise(L, "ValueError", "size is negative");
-  if ((size_t)(off + size) > len)
+  if ((lua_Unsigned)size > len - (size_t)off)
     return gilua_raise(L, "ValueError", "buffer length < offset + size");
   b = mp_newbuf(L);
   mp_bufreserve(L, b, 4 + (size_t)size);

@@ -5,6 +5,7 @@
 ** recursive lock, an event; Condition and Barrier are Lua on top.
 */
 #include <errno.h>
+#include <limits.h>
 #include <time.h>
 #include <unistd.h>
 #include <sys/mman.h>
@@ -182,6 +183,10 @@ static int sync_release (lua_State *L) {
   }
   else if (s->maxvalue > 0 && s->value >= s->maxvalue)
     err = "semaphore or lock released too many times";
+  else if (s->value == LONG_MAX) {  /* sem_post's EOVERFLOW, as Python */
+    mp_sunlock(s);
+    return gilua_oserror(L, EOVERFLOW, "release", NULL);
+  }
   else {
     s->value++;
     pthread_cond_signal(&s->c);
