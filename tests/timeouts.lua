@@ -28,6 +28,25 @@ local function try(name, f, value)
 end
 ]]
 
+-- Runs `code` in a child gilua; its output, or nil (and what it wrote on
+-- stderr) when it did not end within LIMIT seconds.
+local function child(code, name)
+  local path = t.tmpname(".lua")
+  local fh = assert(io.open(path, "w"))
+  fh:write(code)
+  fh:close()
+  local p = subprocess.Popen({t.gilua(), path}, {stdout = subprocess.PIPE, stderr = subprocess.PIPE})
+  local ok, out, err = pcall(p.communicate, p, nil, LIMIT)
+  if not ok then
+    p:kill(); p:wait()
+    ok, out, err = pcall(p.communicate, p, nil, 1)
+    out = ok and out or ""
+    t.diag(name .. ": the child was still waiting after " .. LIMIT .. " s")
+  end
+  os.remove(path)
+  return out or "", err or ""
+end
+
 --[[ case(name, setup, call, negative, timed_out, teardown): `setup` is Lua
 code run once in the child; `call` the body of a function of `v` that
 waits with timeout v; `negative` what a negative timeout gives: "zero" (no
@@ -39,19 +58,7 @@ local function case(name, setup, call, negative, timed_out, teardown)
   local code = {PRELUDE, setup, "\nlocal function f(v) ", call, " end\n"}
   for _, v in ipairs(VALUES) do code[#code + 1] = ("try(%q, f)\n"):format(v) end
   code[#code + 1] = teardown or ""
-  local path = t.tmpname(".lua")
-  local fh = assert(io.open(path, "w"))
-  fh:write(table.concat(code))
-  fh:close()
-  local p = subprocess.Popen({t.gilua(), path}, {stdout = subprocess.PIPE, stderr = subprocess.PIPE})
-  local ok, out, err = pcall(p.communicate, p, nil, LIMIT)
-  if not ok then
-    p:kill(); p:wait()
-    ok, out, err = pcall(p.communicate, p, nil, 1)
-    out = ok and out or ""
-    t.diag(name .. ": the child was still waiting after " .. LIMIT .. " s")
-  end
-  os.remove(path)
+  local out, err = child(table.concat(code), name)
   local got = {}
   for line in (out or ""):gmatch("[^\n]+") do
     local v, cls, secs, msg = line:match("^([^|]*)|([^|]*)|([^|]*)|(.*)$")
@@ -141,9 +148,9 @@ for _, v in ipairs{"nan", "inf", "huge", "-1"} do
 end
 io.write("interval|", sys.getswitchinterval(), "\n")
 ]]
-  local r = t.run(code)
+  local out = child(code, "time.sleep and sys.setswitchinterval")
   local got = {}
-  for line in r.stdout:gmatch("[^\n]+") do
+  for line in out:gmatch("[^\n]+") do
     local v, cls, _, msg = line:match("^([^|]*)|([^|]*)|([^|]*)|(.*)$")
     if v then got[v] = msg
     else

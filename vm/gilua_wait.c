@@ -43,7 +43,7 @@ static int ms_left (double deadline) {
 /* Whether the calling thread is the one Ctrl-C interrupts. */
 static int gets_sigint (void) {
   gilua_tstate *ts = gilua_ts();
-  return ts != NULL && ts->ident == gilua_mainident();
+  return ts != NULL && ts->gt.ident == gilua_mainident();
 }
 
 
