@@ -212,7 +212,8 @@ int luaopen_gilua_core(lua_State *L);    /* "_gilua": the rule for Lua */
 ** GIL is back). A Ctrl-C that comes just before the wait is not lost: the
 ** main thread unblocks SIGINT only inside the wait (ppoll's mask).
 ** gilua_waitwith is the same loop around another waiting call: 'wait' is
-** called as wait(ud, ms, mask) and must pass 'mask' on (epoll_pwait).
+** called as wait(ud, ms, mask) and must pass 'mask' (perhaps NULL: keep the
+** thread's) on, as epoll_pwait takes it.
 **
 ** gilua_poll does it holding the GIL: it releases the GIL while it waits
 ** (unless the deadline has passed), raises KeyboardInterrupt on Ctrl-C and

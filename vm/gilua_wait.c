@@ -55,14 +55,13 @@ int gilua_waitwith (gilua_waitfn wait, void *ud, double deadline) {
     sigaddset(&block, SIGINT);
     pthread_sigmask(SIG_BLOCK, &block, &old);
   }
-  else pthread_sigmask(SIG_SETMASK, NULL, &old);
   for (;;) {
     if (masked && gilua_interrupt_pending()) {
       r = -1;
       errno = EINTR;
       break;
     }
-    r = wait(ud, ms_left(deadline), &old);
+    r = wait(ud, ms_left(deadline), masked ? &old : NULL);
     if (r >= 0 || errno != EINTR) break;
   }
   if (masked) {
