@@ -414,11 +414,11 @@ static int q_get (lua_State *L) {
     if (lr == EINTR) r = EINTR;
     else if (lr == 0) {
       struct pollfd p;
-      int ready;
+      int ready = 1;  /* no deadline: the frame's read waits (for Ctrl-C too) */
       p.fd = fd;
       p.events = POLLIN;
       p.revents = 0;
-      ready = gilua_waitfds(&p, 1, deadline);
+      if (deadline >= 0) ready = gilua_waitfds(&p, 1, deadline);
       if (ready > 0) {
         r = mp_read_frame(fd, b, 0);
         got = r == 0;
