@@ -20,7 +20,6 @@
 
 #include "gilua_vm.h"
 
-#define CLASSES_KEY "gilua.classes"
 
 static lua_State *main_L;      /* the interpreter, NULL when none is open */
 static lua_State *spawner;     /* makes new thread states, see below */
@@ -93,7 +92,7 @@ static void after_fork_child (void) {
 static int load_runtime (lua_State *L) {
   /* gilua.class gets the table where named classes are registered. */
   gilua_loadembedded(L, "gilua.class");
-  lua_getfield(L, LUA_REGISTRYINDEX, CLASSES_KEY);
+  lua_getfield(L, LUA_REGISTRYINDEX, GILUA_CLASSES_KEY);
   lua_call(L, 1, 1);
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
   lua_pushvalue(L, -2);
@@ -129,7 +128,7 @@ int gilua_vm_openlibs (lua_State *L, const luaL_Reg *cmodules) {
   luaL_openlibs(L);
   gilua_hook_openlibs(L);
   lua_newtable(L);
-  lua_setfield(L, LUA_REGISTRYINDEX, CLASSES_KEY);
+  lua_setfield(L, LUA_REGISTRYINDEX, GILUA_CLASSES_KEY);
   gilua_preload(L, cmodules);
   gilua_opencoroutine(L);
   gilua_openio(L);
