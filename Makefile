@@ -21,9 +21,13 @@ WARN    := -Wall -Wextra
 # kept (the eval), so pkg-config runs once per make.
 LUA_CFLAGS = $(eval LUA_CFLAGS := $$(shell pkg-config --cflags lua5.4 2>/dev/null))$(LUA_CFLAGS)
 LUA_LIBS   = $(eval LUA_LIBS := $$(shell pkg-config --libs lua5.4 2>/dev/null || echo -llua5.4))$(LUA_LIBS)
-CPPFLAGS += -D_GNU_SOURCE -Iinclude -Ivm -Igil $(LUA_CFLAGS) $(GILUA_DEFS)
+# OpenSSL's libcrypto (libssl-dev): HMAC-SHA256 for multiprocessing's
+# authentication keys; asked for the same way.
+CRYPTO_CFLAGS = $(eval CRYPTO_CFLAGS := $$(shell pkg-config --cflags libcrypto 2>/dev/null))$(CRYPTO_CFLAGS)
+CRYPTO_LIBS   = $(eval CRYPTO_LIBS := $$(shell pkg-config --libs libcrypto 2>/dev/null || echo -lcrypto))$(CRYPTO_LIBS)
+CPPFLAGS += -D_GNU_SOURCE -Iinclude -Ivm -Igil $(LUA_CFLAGS) $(CRYPTO_CFLAGS) $(GILUA_DEFS)
 ALL_CFLAGS = $(CFLAGS) $(WARN) $(SAN) -fPIC -pthread -fvisibility=hidden
-SYSLIBS  := -lreadline -lpthread -lm -ldl
+SYSLIBS   = $(CRYPTO_LIBS) -lreadline -lpthread -lm -ldl
 LDLIBS   = $(LUA_LIBS) $(SYSLIBS)
 # The gilua command carries the system's static liblua5.4.a, as Debian's
 # lua5.4 does (whole, and exported by -E, for C modules): no PIC code and no
@@ -39,7 +43,7 @@ EXE_LUA = $(if $(LUA_STATIC),-Wl$(comma)--whole-archive $(LUA_STATIC) -Wl$(comma
 # README says what each one is for). make tsan/asan also need SAN_PKGS
 # (`make deps-san`).
 DEB_PKGS := build-essential pkg-config liblua5.4-dev libreadline-dev \
-            perl python3 lua5.4 chromium
+            libssl-dev perl python3 lua5.4 chromium
 SAN_PKGS := clang libclang-rt-dev
 
 LIB_SRC  := $(sort $(wildcard vm/*.c gil/*.c stdlib/*.c stdlib/*/*.c))

@@ -9,10 +9,12 @@ shared objects; proxies in any process send their reads and writes to it.
     print(d, l)                               -- {'k': True, ...} [42]
 
 The server listens on a Unix socket in a directory only the user can
-enter, the socket itself mode 0600, and a client must first present the
-manager's random authentication key. One server thread serves each client
-connection, so a blocking call (a Queue get, a Lock acquire) only blocks
-its caller. Objects live until the manager shuts down. A server whose
+enter, the socket itself mode 0600, and a client must first prove that it
+holds the manager's random authentication key (challenge and HMAC-SHA256
+answer, both ways, on raw bytes: nothing from a client is decoded before).
+Each thread of a client has its own connection, and one server thread
+serves each connection, so a blocking call (a Queue get, a Lock acquire)
+only blocks its caller. Objects live until the manager shuts down. A server whose
 parent died without shutting it down (killed) stops soon after (it
 looks every second).
 
@@ -234,13 +236,13 @@ local function traced(e)
 end
 
 local function serve_client(conn, objects, key, state)
-  local ok, hello = pcall(conn.recv, conn)
-  if not ok or hello ~= key then
-    pcall(conn.send, conn, { false, "authentication failed" })
+  -- nothing from a client is decoded before it has proved it has the key
+  local ok = pcall(mp.connection.deliver_challenge, conn, key)
+  if ok then ok = pcall(mp.connection.answer_challenge, conn, key) end
+  if not ok then
     conn:close()
     return
   end
-  conn:send({ true })
   while true do
     local got, req = pcall(conn.recv, conn)
     if not got or req == nil then break end
@@ -311,33 +313,44 @@ end
 
 -- The client side ---------------------------------------------------------------
 
-local by_addr = {}
+-- One connection to each manager per thread (Python's rule), so that a
+-- thread blocked in a call (q:get()) does not hold up the others; a
+-- thread's connections close when it ends and its local data is dropped.
+local tls = threading["local"]()
 
 local function connection(addr, key)
-  local c = by_addr[addr]
+  local by_addr = tls.by_addr
   local pid = os.getpid()
-  if c and c.pid == pid then return c end
-  local conn = _mp.connect(addr)
-  conn:send(key)
-  local r = conn:recv()
-  if not r[1] then
-    conn:close()
-    error(mp.AuthenticationError(r[2]), 0)
+  if by_addr == nil or by_addr.pid ~= pid then   -- none yet, or a fork's copy
+    by_addr = { pid = pid }
+    tls.by_addr = by_addr
   end
-  c = { pid = pid, conn = conn, lock = threading.Lock() }
-  by_addr[addr] = c
-  return c
+  local conn = by_addr[addr]
+  if conn then return conn end
+  conn = _mp.connect(addr)
+  local ok, err = pcall(function()
+    mp.connection.answer_challenge(conn, key)
+    mp.connection.deliver_challenge(conn, key)
+  end)
+  if not ok then
+    conn:close()
+    if mp.AuthenticationError:is(err) then error(err, 0) end
+    error(mp.AuthenticationError("authentication with the manager failed: " .. tostring(err)), 0)
+  end
+  by_addr[addr] = conn
+  return conn
+end
+
+local function forget(addr)
+  local by_addr = tls.by_addr
+  local conn = by_addr and by_addr[addr]
+  if conn then pcall(conn.close, conn); by_addr[addr] = nil end
 end
 
 local function request(addr, key, req)
-  local c = connection(addr, key)
-  c.lock:acquire()
-  local ok, r = pcall(function()
-    c.conn:send(req)
-    return c.conn:recv()
-  end)
-  c.lock:release()
-  if not ok then error(r, 0) end
+  local conn = connection(addr, key)
+  conn:send(req)
+  local r = conn:recv()
   if not r[1] then error(r[2], 0) end
   return unpack(r, 2, r.n)
 end
@@ -490,8 +503,7 @@ function SyncManager:shutdown()
   if self._shutdown or self._pid ~= os.getpid() then return end
   self._shutdown = true
   pcall(request, self.address, self._key, { "shutdown", n = 1 })
-  local c = by_addr[self.address]
-  if c then pcall(c.conn.close, c.conn); by_addr[self.address] = nil end
+  forget(self.address)
   self._process:join(2)
   if self._process.exitcode == nil then self._process:terminate(); self._process:join() end
   _mp.remove(self.address)

@@ -2056,6 +2056,7 @@ int luaopen_gilua_multiprocessing (lua_State *L) {
   lua_pop(L, 1);
   luaL_newlib(L, funcs);
   mp_open_serialize(L);
+  mp_open_auth(L);
   lua_pushinteger(L, SIGTERM);
   lua_setfield(L, -2, "SIGTERM");
   lua_pushinteger(L, SIGKILL);

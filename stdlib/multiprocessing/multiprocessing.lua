@@ -504,6 +504,47 @@ local function fd_of(o)
   return o:fileno()
 end
 
+--[[ Authentication keys, as Python's multiprocessing.connection: the side
+that holds the resource sends a random challenge and checks the answer
+(HMAC-SHA256 of the challenge under the key) on raw bytes of bounded
+length, before anything from the peer is decoded; then the other side does
+the same, so each knows the other has the key. ]]
+local CHALLENGE, WELCOME, FAILURE = "#CHALLENGE#", "#WELCOME#", "#FAILURE#"
+local AUTH_MAX = 256        -- the longest message either side reads
+
+local function check_key(fname, key)
+  if type(key) ~= "string" then
+    error(TypeError(("%s(): argument 'authkey' must be a string, not %s")
+                    :format(fname, args.typename(key))), 3)
+  end
+end
+
+function connection.deliver_challenge(conn, key)
+  check_key("deliver_challenge", key)
+  local challenge = CHALLENGE .. _mp.random(32)
+  conn:send_bytes(challenge)
+  local ok, answer = pcall(conn.recv_bytes, conn, AUTH_MAX)
+  if ok and _mp.compare_digest(answer, _mp.hmac_sha256(key, challenge)) then
+    conn:send_bytes(WELCOME)
+    return
+  end
+  pcall(conn.send_bytes, conn, FAILURE)
+  error(M.AuthenticationError("digest received was wrong"), 2)
+end
+
+function connection.answer_challenge(conn, key)
+  check_key("answer_challenge", key)
+  local challenge = conn:recv_bytes(AUTH_MAX)
+  if challenge:sub(1, #CHALLENGE) ~= CHALLENGE then
+    error(M.AuthenticationError("protocol error: expected a challenge"), 2)
+  end
+  conn:send_bytes(_mp.hmac_sha256(key, challenge))
+  local reply = conn:recv_bytes(AUTH_MAX)
+  if reply ~= WELCOME then
+    error(M.AuthenticationError("digest sent was rejected"), 2)
+  end
+end
+
 -- wait(objects, timeout): the connections, sentinels or processes ready.
 function connection.wait(list, timeout)
   local fds, by = {}, {}
