@@ -5,6 +5,7 @@
 #   make test       the whole test suite (TAP, through prove)
 #   make bench      benchmarks beside CPython and stock lua5.4
 #   make tsan/asan  the test suite on a ThreadSanitizer/AddressSanitizer build
+#   make fuzz       fuzz the serializer's decoder (FUZZ_TIME seconds)
 #   make deps       install the Debian packages the build and tests need
 #   make deps-san   ... and those make tsan/asan need (clang)
 #   make install PREFIX=/usr/local
@@ -40,10 +41,11 @@ LUA_STATIC = $(eval LUA_STATIC := $$(wildcard $$(shell pkg-config --variable=lib
 EXE_LUA = $(if $(LUA_STATIC),-Wl$(comma)--whole-archive $(LUA_STATIC) -Wl$(comma)--no-whole-archive,$(LUA_LIBS))
 
 # What `make deps` installs: the build and `make test`, nothing else (the
-# README says what each one is for). make tsan/asan also need SAN_PKGS
+# README says what each one is for; clang and libclang-rt-dev build the
+# fuzz target that make test runs). make tsan/asan also need SAN_PKGS
 # (`make deps-san`).
 DEB_PKGS := build-essential pkg-config liblua5.4-dev libreadline-dev \
-            libssl-dev perl python3 lua5.4 chromium
+            libssl-dev perl python3 lua5.4 chromium clang libclang-rt-dev
 SAN_PKGS := clang libclang-rt-dev
 
 LIB_SRC  := $(sort $(wildcard vm/*.c gil/*.c stdlib/*.c stdlib/*/*.c))
@@ -64,7 +66,7 @@ STAGE    := $(CURDIR)/$(BUILD)/stage
 EMBED_SAMPLES := $(patsubst samples/embed/%.c,$(BUILD)/samples/embed/%,\
                    $(wildcard samples/embed/*.c))
 
-.PHONY: all demo embed-samples test check-tests bench tsan asan deps deps-san install clean
+.PHONY: all demo embed-samples test check-tests bench tsan asan fuzz deps deps-san install clean
 
 all: $(BUILD)/gilua $(BUILD)/libgilua.a $(BUILD)/libgilua.so
 
@@ -120,9 +122,39 @@ embed-samples: $(EMBED_SAMPLES)
 demo: all
 	./$(BUILD)/gilua samples/demo.lua
 
+# The decoder's fuzz target (tests/fuzz/decode.c): libFuzzer with
+# AddressSanitizer and UBSan (ThreadSanitizer in a tsan build, whose
+# objects it links), the serializer compiled in with coverage, the rest of
+# the library taken from the build. Its seeds are real messages, written
+# by tests/fuzz/seeds.lua.
+FUZZ_CC  ?= clang
+, := ,
+FUZZ_SAN := $(if $(findstring thread,$(SAN)),-fsanitize=fuzzer$(,)thread,\
+              -fsanitize=fuzzer$(,)address$(,)undefined -fno-sanitize-recover=undefined)
+FUZZ_TIME ?= 600
+FUZZ_BIN := $(BUILD)/fuzz/decode
+FUZZ_SEEDS := $(BUILD)/fuzz/seeds
+
+$(FUZZ_BIN): tests/fuzz/decode.c stdlib/multiprocessing/serialize.c \
+    $(BUILD)/libgilua.a $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CPPFLAGS) -O1 -g $(FUZZ_SAN) -pthread tests/fuzz/decode.c \
+	  stdlib/multiprocessing/serialize.c $(BUILD)/libgilua.a -o $@ $(LDLIBS)
+
+$(FUZZ_SEEDS)/.done: tests/fuzz/seeds.lua $(BUILD)/gilua
+	rm -rf $(FUZZ_SEEDS)
+	$(BUILD)/gilua tests/fuzz/seeds.lua $(FUZZ_SEEDS)
+	touch $@
+
+# The corpus grows in $(BUILD)/fuzz/corpus from one run to the next.
+fuzz: $(FUZZ_BIN) $(FUZZ_SEEDS)/.done
+	@mkdir -p $(BUILD)/fuzz/corpus
+	$(FUZZ_BIN) -max_total_time=$(FUZZ_TIME) -max_len=8192 -timeout=10 \
+	  -print_final_stats=1 $(FUZZ_ARGS) $(BUILD)/fuzz/corpus $(FUZZ_SEEDS)
+
 # Lua test files are run by the gilua under test (found first on PATH);
-# C tests are TAP executables.
-test: all $(CTESTS) $(EMBED_SAMPLES)
+# C tests are TAP executables. tests/fuzz_decode.lua runs a short fuzz.
+test: all $(CTESTS) $(EMBED_SAMPLES) $(FUZZ_BIN) $(FUZZ_SEEDS)/.done
 	PATH="$(CURDIR)/$(BUILD):$$PATH" GILUA="$(CURDIR)/$(BUILD)/gilua" \
 	  GILUA_BUILD="$(CURDIR)/$(BUILD)" \
 	  LUA_PATH="$(CURDIR)/tests/?.lua;;" prove $(PROVE_FLAGS) \
