@@ -672,6 +672,9 @@ static const luaL_Reg conn_methods[] = {
 
 enum { K_SEM, K_RLOCK, K_EVENT, K_COND, K_BARRIER };
 
+/* A semaphore counts up to Linux's SEM_VALUE_MAX, as Python's does. */
+#define SEM_MAX 2147483647L
+
 typedef struct shsync {
   pthread_mutex_t m;
   pthread_cond_t c;
@@ -882,7 +885,7 @@ static int sync_release (lua_State *L) {
     }
     else if (--s->count == 0) pthread_cond_signal(&s->c);
   }
-  else if (s->maxvalue > 0 && s->value >= s->maxvalue)
+  else if ((s->maxvalue > 0 && s->value >= s->maxvalue) || s->value >= SEM_MAX)
     err = "semaphore or lock released too many times";
   else {
     s->value++;
@@ -1039,7 +1042,7 @@ static int l_rawshm (lua_State *L) {
   if (es == 0 || tc[1] != '\0')
     return gilua_raise(L, "TypeError", "bad typecode (must be b, B, h, H, i, I, l, L, q, Q, f, d or c): '%s'", tc);
   if (n < 0 || n > (lua_Integer)(SIZE_MAX / 16))
-    return gilua_raise(L, "ValueError", "bad size: %d", (int)n);
+    return gilua_raise(L, "ValueError", "bad size: %I", (LUAI_UACINT)n);
   m = lua_newuserdatauv(L, sizeof *m, 0);
   m->p = NULL;
   m->fd = -1;
@@ -1063,7 +1066,8 @@ static shm *checkshm (lua_State *L, lua_Integer *i) {
   shm *m = luaL_checkudata(L, 1, SHM_MT);
   *i = luaL_checkinteger(L, 2);
   if (*i < 1 || *i > m->n)
-    gilua_raise(L, "IndexError", "array index out of range: %d", (int)*i);
+    gilua_raise(L, "IndexError", "array index out of range: %I (the array has %I elements)",
+                (LUAI_UACINT)*i, (LUAI_UACINT)m->n);
   return m;
 }
 
@@ -1770,7 +1774,12 @@ static int l_shm_open (lua_State *L) {
   if (fstat(fd, &st) != 0) { e = errno; close(fd); return raise_errno(L, "fstat", e); }
   if (st.st_size > 0) {
     void *p = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (p == MAP_FAILED) { e = errno; close(fd); return raise_errno(L, "mmap", e); }
+    if (p == MAP_FAILED) {   /* a block we made must not stay behind */
+      e = errno;
+      close(fd);
+      if (create) shm_unlink(name);
+      return raise_errno(L, "mmap", e);
+    }
     b->p = p;
     b->size = (size_t)st.st_size;
   }
@@ -1802,7 +1811,8 @@ static shbuf *checkbuf (lua_State *L) {
 static size_t byte_index (lua_State *L, shbuf *b, int arg) {
   lua_Integer i = luaL_checkinteger(L, arg);
   if (i < 1 || (size_t)i > b->size)
-    gilua_raise(L, "IndexError", "index out of range: %d", (int)i);
+    gilua_raise(L, "IndexError", "index out of range: %I (the buffer has %I bytes)",
+                (LUAI_UACINT)i, (LUAI_UACINT)b->size);
   return (size_t)(i - 1);
 }
 
