@@ -30,6 +30,7 @@ local mp = require "multiprocessing"
 local _mp = require "_multiprocessing"
 local Object = require "gilua.class"
 local exc = require "gilua.exceptions"
+local args = require "gilua.args"
 local threading = require "threading"
 local queue = require "queue"
 
@@ -486,18 +487,46 @@ local function create(self, kind, ...)
                       PROXIES[kind])
 end
 
-function SyncManager:dict(init) return create(self, "dict", init) end
-function SyncManager:list(init) return create(self, "list", init) end
-function SyncManager:Namespace(init) return create(self, "namespace", init) end
-function SyncManager:Value(typecode, v) return create(self, "value", typecode, v) end
-function SyncManager:Queue(maxsize) return create(self, "Queue", maxsize) end
-function SyncManager:JoinableQueue(maxsize) return create(self, "JoinableQueue", maxsize) end
-function SyncManager:Lock() return create(self, "Lock") end
-function SyncManager:RLock() return create(self, "RLock") end
-function SyncManager:Semaphore(v) return create(self, "Semaphore", v) end
-function SyncManager:BoundedSemaphore(v) return create(self, "BoundedSemaphore", v) end
-function SyncManager:Event() return create(self, "Event") end
-function SyncManager:Condition() return create(self, "Condition") end
+-- Arguments are checked here, in the caller's process, so that a mistake
+-- is reported where it was made and names the method.
+local function opt_table(v, fname, argname)
+  if v ~= nil then args.check(v, "table", fname, argname) end
+  return v
+end
+
+local function opt_count(v, fname, argname, min)
+  if v == nil then return nil end
+  return mp._check_int(v, fname, argname, min)
+end
+
+function SyncManager:dict(init) return create(self, "dict", opt_table(init, "SyncManager.dict", "init")) end
+function SyncManager:list(init) return create(self, "list", opt_table(init, "SyncManager.list", "init")) end
+function SyncManager:Namespace(init)
+  return create(self, "namespace", opt_table(init, "SyncManager.Namespace", "init"))
+end
+function SyncManager:Value(typecode, v)
+  args.check(typecode, "string", "SyncManager.Value", "typecode")
+  return create(self, "value", typecode, v)
+end
+function SyncManager:Queue(maxsize)
+  return create(self, "Queue", opt_count(maxsize, "SyncManager.Queue", "maxsize"))
+end
+function SyncManager:JoinableQueue(maxsize)
+  return create(self, "JoinableQueue", opt_count(maxsize, "SyncManager.JoinableQueue", "maxsize"))
+end
+function SyncManager:Lock(...) mp._no_args("SyncManager.Lock", ...) return create(self, "Lock") end
+function SyncManager:RLock(...) mp._no_args("SyncManager.RLock", ...) return create(self, "RLock") end
+function SyncManager:Semaphore(v)
+  return create(self, "Semaphore", opt_count(v, "SyncManager.Semaphore", "value", 0))
+end
+function SyncManager:BoundedSemaphore(v)
+  return create(self, "BoundedSemaphore", opt_count(v, "SyncManager.BoundedSemaphore", "value", 0))
+end
+function SyncManager:Event(...) mp._no_args("SyncManager.Event", ...) return create(self, "Event") end
+function SyncManager:Condition(...)
+  mp._no_args("SyncManager.Condition", ...)
+  return create(self, "Condition")
+end
 
 function SyncManager:shutdown()
   if self._shutdown or self._pid ~= os.getpid() then return end
@@ -513,7 +542,10 @@ end
 SyncManager.__close = SyncManager.shutdown
 SyncManager.__gc = function(self) pcall(SyncManager.shutdown, self) end
 
-function M.Manager() return SyncManager() end
+function M.Manager(...)
+  mp._no_args("Manager", ...)
+  return SyncManager()
+end
 
 -- Managers still running at exit are shut down.
 local live = setmetatable({}, { __mode = "k" })
