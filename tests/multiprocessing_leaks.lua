@@ -55,6 +55,21 @@ do
   t.is(fd, f0, "... no descriptor")
 end
 
+-- a forked child that collects its copy of a pool leaves the parent's alone
+do
+  local keep = { mp.Pool(1) }
+  local p = mp.Process{ target = function()
+    keep[1] = nil
+    collectgarbage(); collectgarbage()
+  end }
+  p:start()
+  p:join(10)
+  t.is(p.exitcode, 0, "the child collected its copy of the pool and ended")
+  if p.exitcode == nil then p:kill(); p:join() end
+  t.is(keep[1]:apply(math.abs, { -3 }), 3, "the parent's pool still works")
+  keep[1]:terminate()
+end
+
 -- a block whose mapping fails is not left in /dev/shm
 do
   local name = "gilua_test_" .. pid

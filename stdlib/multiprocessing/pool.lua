@@ -422,6 +422,9 @@ end
 local Pool = Object:extend("multiprocessing.pool.Pool")
 M.Pool = Pool
 
+local live = setmetatable({}, { __mode = "k" })   -- pools not collected yet
+local exiting = false                             -- see Pool:__gc
+
 local POOL_ARGS = { "processes", "initializer", "initargs", "maxtasksperchild",
                     "context", fname = "Pool" }
 
@@ -456,6 +459,8 @@ function Pool:init(...)
                     args.typename(context)), 3)
   end
   self._processes = processes
+  self._pid = os.getpid()
+  live[self] = true
   self._engine = Engine{ processes = processes, initializer = initializer,
                          initargs = initargs, maxtasksperchild = maxtasks,
                          context = context or self._context }
@@ -676,13 +681,28 @@ function Pool:join() self._engine:join() end
 function Pool:__close() self:terminate() end
 
 -- A pool collected while it still runs ends its workers and threads, as
--- Python's finalizer does (else they would wait for tasks for ever).
-function Pool:__gc()
+-- Python's finalizer does (else they would wait for tasks for ever); so
+-- does one still running at exit, before multiprocessing joins its
+-- children (handlers run last registered first). After that handler, the
+-- interpreter is closing: finalizers no longer wait for anything.
+local function finalize(self)
   local engine = rawget(self, "_engine")
-  if engine and engine._state ~= "terminate" and engine._state ~= "broken" then
+  -- only in the process that made the pool: a forked child has a copy of
+  -- it, whose workers and threads are not its own
+  if engine and rawget(self, "_pid") == os.getpid()
+     and engine._state ~= "terminate" and engine._state ~= "broken" then
     pcall(Pool.terminate, self)
   end
 end
+
+function Pool:__gc()
+  if not exiting then finalize(self) end
+end
+
+threading._register_atexit(function()
+  for pool in next, live do finalize(pool) end
+  exiting = true
+end)
 
 function Pool:__tostring()
   return ("<multiprocessing.pool.Pool state=%s pool_size=%d>"):format(

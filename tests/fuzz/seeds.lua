@@ -7,6 +7,9 @@ exercises one feature of the format: each scalar kind, strings, arrays and
 hashes, metatables, shared and cyclic references, functions with upvalues
 (shared ones too), the globals, named classes and unnamed subclasses,
 values sent by name, reduced userdata, and nesting to the depth limit.
+Seeds that start with 'F' are streams of frames as they arrive on a
+connection (a message, raw bytes, an empty frame...), read from a real
+Pipe.
 The classes and the module fuzzmod are defined as the fuzz target defines
 them.
 ]]
@@ -108,6 +111,28 @@ end
 -- a mixture as a pool task or manager request would carry
 add(table.pack("call", 1, "method", { 1, 2, 3 }, nil, { k = "v" }))
 add({ [0] = 7, true, { 1, 2 }, n = 2 })
+
+-- streams of frames, read raw from the far end of a real Pipe
+do
+  local aio = require "_asyncio"
+  local function stream(write)
+    local a, b = mp.Pipe()
+    write(a)
+    a:close()
+    local parts = { "F" }
+    while true do
+      local got = aio.recv(b:fileno(), 16384)
+      if got == nil or got == "" then break end
+      parts[#parts + 1] = got
+    end
+    b:close()
+    seeds[#seeds + 1] = table.concat(parts)
+  end
+  stream(function(c) c:send({ 1, "two", { 3 } }); c:send_bytes("raw bytes"); c:send(nil) end)
+  stream(function(c) c:send_bytes(""); c:send("after an empty frame") end)
+  stream(function(c) c:send_bytes(("x"):rep(100)); c:send(42) end)
+  stream(function(c) c:send(p); c:send_bytes(mp.dumps(s)); c:send(fuzzmod.f) end)
+end
 
 os.execute("mkdir -p '" .. dir .. "'")
 for i, m in ipairs(seeds) do
