@@ -123,23 +123,26 @@ demo: all
 	./$(BUILD)/gilua samples/demo.lua
 
 # The decoder's fuzz target (tests/fuzz/decode.c): libFuzzer with
-# AddressSanitizer and UBSan (ThreadSanitizer in a tsan build, whose
-# objects it links), the serializer compiled in with coverage, the rest of
-# the library taken from the build. Its seeds are real messages, written
-# by tests/fuzz/seeds.lua.
+# AddressSanitizer and UBSan, the serializer compiled in with coverage, the
+# rest of the library taken from the build's archive, or, in a
+# ThreadSanitizer build (which cannot run libFuzzer), from an ASan build of
+# its own. Its seeds are real messages, written by tests/fuzz/seeds.lua.
 FUZZ_CC  ?= clang
-, := ,
-FUZZ_SAN := $(if $(findstring thread,$(SAN)),-fsanitize=fuzzer$(,)thread,\
-              -fsanitize=fuzzer$(,)address$(,)undefined -fno-sanitize-recover=undefined)
+FUZZ_SAN := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 FUZZ_TIME ?= 600
 FUZZ_BIN := $(BUILD)/fuzz/decode
 FUZZ_SEEDS := $(BUILD)/fuzz/seeds
+FUZZ_LIB := $(if $(findstring thread,$(SAN)),$(BUILD)/fuzz/asan/libgilua.a,$(BUILD)/libgilua.a)
+
+$(BUILD)/fuzz/asan/libgilua.a: $(LIB_SRC) $(LUA_SRC) $(HEADERS)
+	$(MAKE) --no-print-directory BUILD=$(BUILD)/fuzz/asan CC=$(FUZZ_CC) \
+	  CFLAGS="-O1 -g" SAN="-fsanitize=address,undefined" GILUA_DEFS= $@
 
 $(FUZZ_BIN): tests/fuzz/decode.c stdlib/multiprocessing/serialize.c \
-    $(BUILD)/libgilua.a $(HEADERS)
+    $(FUZZ_LIB) $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(CPPFLAGS) -O1 -g $(FUZZ_SAN) -pthread tests/fuzz/decode.c \
-	  stdlib/multiprocessing/serialize.c $(BUILD)/libgilua.a -o $@ $(LDLIBS)
+	  stdlib/multiprocessing/serialize.c $(FUZZ_LIB) -o $@ $(LDLIBS)
 
 $(FUZZ_SEEDS)/.done: tests/fuzz/seeds.lua $(BUILD)/gilua
 	rm -rf $(FUZZ_SEEDS)
