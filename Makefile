@@ -5,6 +5,7 @@
 #   make test       the whole test suite (TAP, through prove)
 #   make bench      benchmarks beside CPython and stock lua5.4
 #   make tsan/asan  the test suite on a ThreadSanitizer/AddressSanitizer build
+#   make fuzz       fuzz the serializer's decoder (FUZZ_TIME seconds)
 #   make deps       install the Debian packages the build and tests need
 #   make deps-san   ... and those make tsan/asan need (clang)
 #   make install PREFIX=/usr/local
@@ -21,9 +22,13 @@ WARN    := -Wall -Wextra
 # kept (the eval), so pkg-config runs once per make.
 LUA_CFLAGS = $(eval LUA_CFLAGS := $$(shell pkg-config --cflags lua5.4 2>/dev/null))$(LUA_CFLAGS)
 LUA_LIBS   = $(eval LUA_LIBS := $$(shell pkg-config --libs lua5.4 2>/dev/null || echo -llua5.4))$(LUA_LIBS)
-CPPFLAGS += -D_GNU_SOURCE -Iinclude -Ivm -Igil $(LUA_CFLAGS) $(GILUA_DEFS)
+# OpenSSL's libcrypto (libssl-dev): HMAC-SHA256 for multiprocessing's
+# authentication keys; asked for the same way.
+CRYPTO_CFLAGS = $(eval CRYPTO_CFLAGS := $$(shell pkg-config --cflags libcrypto 2>/dev/null))$(CRYPTO_CFLAGS)
+CRYPTO_LIBS   = $(eval CRYPTO_LIBS := $$(shell pkg-config --libs libcrypto 2>/dev/null || echo -lcrypto))$(CRYPTO_LIBS)
+CPPFLAGS += -D_GNU_SOURCE -Iinclude -Ivm -Igil $(LUA_CFLAGS) $(CRYPTO_CFLAGS) $(GILUA_DEFS)
 ALL_CFLAGS = $(CFLAGS) $(WARN) $(SAN) -fPIC -pthread -fvisibility=hidden
-SYSLIBS  := -lreadline -lpthread -lm -ldl
+SYSLIBS   = $(CRYPTO_LIBS) -lreadline -lpthread -lm -ldl
 LDLIBS   = $(LUA_LIBS) $(SYSLIBS)
 # The gilua command carries the system's static liblua5.4.a, as Debian's
 # lua5.4 does (whole, and exported by -E, for C modules): no PIC code and no
@@ -36,10 +41,11 @@ LUA_STATIC = $(eval LUA_STATIC := $$(wildcard $$(shell pkg-config --variable=lib
 EXE_LUA = $(if $(LUA_STATIC),-Wl$(comma)--whole-archive $(LUA_STATIC) -Wl$(comma)--no-whole-archive,$(LUA_LIBS))
 
 # What `make deps` installs: the build and `make test`, nothing else (the
-# README says what each one is for). make tsan/asan also need SAN_PKGS
+# README says what each one is for; clang and libclang-rt-dev build the
+# fuzz target that make test runs). make tsan/asan also need SAN_PKGS
 # (`make deps-san`).
 DEB_PKGS := build-essential pkg-config liblua5.4-dev libreadline-dev \
-            perl python3 lua5.4 chromium
+            libssl-dev perl python3 lua5.4 chromium clang libclang-rt-dev
 SAN_PKGS := clang libclang-rt-dev
 
 LIB_SRC  := $(sort $(wildcard vm/*.c gil/*.c stdlib/*.c stdlib/*/*.c))
@@ -60,7 +66,7 @@ STAGE    := $(CURDIR)/$(BUILD)/stage
 EMBED_SAMPLES := $(patsubst samples/embed/%.c,$(BUILD)/samples/embed/%,\
                    $(wildcard samples/embed/*.c))
 
-.PHONY: all demo embed-samples test check-tests bench tsan asan deps deps-san install clean
+.PHONY: all demo embed-samples test check-tests bench tsan asan fuzz deps deps-san install clean
 
 all: $(BUILD)/gilua $(BUILD)/libgilua.a $(BUILD)/libgilua.so
 
@@ -116,9 +122,42 @@ embed-samples: $(EMBED_SAMPLES)
 demo: all
 	./$(BUILD)/gilua samples/demo.lua
 
+# The decoder's fuzz target (tests/fuzz/decode.c): libFuzzer with
+# AddressSanitizer and UBSan, the serializer compiled in with coverage, the
+# rest of the library taken from the build's archive, or, in a
+# ThreadSanitizer build (which cannot run libFuzzer), from an ASan build of
+# its own. Its seeds are real messages, written by tests/fuzz/seeds.lua.
+FUZZ_CC  ?= clang
+FUZZ_SAN := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+FUZZ_TIME ?= 600
+FUZZ_BIN := $(BUILD)/fuzz/decode
+FUZZ_SEEDS := $(BUILD)/fuzz/seeds
+FUZZ_LIB := $(if $(findstring thread,$(SAN)),$(BUILD)/fuzz/asan/libgilua.a,$(BUILD)/libgilua.a)
+
+$(BUILD)/fuzz/asan/libgilua.a: $(LIB_SRC) $(LUA_SRC) $(HEADERS)
+	$(MAKE) --no-print-directory BUILD=$(BUILD)/fuzz/asan CC=$(FUZZ_CC) \
+	  CFLAGS="-O1 -g" SAN="-fsanitize=address,undefined" GILUA_DEFS= $@
+
+$(FUZZ_BIN): tests/fuzz/decode.c stdlib/multiprocessing/serialize.c \
+    $(FUZZ_LIB) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CPPFLAGS) -O1 -g $(FUZZ_SAN) -pthread tests/fuzz/decode.c \
+	  stdlib/multiprocessing/serialize.c $(FUZZ_LIB) -o $@ $(LDLIBS)
+
+$(FUZZ_SEEDS)/.done: tests/fuzz/seeds.lua $(BUILD)/gilua
+	rm -rf $(FUZZ_SEEDS)
+	$(BUILD)/gilua tests/fuzz/seeds.lua $(FUZZ_SEEDS)
+	touch $@
+
+# The corpus grows in $(BUILD)/fuzz/corpus from one run to the next.
+fuzz: $(FUZZ_BIN) $(FUZZ_SEEDS)/.done
+	@mkdir -p $(BUILD)/fuzz/corpus
+	$(FUZZ_BIN) -max_total_time=$(FUZZ_TIME) -max_len=8192 -timeout=10 \
+	  -print_final_stats=1 $(FUZZ_ARGS) $(BUILD)/fuzz/corpus $(FUZZ_SEEDS)
+
 # Lua test files are run by the gilua under test (found first on PATH);
-# C tests are TAP executables.
-test: all $(CTESTS) $(EMBED_SAMPLES)
+# C tests are TAP executables. tests/fuzz_decode.lua runs a short fuzz.
+test: all $(CTESTS) $(EMBED_SAMPLES) $(FUZZ_BIN) $(FUZZ_SEEDS)/.done
 	PATH="$(CURDIR)/$(BUILD):$$PATH" GILUA="$(CURDIR)/$(BUILD)/gilua" \
 	  GILUA_BUILD="$(CURDIR)/$(BUILD)" \
 	  LUA_PATH="$(CURDIR)/tests/?.lua;;" prove $(PROVE_FLAGS) \

@@ -106,11 +106,19 @@ size_t mp_header (char *h, size_t len) {
 }
 
 
-/* Reads one frame into b (reset first), without the GIL. */
+/* The body of a frame is read in pieces of at most FRAME_CHUNK more
+** than has arrived, so a header that announces a huge length costs memory
+** only as its bytes come. */
+#define FRAME_CHUNK ((size_t)1 << 20)
+
+/* Reads one frame into b (reset first), without the GIL. A length above
+** 'maxlen' (or than a buffer can hold) is EMSGSIZE, with the body left
+** unread: the caller must not read the connection again. The buffer is
+** never NULL, even for 0 bytes. */
 int mp_read_frame (int fd, mp_buf *b, size_t maxlen) {
   uint32_t l;
   uint64_t len;
-  char *p;
+  size_t got = 0;
   int r = mp_read_all(fd, (char *)&l, 4, 1);
   if (r != 0) return r;
   len = l;
@@ -118,16 +126,29 @@ int mp_read_frame (int fd, mp_buf *b, size_t maxlen) {
     r = mp_read_all(fd, (char *)&len, 8, 0);
     if (r != 0) return r == -1 ? EPIPE : r;
   }
-  if (maxlen && len > maxlen) return EMSGSIZE;
+  if (len > maxlen || len > (uint64_t)PTRDIFF_MAX) return EMSGSIZE;
   b->n = 0;
-  if (len > b->cap || b->p == NULL) {  /* never NULL, even for 0 bytes */
-    p = realloc(b->p, (size_t)len ? (size_t)len : 1);
-    if (p == NULL) return ENOMEM;
-    b->p = p;
-    b->cap = (size_t)len;
+  if (b->p == NULL) {
+    if ((b->p = malloc(1)) == NULL) return ENOMEM;
+    b->cap = 1;
   }
-  r = mp_read_all(fd, b->p, (size_t)len, 0);
-  if (r != 0) return r == -1 ? EPIPE : r;
+  while (got < len) {
+    size_t want = (size_t)len - got;
+    if (want > FRAME_CHUNK) want = FRAME_CHUNK;
+    if (got + want > b->cap) {
+      size_t cap = b->cap > 256 ? b->cap : 256;
+      char *p;
+      while (cap < got + want) cap *= 2;
+      if (cap > (size_t)len) cap = (size_t)len;
+      p = realloc(b->p, cap);
+      if (p == NULL) return ENOMEM;
+      b->p = p;
+      b->cap = cap;
+    }
+    r = mp_read_all(fd, b->p + got, want, 0);
+    if (r != 0) return r == -1 ? EPIPE : r;
+    got += want;
+  }
   b->n = (size_t)len;
   return 0;
 }
@@ -258,6 +279,13 @@ static mp_buf *recv_frame (lua_State *L, conn *c, size_t maxlen) {
   GILUA_BEGIN_ALLOW_THREADS(L)
     r = mp_read_frame(fd, b, maxlen);
   GILUA_END_ALLOW_THREADS(L)
+  if (r == EMSGSIZE) {
+    /* The body is still in the socket, where the next read would take it
+    ** for a header: as Python does, the connection can no longer be read
+    ** (closed if it cannot be written either). */
+    if (c->wfd != c->rfd) close(c->rfd);
+    c->rfd = -1;
+  }
   if (r != 0) mp_read_error(L, r);
   return b;
 }
@@ -267,20 +295,29 @@ static int conn_recv (lua_State *L) {
   conn *c = checkconn(L, 1);
   mp_buf *b;
   lua_settop(L, 1);
-  b = recv_frame(L, c, 0);
+  b = recv_frame(L, c, SIZE_MAX);
   mp_decode(L, b->p, b->n);
   return 1;
 }
 
 
+/* recv_bytes([maxlength]): a longer message is an OSError, and the
+** connection is then unreadable (Python's rule). */
 static int conn_recv_bytes (lua_State *L) {
   conn *c = checkconn(L, 1);
-  lua_Integer maxlen = luaL_optinteger(L, 2, 0);
+  lua_Integer maxlen = -1;
   mp_buf *b;
-  if (maxlen < 0) return gilua_raise(L, "ValueError", "negative maxlength");
+  if (!lua_isnoneornil(L, 2)) {
+    if (!lua_isinteger(L, 2))
+      return gilua_raise(L, "TypeError", "recv_bytes(): argument 'maxlength' must be an integer, not %s",
+                         luaL_typename(L, 2));
+    maxlen = lua_tointeger(L, 2);
+    if (maxlen < 0) return gilua_raise(L, "ValueError", "negative maxlength");
+  }
   lua_settop(L, 1);
-  b = recv_frame(L, c, (size_t)maxlen);
-  lua_pushlstring(L, b->p, b->n);
+  b = recv_frame(L, c, maxlen < 0 ? SIZE_MAX : (size_t)maxlen);
+  if (b->n == 0) lua_pushliteral(L, "");
+  else lua_pushlstring(L, b->p, b->n);
   return 1;
 }
 

@@ -9,10 +9,12 @@ shared objects; proxies in any process send their reads and writes to it.
     print(d, l)                               -- {'k': True, ...} [42]
 
 The server listens on a Unix socket in a directory only the user can
-enter, the socket itself mode 0600, and a client must first present the
-manager's random authentication key. One server thread serves each client
-connection, so a blocking call (a Queue get, a Lock acquire) only blocks
-its caller. Objects live until the manager shuts down. A server whose
+enter, the socket itself mode 0600, and a client must first prove that it
+holds the manager's random authentication key (challenge and HMAC-SHA256
+answer, both ways, on raw bytes: nothing from a client is decoded before).
+Each thread of a client has its own connection, and one server thread
+serves each connection, so a blocking call (a Queue get, a Lock acquire)
+only blocks its caller. Objects live until the manager shuts down. A server whose
 parent died without shutting it down (killed) stops soon after (it
 looks every second).
 
@@ -28,6 +30,7 @@ local mp = require "multiprocessing"
 local _mp = require "_multiprocessing"
 local Object = require "gilua.class"
 local exc = require "gilua.exceptions"
+local args = require "gilua.args"
 local threading = require "threading"
 local queue = require "queue"
 
@@ -234,13 +237,13 @@ local function traced(e)
 end
 
 local function serve_client(conn, objects, key, state)
-  local ok, hello = pcall(conn.recv, conn)
-  if not ok or hello ~= key then
-    pcall(conn.send, conn, { false, "authentication failed" })
+  -- nothing from a client is decoded before it has proved it has the key
+  local ok = pcall(mp.connection.deliver_challenge, conn, key)
+  if ok then ok = pcall(mp.connection.answer_challenge, conn, key) end
+  if not ok then
     conn:close()
     return
   end
-  conn:send({ true })
   while true do
     local got, req = pcall(conn.recv, conn)
     if not got or req == nil then break end
@@ -311,37 +314,50 @@ end
 
 -- The client side ---------------------------------------------------------------
 
-local by_addr = {}
+-- One connection to each manager per thread (Python's rule), so that a
+-- thread blocked in a call (q:get()) does not hold up the others; a
+-- thread's connections close when it ends and its local data is dropped.
+local tls = threading["local"]()
 
 local function connection(addr, key)
-  local c = by_addr[addr]
+  local by_addr = tls.by_addr
   local pid = os.getpid()
-  if c and c.pid == pid then return c end
-  local conn = _mp.connect(addr)
-  conn:send(key)
-  local r = conn:recv()
-  if not r[1] then
-    conn:close()
-    error(mp.AuthenticationError(r[2]), 0)
+  if by_addr == nil or by_addr.pid ~= pid then   -- none yet, or a fork's copy
+    by_addr = { pid = pid }
+    tls.by_addr = by_addr
   end
-  c = { pid = pid, conn = conn, lock = threading.Lock() }
-  by_addr[addr] = c
-  return c
+  local conn = by_addr[addr]
+  if conn then return conn end
+  conn = _mp.connect(addr)
+  local ok, err = pcall(function()
+    mp.connection.answer_challenge(conn, key)
+    mp.connection.deliver_challenge(conn, key)
+  end)
+  if not ok then
+    conn:close()
+    if mp.AuthenticationError:is(err) then error(err, 0) end
+    error(mp.AuthenticationError("authentication with the manager failed: " .. tostring(err)), 0)
+  end
+  by_addr[addr] = conn
+  return conn
+end
+
+local function forget(addr)
+  local by_addr = tls.by_addr
+  local conn = by_addr and by_addr[addr]
+  if conn then pcall(conn.close, conn); by_addr[addr] = nil end
 end
 
 local function request(addr, key, req)
-  local c = connection(addr, key)
-  c.lock:acquire()
+  local conn = connection(addr, key)
   local ok, r = pcall(function()
-    c.conn:send(req)
-    return c.conn:recv()
+    conn:send(req)
+    return conn:recv()
   end)
-  c.lock:release()
   if not ok then
     -- Cut short (Ctrl-C) or broken: the server may still answer this call,
     -- so the connection is out of step; the next request makes a new one.
-    if by_addr[addr] == c then by_addr[addr] = nil end
-    pcall(c.conn.close, c.conn)
+    forget(addr)
     error(r, 0)
   end
   if not r[1] then error(r[2], 0) end
@@ -479,25 +495,52 @@ local function create(self, kind, ...)
                       PROXIES[kind])
 end
 
-function SyncManager:dict(init) return create(self, "dict", init) end
-function SyncManager:list(init) return create(self, "list", init) end
-function SyncManager:Namespace(init) return create(self, "namespace", init) end
-function SyncManager:Value(typecode, v) return create(self, "value", typecode, v) end
-function SyncManager:Queue(maxsize) return create(self, "Queue", maxsize) end
-function SyncManager:JoinableQueue(maxsize) return create(self, "JoinableQueue", maxsize) end
-function SyncManager:Lock() return create(self, "Lock") end
-function SyncManager:RLock() return create(self, "RLock") end
-function SyncManager:Semaphore(v) return create(self, "Semaphore", v) end
-function SyncManager:BoundedSemaphore(v) return create(self, "BoundedSemaphore", v) end
-function SyncManager:Event() return create(self, "Event") end
-function SyncManager:Condition() return create(self, "Condition") end
+-- Arguments are checked here, in the caller's process, so that a mistake
+-- is reported where it was made and names the method.
+local function opt_table(v, fname, argname)
+  if v ~= nil then args.check(v, "table", fname, argname) end
+  return v
+end
+
+local function opt_count(v, fname, argname, min)
+  if v == nil then return nil end
+  return mp._check_int(v, fname, argname, min)
+end
+
+function SyncManager:dict(init) return create(self, "dict", opt_table(init, "SyncManager.dict", "init")) end
+function SyncManager:list(init) return create(self, "list", opt_table(init, "SyncManager.list", "init")) end
+function SyncManager:Namespace(init)
+  return create(self, "namespace", opt_table(init, "SyncManager.Namespace", "init"))
+end
+function SyncManager:Value(typecode, v)
+  args.check(typecode, "string", "SyncManager.Value", "typecode")
+  return create(self, "value", typecode, v)
+end
+function SyncManager:Queue(maxsize)
+  return create(self, "Queue", opt_count(maxsize, "SyncManager.Queue", "maxsize"))
+end
+function SyncManager:JoinableQueue(maxsize)
+  return create(self, "JoinableQueue", opt_count(maxsize, "SyncManager.JoinableQueue", "maxsize"))
+end
+function SyncManager:Lock(...) mp._no_args("SyncManager.Lock", ...) return create(self, "Lock") end
+function SyncManager:RLock(...) mp._no_args("SyncManager.RLock", ...) return create(self, "RLock") end
+function SyncManager:Semaphore(v)
+  return create(self, "Semaphore", opt_count(v, "SyncManager.Semaphore", "value", 0))
+end
+function SyncManager:BoundedSemaphore(v)
+  return create(self, "BoundedSemaphore", opt_count(v, "SyncManager.BoundedSemaphore", "value", 0))
+end
+function SyncManager:Event(...) mp._no_args("SyncManager.Event", ...) return create(self, "Event") end
+function SyncManager:Condition(...)
+  mp._no_args("SyncManager.Condition", ...)
+  return create(self, "Condition")
+end
 
 function SyncManager:shutdown()
   if self._shutdown or self._pid ~= os.getpid() then return end
   self._shutdown = true
   pcall(request, self.address, self._key, { "shutdown", n = 1 })
-  local c = by_addr[self.address]
-  if c then pcall(c.conn.close, c.conn); by_addr[self.address] = nil end
+  forget(self.address)
   self._process:join(2)
   if self._process.exitcode == nil then self._process:terminate(); self._process:join() end
   _mp.remove(self.address)
@@ -507,7 +550,10 @@ end
 SyncManager.__close = SyncManager.shutdown
 SyncManager.__gc = function(self) pcall(SyncManager.shutdown, self) end
 
-function M.Manager() return SyncManager() end
+function M.Manager(...)
+  mp._no_args("Manager", ...)
+  return SyncManager()
+end
 
 -- Managers still running at exit are shut down.
 local live = setmetatable({}, { __mode = "k" })

@@ -22,6 +22,7 @@ int luaopen_gilua_multiprocessing (lua_State *L) {
   mp_open_queues(L);
   mp_open_managers(L);
   mp_open_serialize(L);
+  mp_open_auth(L);
   lua_pushinteger(L, SIGTERM);
   lua_setfield(L, -2, "SIGTERM");
   lua_pushinteger(L, SIGKILL);

@@ -43,6 +43,7 @@ void mp_encode(lua_State *L, int idx, mp_buf *b);
 void mp_decode(lua_State *L, const char *s, size_t len);
 
 int mp_open_serialize(lua_State *L);    /* dumps, loads into the table on top */
+int mp_open_auth(lua_State *L);         /* hmac_sha256, compare_digest (auth.c) */
 
 
 /*

@@ -30,6 +30,32 @@ local is_options = args.is_options
 
 local M = {}
 
+-- Argument checks shared by the modules of multiprocessing ------------------
+
+-- A constructor or method that takes no argument: Python's TypeError.
+local function no_args(fname, ...)
+  local n = select("#", ...)
+  if n > 0 then
+    error(TypeError(("%s() takes no arguments (%d given)"):format(fname, n)), 3)
+  end
+end
+M._no_args = no_args
+
+-- An integer argument (an integral float is taken), at least `min`.
+local function check_int(value, fname, argname, min)
+  value = args.check(value, "integer", fname, argname)
+  if math.type(value) ~= "integer" then
+    error(exc.OverflowError(("%s(): argument '%s' is too large: %s")
+                            :format(fname, argname, tostring(value))), 3)
+  end
+  if min and value < min then
+    error(ValueError(("%s(): argument '%s' must be at least %d, not %d")
+                     :format(fname, argname, min, value)), 3)
+  end
+  return value
+end
+M._check_int = check_int
+
 M.ProcessError = exc.Exception:extend("multiprocessing.ProcessError")
 M.BufferTooShort = M.ProcessError:extend("multiprocessing.BufferTooShort")
 M.TimeoutError = M.ProcessError:extend("multiprocessing.TimeoutError")
@@ -114,6 +140,8 @@ function Process:init(...)
   if group ~= nil then error(AssertionError("group argument must be None for now"), 2) end
   if target ~= nil then args.check(target, "callable", "Process", "target") end
   if a ~= nil then args.check(a, "table", "Process", "args") end
+  if kwargs ~= nil then args.check(kwargs, "table", "Process", "kwargs") end
+  if name ~= nil then args.check(name, "string", "Process", "name") end
   _counter = _counter + 1
   self._identity = _counter
   self._target, self._args, self._kwargs = target, a or EMPTY, kwargs
@@ -490,19 +518,64 @@ local connection = {}
 M.connection = connection
 connection.Pipe = M.Pipe
 
-local function fd_of(o)
-  if type(o) == "number" then return o end
-  if type(o) == "table" and o.sentinel then return o.sentinel end
+local function fd_of(o, i)
+  if math.type(o) == "integer" then return o end
+  if Process:is(o) then return o.sentinel end
   if type(o) == "table" and o._q then return o._q:_reader() end
-  return o:fileno()
+  local ok, fd = pcall(function() return o:fileno() end)
+  if ok and math.type(fd) == "integer" then return fd end
+  error(TypeError(("wait(): object_list[%d] must be a Connection, a Process, a queue's " ..
+                   "reader or a descriptor, not %s"):format(i, args.typename(o))), 3)
+end
+
+--[[ Authentication keys, as Python's multiprocessing.connection: the side
+that holds the resource sends a random challenge and checks the answer
+(HMAC-SHA256 of the challenge under the key) on raw bytes of bounded
+length, before anything from the peer is decoded; then the other side does
+the same, so each knows the other has the key. ]]
+local CHALLENGE, WELCOME, FAILURE = "#CHALLENGE#", "#WELCOME#", "#FAILURE#"
+local AUTH_MAX = 256        -- the longest message either side reads
+
+local function check_key(fname, key)
+  if type(key) ~= "string" then
+    error(TypeError(("%s(): argument 'authkey' must be a string, not %s")
+                    :format(fname, args.typename(key))), 3)
+  end
+end
+
+function connection.deliver_challenge(conn, key)
+  check_key("deliver_challenge", key)
+  local challenge = CHALLENGE .. _mp.random(32)
+  conn:send_bytes(challenge)
+  local ok, answer = pcall(conn.recv_bytes, conn, AUTH_MAX)
+  if ok and _mp.compare_digest(answer, _mp.hmac_sha256(key, challenge)) then
+    conn:send_bytes(WELCOME)
+    return
+  end
+  pcall(conn.send_bytes, conn, FAILURE)
+  error(M.AuthenticationError("digest received was wrong"), 2)
+end
+
+function connection.answer_challenge(conn, key)
+  check_key("answer_challenge", key)
+  local challenge = conn:recv_bytes(AUTH_MAX)
+  if challenge:sub(1, #CHALLENGE) ~= CHALLENGE then
+    error(M.AuthenticationError("protocol error: expected a challenge"), 2)
+  end
+  conn:send_bytes(_mp.hmac_sha256(key, challenge))
+  local reply = conn:recv_bytes(AUTH_MAX)
+  if reply ~= WELCOME then
+    error(M.AuthenticationError("digest sent was rejected"), 2)
+  end
 end
 
 -- wait(objects, timeout): the connections, sentinels or processes ready.
 function connection.wait(list, timeout)
+  args.check(list, "table", "wait", "object_list")
   timeout = args.timeout(timeout, "multiprocessing.connection.wait")
   local fds, by = {}, {}
   for i = 1, #list do
-    local fd = fd_of(list[i])
+    local fd = fd_of(list[i], i)
     fds[i] = fd
     by[fd] = by[fd] or list[i]
   end
@@ -519,7 +592,7 @@ M.Queue = Queue
 
 function Queue:init(maxsize)
   if is_options(maxsize) then maxsize = maxsize.maxsize end
-  if maxsize ~= nil then args.check(maxsize, "number", "Queue", "maxsize") end
+  if maxsize ~= nil then maxsize = check_int(maxsize, "Queue", "maxsize") end
   self._maxsize = maxsize or 0
   self._q = _mp.queue(maxsize or 0)
 end
@@ -604,7 +677,10 @@ function JoinableQueue:join() return self._q:join() end
 
 local SimpleQueue = Object:extend("multiprocessing.SimpleQueue")
 M.SimpleQueue = SimpleQueue
-function SimpleQueue:init() self._q = _mp.queue(0) end
+function SimpleQueue:init(...)
+  no_args("SimpleQueue", ...)
+  self._q = _mp.queue(0)
+end
 function SimpleQueue:put(item) return self._q:put(item) end
 function SimpleQueue:get() return self._q:get() end
 function SimpleQueue:empty() return self._q:empty() end
@@ -626,7 +702,10 @@ function SemLock:_count() return self._s:_count() end
 
 local Lock = SemLock:extend("multiprocessing.synchronize.Lock")
 M.Lock = Lock
-function Lock:init() self._s = _mp.semlock("sem", 1, 1) end
+function Lock:init(...)
+  no_args("Lock", ...)
+  self._s = _mp.semlock("sem", 1, 1)
+end
 function Lock:locked() return self._s:locked() end
 function Lock:_is_owned() return self._s:_is_mine() end
 function Lock:__tostring()
@@ -635,17 +714,34 @@ end
 
 local RLock = SemLock:extend("multiprocessing.synchronize.RLock")
 M.RLock = RLock
-function RLock:init() self._s = _mp.semlock("rlock") end
+function RLock:init(...)
+  no_args("RLock", ...)
+  self._s = _mp.semlock("rlock")
+end
 function RLock:locked() return self._s:locked() end
 function RLock:_is_owned() return self._s:_is_mine() end
 function RLock:__tostring() return "<RLock(count=" .. self._s:_count() .. ")>" end
 
 local Semaphore = SemLock:extend("multiprocessing.synchronize.Semaphore")
 M.Semaphore = Semaphore
-function Semaphore:init(value)
+-- The largest count of a semaphore (Linux's SEM_VALUE_MAX): a release
+-- past it is a ValueError, as Python's.
+local SEM_VALUE_MAX = 2147483647
+
+local function sem_value(value, fname)
   if is_options(value) then value = value.value end
-  value = value or 1
-  if value < 0 then error(ValueError("semaphore initial value must be >= 0"), 3) end
+  if value == nil then return 1 end
+  value = check_int(value, fname, "value")
+  if value < 0 then error(ValueError(fname .. "(): semaphore initial value must be >= 0"), 4) end
+  if value > SEM_VALUE_MAX then
+    error(exc.OverflowError(("%s(): argument 'value' must be at most %d, not %d")
+                            :format(fname, SEM_VALUE_MAX, value)), 4)
+  end
+  return value
+end
+
+function Semaphore:init(value)
+  value = sem_value(value, "Semaphore")
   self._s = _mp.semlock("sem", value, -1)
 end
 function Semaphore:get_value() return self._s:_count() end
@@ -653,15 +749,16 @@ function Semaphore:get_value() return self._s:_count() end
 local BoundedSemaphore = Semaphore:extend("multiprocessing.synchronize.BoundedSemaphore")
 M.BoundedSemaphore = BoundedSemaphore
 function BoundedSemaphore:init(value)
-  if is_options(value) then value = value.value end
-  value = value or 1
-  if value < 0 then error(ValueError("semaphore initial value must be >= 0"), 3) end
+  value = sem_value(value, "BoundedSemaphore")
   self._s = _mp.semlock("sem", value, value)
 end
 
 local Event = Object:extend("multiprocessing.synchronize.Event")
 M.Event = Event
-function Event:init() self._s = _mp.semlock("event", 0) end
+function Event:init(...)
+  no_args("Event", ...)
+  self._s = _mp.semlock("event", 0)
+end
 function Event:set() return self._s:set() end
 function Event:clear() return self._s:clear() end
 function Event:is_set() return self._s:is_set() end
@@ -680,6 +777,10 @@ M.Condition = Condition
 
 function Condition:init(lock)
   if is_options(lock) then lock = lock.lock end
+  if lock ~= nil and not (Lock:is(lock) or RLock:is(lock)) then
+    error(TypeError("Condition(): argument 'lock' must be a multiprocessing Lock or RLock, not " ..
+                    args.typename(lock)), 3)
+  end
   self._lock = lock or RLock()
   self._sleeping = _mp.semlock("sem", 0)
   self._woken = _mp.semlock("sem", 0)
@@ -716,7 +817,7 @@ end
 
 function Condition:notify(n)
   if is_options(n) then n = n.n end
-  n = n or 1
+  n = n == nil and 1 or check_int(n, "Condition.notify", "n")
   check_owned(self, "notify")
   -- forget the sleepers that timed out
   while self._woken:acquire(false) do
@@ -760,8 +861,10 @@ function Barrier:init(parties, action, timeout)
   if is_options(parties) then
     parties, action, timeout = parties.parties, parties.action, parties.timeout
   end
-  args.check(parties, "number", "Barrier", "parties")
-  if parties < 1 then error(ValueError("parties must be > 0"), 3) end
+  parties = check_int(parties, "Barrier", "parties")
+  if parties < 1 then error(ValueError("Barrier(): parties must be > 0"), 3) end
+  if action ~= nil then args.check(action, "callable", "Barrier", "action") end
+  if timeout ~= nil then args.check(timeout, "number", "Barrier", "timeout") end
   self.parties = parties
   self._action, self._timeout = action, args.timeout(timeout, "Barrier")
   self._cond = Condition(Lock())
@@ -825,12 +928,32 @@ Barrier:property("broken", function(self) return self._st:get(3) ~= 0 end)
 -- Shared values ------------------------------------------------------------------
 
 
+local TYPECODES = "bBhHiIlLqQfdc"
+
+local function check_typecode(typecode, fname)
+  if type(typecode) ~= "string" or #typecode ~= 1 or not TYPECODES:find(typecode, 1, true) then
+    error(TypeError(("%s(): bad typecode (must be b, B, h, H, i, I, l, L, q, Q, f, d or c), not %s")
+                    :format(fname, type(typecode) == "string" and ("'" .. typecode .. "'")
+                                   or args.typename(typecode))), 3)
+  end
+end
+
+-- Stores v at i; an error names the caller if v does not fit the type.
+local function store(m, i, v, fname, what)
+  local ok, err = pcall(m.set, m, i, v)
+  if not ok then
+    local msg = tostring(type(err) == "table" and err.message or err)
+    error(TypeError(("%s(): %s: %s"):format(fname, what, msg)), 3)
+  end
+end
+
 local RawValue = Object:extend("multiprocessing.sharedctypes.RawValue")
 M.RawValue = function(typecode, ...)
+  check_typecode(typecode, "RawValue")
   local m = _mp.rawshm(typecode, 1)
   local n = select("#", ...)
   local v = setmetatable({ _m = m, _typecode = typecode }, RawValue)
-  if n > 0 then m:set(1, (...)) end
+  if n > 0 and (...) ~= nil then store(m, 1, (...), "RawValue", "bad initial value") end
   return v
 end
 RawValue:property("value", function(self) return self._m:get(1) end,
@@ -851,9 +974,29 @@ function Value:__tostring()
   return ("<Synchronized wrapper for c_%s(%s)>"):format(self._typecode, tostring(self._m:get(1)))
 end
 
-local function lock_arg(opts)
+-- The lock option of Value and Array: true (a new RLock), false (none) or
+-- a lock of one's own, which must have acquire and release (Python's check).
+local function lock_arg(opts, fname)
   local lock = true
-  if is_options(opts) and opts.lock ~= nil then lock = opts.lock end
+  if opts ~= nil and not is_options(opts) then
+    error(TypeError(("%s(): the options must be a table such as {lock = false}, not %s")
+                    :format(fname, args.typename(opts))), 3)
+  end
+  if opts then
+    for k in next, opts do
+      if k ~= "lock" then
+        error(TypeError(("%s(): unexpected keyword argument '%s'"):format(fname, tostring(k))), 3)
+      end
+    end
+    if opts.lock ~= nil then lock = opts.lock end
+  end
+  if lock ~= true and lock ~= false then
+    local ok, acq, rel = pcall(function() return lock.acquire, lock.release end)
+    if not ok or not (args.callable(acq) and args.callable(rel)) then
+      error(exc.AttributeError(("%s(): lock %s has no method 'acquire'")
+                               :format(fname, args.typename(lock))), 3)
+    end
+  end
   return lock
 end
 
@@ -861,9 +1004,10 @@ function M.Value(typecode, ...)
   local n = select("#", ...)
   local init, opts = ...
   if n == 1 and is_options(init) then init, opts = nil, init; n = 0 end
+  check_typecode(typecode, "Value")
+  local lock = lock_arg(opts, "Value")
   local raw = M.RawValue(typecode)
-  if n > 0 and init ~= nil then raw._m:set(1, init) end
-  local lock = lock_arg(opts)
+  if n > 0 and init ~= nil then store(raw._m, 1, init, "Value", "bad initial value") end
   if lock == false then return raw end
   if lock == true then lock = RLock() end
   return setmetatable({ _m = raw._m, _raw = raw, _lock = lock, _typecode = typecode }, Value)
@@ -913,7 +1057,8 @@ end
 local RAW_ARRAY = array_mt("RawArray", ARRAY_METHODS)
 local SYNC_ARRAY = array_mt("SynchronizedArray", ARRAY_METHODS)
 
-function M.RawArray(typecode, size_or_values)
+local function raw_array(typecode, size_or_values, fname)
+  check_typecode(typecode, fname)
   local values
   if type(size_or_values) == "table" then values = size_or_values end
   local n = values and #values or size_or_values
@@ -922,16 +1067,29 @@ function M.RawArray(typecode, size_or_values)
     for i = 1, n do values[i] = size_or_values:sub(i, i) end
   end
   if math.type(n) ~= "integer" then
-    error(TypeError("Array(): size_or_initializer must be an integer or a table"), 2)
+    error(TypeError(("%s(): argument 'size_or_initializer' must be an integer, a table or a string, not %s")
+                    :format(fname, args.typename(size_or_values))), 3)
+  end
+  if n < 0 then
+    error(ValueError(("%s(): array length must be >= 0, not %d"):format(fname, n)), 3)
+  end
+  if n > (1 << 40) then
+    error(exc.OverflowError(("%s(): array length %d is too large"):format(fname, n)), 3)
   end
   local m = _mp.rawshm(typecode, n)
-  if values then for i = 1, n do m:set(i, values[i]) end end
+  if values then
+    for i = 1, n do store(m, i, values[i], fname, ("bad value at index %d"):format(i)) end
+  end
   return setmetatable({ _m = m, _typecode = typecode }, RAW_ARRAY)
 end
 
+function M.RawArray(typecode, size_or_values)
+  return raw_array(typecode, size_or_values, "RawArray")
+end
+
 function M.Array(typecode, size_or_values, opts)
-  local raw = M.RawArray(typecode, size_or_values)
-  local lock = lock_arg(opts)
+  local lock = lock_arg(opts, "Array")
+  local raw = raw_array(typecode, size_or_values, "Array")
   if lock == false then return raw end
   if lock == true then lock = RLock() end
   return setmetatable({ _m = rawget(raw, "_m"), _raw = raw, _lock = lock,

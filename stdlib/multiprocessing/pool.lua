@@ -422,20 +422,45 @@ end
 local Pool = Object:extend("multiprocessing.pool.Pool")
 M.Pool = Pool
 
+local live = setmetatable({}, { __mode = "k" })   -- pools not collected yet
+local exiting = false                             -- see Pool:__gc
+
 local POOL_ARGS = { "processes", "initializer", "initargs", "maxtasksperchild",
                     "context", fname = "Pool" }
+
+-- No more processes than the system can number.
+local function pid_max()
+  local f = io.open("/proc/sys/kernel/pid_max", "r")
+  local n = f and tonumber(f:read("l"))
+  if f then f:close() end
+  return n or 32768
+end
 
 function Pool:init(...)
   local processes, initializer, initargs, maxtasks, context = args.get(POOL_ARGS, ...)
   if processes == nil then processes = _mp.cpu_count() or 1 end
-  if math.type(processes) ~= "integer" or processes < 1 then
-    error(ValueError("Number of processes must be at least 1"), 3)
+  processes = mp._check_int(processes, "Pool", "processes")
+  if processes < 1 then
+    error(ValueError("Pool(): Number of processes must be at least 1, not " .. processes), 3)
+  end
+  local most = pid_max()
+  if processes > most then
+    error(ValueError(("Pool(): argument 'processes' is %d, more than the system can run " ..
+                      "(kernel.pid_max = %d)"):format(processes, most)), 3)
   end
   if initializer ~= nil then args.check(initializer, "callable", "Pool", "initializer") end
+  if initargs ~= nil then args.check(initargs, "table", "Pool", "initargs") end
   if maxtasks ~= nil and (math.type(maxtasks) ~= "integer" or maxtasks < 1) then
-    error(ValueError("maxtasksperchild must be a positive int or None"), 3)
+    error(ValueError("Pool(): maxtasksperchild must be a positive integer or nil, not " ..
+                     tostring(maxtasks)), 3)
+  end
+  if context ~= nil and not (type(context) == "table" and args.callable(context.get_start_method)) then
+    error(TypeError("Pool(): argument 'context' must be a context (get_context()), not " ..
+                    args.typename(context)), 3)
   end
   self._processes = processes
+  self._pid = os.getpid()
+  live[self] = true
   self._engine = Engine{ processes = processes, initializer = initializer,
                          initargs = initargs, maxtasksperchild = maxtasks,
                          context = context or self._context }
@@ -463,10 +488,17 @@ local function apply_args(fn, a, c, ec)
   return fn, a, c, ec
 end
 
-function Pool:apply_async(...)
+local function check_callbacks(fname, callback, error_callback)
+  if callback ~= nil then args.check(callback, "callable", fname, "callback") end
+  if error_callback ~= nil then args.check(error_callback, "callable", fname, "error_callback") end
+end
+
+local function apply_async(self, fname, ...)
   local fn, a, callback, error_callback = apply_args(...)
   check_running(self)
-  args.check(fn, "callable", "Pool.apply_async", "func")
+  args.check(fn, "callable", fname, "func")
+  if a ~= nil then args.check(a, "table", fname, "args") end
+  check_callbacks(fname, callback, error_callback)
   a = a or { n = 0 }
   local res = ApplyResult(callback, error_callback)
   res._multi = true
@@ -485,8 +517,10 @@ function Pool:apply_async(...)
   return res
 end
 
+function Pool:apply_async(...) return apply_async(self, "Pool.apply_async", ...) end
+
 function Pool:apply(fn, a)
-  return self:apply_async(fn, a):get()
+  return apply_async(self, "Pool.apply", fn, a):get()
 end
 
 local MapResult = ApplyResult:extend("multiprocessing.pool.MapResult")
@@ -510,6 +544,26 @@ local function chunks_of(xs, n, chunksize, nproc)
   return out
 end
 
+-- chunksize: nil (chosen) or an integer from 1 (Python's message).
+local function check_chunksize(chunksize, fname)
+  if chunksize == nil then return nil end
+  chunksize = mp._check_int(chunksize, fname, "chunksize")
+  if chunksize < 1 then
+    error(ValueError(("%s(): Chunksize must be 1+, not %d"):format(fname, chunksize)), 4)
+  end
+  return chunksize
+end
+
+-- The items of an iterable: xs.n of them if set, else #xs.
+local function count(xs, fname)
+  local n = xs.n
+  if n == nil then return #xs end
+  if math.type(n) ~= "integer" or n < 0 then
+    error(TypeError(("%s(): iterable.n must be a count, not %s"):format(fname, tostring(n))), 4)
+  end
+  return n
+end
+
 local function map_async(self, kind, fn, xs, chunksize, callback, error_callback, fname)
   check_running(self)
   args.check(fn, "callable", fname, "func")
@@ -517,7 +571,17 @@ local function map_async(self, kind, fn, xs, chunksize, callback, error_callback
   if is_options(chunksize) then
     chunksize, callback, error_callback = chunksize.chunksize, chunksize.callback, chunksize.error_callback
   end
-  local n = xs.n or #xs
+  chunksize = check_chunksize(chunksize, fname)
+  check_callbacks(fname, callback, error_callback)
+  local n = count(xs, fname)
+  if kind == "star" then   -- each item is the table of one call's arguments
+    for i = 1, n do
+      if type(xs[i]) ~= "table" then
+        error(TypeError(("%s(): iterable[%d] must be a table of arguments, not %s")
+                        :format(fname, i, args.typename(xs[i]))), 3)
+      end
+    end
+  end
   local res = MapResult(callback, error_callback)
   local results = {}
   local chunks = chunks_of(xs, n, chunksize, self._processes)
@@ -557,7 +621,8 @@ local function imap(self, fn, xs, chunksize, ordered, fname)
   args.check(fn, "callable", fname, "func")
   args.check(xs, "table", fname, "iterable")
   if is_options(chunksize) then chunksize = chunksize.chunksize end
-  local n = xs.n or #xs
+  chunksize = check_chunksize(chunksize, fname)
+  local n = count(xs, fname)
   local cv = threading.Condition(threading.Lock())
   local got, errors = {}, {}
   local order = {}             -- unordered: indexes in arrival order
@@ -614,6 +679,30 @@ function Pool:join() self._engine:join() end
 
 -- `local pool <close> = Pool(4)`: terminate, as Python's `with`.
 function Pool:__close() self:terminate() end
+
+-- A pool collected while it still runs ends its workers and threads, as
+-- Python's finalizer does (else they would wait for tasks for ever); so
+-- does one still running at exit, before multiprocessing joins its
+-- children (handlers run last registered first). After that handler, the
+-- interpreter is closing: finalizers no longer wait for anything.
+local function finalize(self)
+  local engine = rawget(self, "_engine")
+  -- only in the process that made the pool: a forked child has a copy of
+  -- it, whose workers and threads are not its own
+  if engine and rawget(self, "_pid") == os.getpid()
+     and engine._state ~= "terminate" and engine._state ~= "broken" then
+    pcall(Pool.terminate, self)
+  end
+end
+
+function Pool:__gc()
+  if not exiting then finalize(self) end
+end
+
+threading._register_atexit(function()
+  for pool in next, live do finalize(pool) end
+  exiting = true
+end)
 
 function Pool:__tostring()
   return ("<multiprocessing.pool.Pool state=%s pool_size=%d>"):format(

@@ -420,7 +420,7 @@ static int q_get (lua_State *L) {
       p.revents = 0;
       if (deadline >= 0) ready = gilua_waitfds(&p, 1, deadline);
       if (ready > 0) {
-        r = mp_read_frame(fd, b, 0);
+        r = mp_read_frame(fd, b, SIZE_MAX);
         got = r == 0;
       }
       else if (ready < 0) r = errno;

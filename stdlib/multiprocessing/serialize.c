@@ -26,20 +26,30 @@
 **                                made with extend() and no name of its
 **                                own, made again at the receiver with
 **                                parent:extend()
+**
+** A class is known by identity (gilua.class lists every class it makes),
+** never by its shape: a plain table with a field __super is data.
 **   reduced userdata             tag + function + state: a userdata whose
 **                                metatable has __mp_reduce, which returns
 **                                a function found by name and a state; the
 **                                receiver calls function(state)
-**   name                         tag + module + key: a module, or a value
-**                                that a loaded module exports (C functions,
-**                                io.stdout, module functions, classes),
-**                                found by name at the receiver as Python
-**                                pickles functions by reference
+**   name                         tag + module + key: a module, or a
+**                                function, userdata or class that a loaded
+**                                module exports (C functions, io.stdout,
+**                                module functions), found by name at the
+**                                receiver as Python pickles functions by
+**                                reference. Data tables always travel by
+**                                value, even a module's.
+**
+** Depth: tables, functions, subclasses and reduced userdata hold values;
+** one nested in MAXDEPTH others is refused, by the encoder (TypeError, so
+** nothing is sent that the receiver would refuse) and by the decoder alike.
 **
 ** Decoding checks every length and tag, so malformed input is a ValueError,
-** never a crash. Lua does not verify bytecode, so each chunk carries a
-** check (FNV-1a) that catches corruption; like pickle, messages must come
-** from a trusted sender.
+** never a crash (tests/fuzz/ fuzzes it). Lua does not verify bytecode, so
+** each chunk carries a check (FNV-1a) that catches corruption; like
+** pickle, messages must come from a trusted sender (the manager
+** authenticates its clients before it decodes anything of theirs).
 */
 #include <math.h>
 #include <stdint.h>
@@ -55,8 +65,37 @@
 enum { T_NIL, T_FALSE, T_TRUE, T_INT, T_FLT, T_STR, T_TABLE, T_END, T_REF,
        T_FUNC, T_GLOBALS, T_CLASS, T_NAME, T_JOIN, T_SUBCLASS, T_REDUCE };
 
-#define CLASSES_KEY "gilua.classes"
 #define NAMES_KEY "_multiprocessing.names"
+
+
+/* Pushes the set of every class (gilua.class keeps it in Object's
+** metaclass), or an empty table before gilua.class is loaded. */
+static void push_allclasses (lua_State *L) {
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  lua_getfield(L, -1, "gilua.class");
+  if (lua_getmetatable(L, -1)) {
+    lua_pushliteral(L, "__classes");
+    if (lua_rawget(L, -2) == LUA_TTABLE) {
+      lua_replace(L, -4);
+      lua_pop(L, 2);
+      return;
+    }
+    lua_pop(L, 2);
+  }
+  lua_pop(L, 2);
+  lua_newtable(L);
+}
+
+
+/* Is the value at idx a class (identity, in the set at 'set')? */
+static int isclass (lua_State *L, int set, int idx) {
+  int yes;
+  if (lua_type(L, idx) != LUA_TTABLE) return 0;
+  lua_pushvalue(L, idx);
+  yes = lua_rawget(L, set) != LUA_TNIL;
+  lua_pop(L, 1);
+  return yes;
+}
 
 
 /*
@@ -137,13 +176,16 @@ static int loaded_count (lua_State *L) {
 
 /* names[v] = {module, key} (key nil for a module itself); a module's own
 ** entry wins over a member's. Only C functions and userdata are taken from
-** _G: the user's global tables and functions are data, sent by value. */
-static void add_members (lua_State *L, int names, const char *mod, int isG) {
+** _G: the user's global tables and functions are data, sent by value. Of a
+** module's tables only its classes: its data tables travel by value. */
+static void add_members (lua_State *L, int names, int classes,
+                         const char *mod, int isG) {
   lua_pushnil(L);
   while (lua_next(L, -2)) {
     int t = lua_type(L, -1);
     int want = isG ? (t == LUA_TUSERDATA || lua_iscfunction(L, -1))
-                   : (t == LUA_TFUNCTION || t == LUA_TTABLE || t == LUA_TUSERDATA);
+                   : (t == LUA_TFUNCTION || t == LUA_TUSERDATA ||
+                      isclass(L, classes, lua_gettop(L)));
     if (want && lua_type(L, -2) == LUA_TSTRING) {
       lua_pushvalue(L, -1);
       if (lua_rawget(L, names) == LUA_TNIL) {
@@ -164,7 +206,7 @@ static void add_members (lua_State *L, int names, const char *mod, int isG) {
 
 /* Pushes the names table, rebuilt when modules were loaded since. */
 static void push_names (lua_State *L) {
-  int n = loaded_count(L), names;
+  int n = loaded_count(L), names, classes;
   lua_getfield(L, LUA_REGISTRYINDEX, NAMES_KEY);
   if (lua_istable(L, -1)) {
     lua_rawgeti(L, -1, 0);
@@ -174,6 +216,8 @@ static void push_names (lua_State *L) {
   lua_pop(L, 1);
   lua_newtable(L);
   names = lua_gettop(L);
+  push_allclasses(L);
+  classes = lua_gettop(L);
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
   /* modules first */
   lua_pushnil(L);
@@ -191,11 +235,11 @@ static void push_names (lua_State *L) {
   while (lua_next(L, -2)) {
     if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TTABLE) {
       const char *mod = lua_tostring(L, -2);
-      add_members(L, names, mod, strcmp(mod, "_G") == 0);
+      add_members(L, names, classes, mod, strcmp(mod, "_G") == 0);
     }
     lua_pop(L, 1);
   }
-  lua_pop(L, 1);
+  lua_pop(L, 2);
   lua_pushinteger(L, n);
   lua_rawseti(L, names, 0);
   lua_pushvalue(L, names);
@@ -219,6 +263,7 @@ typedef struct enc {
   int names;         /* slot of the names table ... */
   int have_names;    /* ... filled when first needed */
   int classes;       /* registry of named classes */
+  int allclasses;    /* every class (a set) */
   lua_Integer nextid;
   int depth;
   char what[160];    /* on failure: what could not be sent */
@@ -341,6 +386,19 @@ static int is_class (enc *e, int idx) {
 
 static int enc_value (enc *e, int idx);
 
+
+/* Before a value that holds others: refused past MAXDEPTH, as the decoder
+** would refuse it. */
+static int enter (enc *e) {
+  if (e->depth >= MAXDEPTH) {
+    snprintf(e->what, sizeof e->what, "a value nested more than %d deep",
+             MAXDEPTH);
+    return -1;
+  }
+  e->depth++;
+  return 0;
+}
+
 /* Keys that extend() makes itself. */
 static int made_by_extend (const char *k) {
   static const char *const own[] = {"__index", "__newindex", "__super",
@@ -356,9 +414,11 @@ static int made_by_extend (const char *k) {
 static int enc_subclass (enc *e, int idx, int *r) {
   lua_State *L = e->L;
   int parent;
+  if (!isclass(L, e->allclasses, idx)) return 0;
   lua_pushliteral(L, "__super");
   if (lua_rawget(L, idx) != LUA_TTABLE) { lua_pop(L, 1); return 0; }
   parent = lua_gettop(L);
+  if (enter(e) != 0) { *r = -1; return 1; }
   put_byte(e, T_SUBCLASS);
   if (enc_value(e, parent) != 0) { prepend(e, "(parent class)"); *r = -1; return 1; }
   lua_pushnil(L);
@@ -382,6 +442,7 @@ static int enc_subclass (enc *e, int idx, int *r) {
   }
   put_byte(e, T_END);
   lua_pop(L, 1);
+  e->depth--;
   *r = 0;
   return 1;
 }
@@ -407,6 +468,7 @@ static int seen (enc *e, int idx) {
 static int enc_table (enc *e, int idx) {
   lua_State *L = e->L;
   lua_Unsigned n = lua_rawlen(L, idx), i;
+  if (enter(e) != 0) return -1;
   put_byte(e, T_TABLE);
   put_varint(e, n);
   for (i = 1; i <= n; i++) {
@@ -446,6 +508,7 @@ static int enc_table (enc *e, int idx) {
     }
     lua_pop(L, 1);
   }
+  e->depth--;
   return 0;
 }
 
@@ -464,6 +527,7 @@ static int enc_function (enc *e, int idx) {
   uint32_t len32;
   uint64_t h;
   int i, nups = 0;
+  if (enter(e) != 0) return -1;
   put_byte(e, T_FUNC);
   at = b->n;
   mp_bufreserve(L, b, 12);
@@ -505,6 +569,7 @@ static int enc_function (enc *e, int idx) {
       lua_pop(L, 1);
     }
   }
+  e->depth--;
   return 0;
 }
 
@@ -541,12 +606,7 @@ static int enc_value (enc *e, int idx) {
     }
     default: break;
   }
-  if (e->depth >= MAXDEPTH) {
-    strcpy(e->what, "a value nested too deeply");
-    return -1;
-  }
   luaL_checkstack(L, 8, "serializing");
-  e->depth++;
   switch (lua_type(L, idx)) {
     case LUA_TTABLE:
       lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
@@ -573,12 +633,14 @@ static int enc_value (enc *e, int idx) {
       if (luaL_getmetafield(L, idx, "__mp_reduce") == LUA_TFUNCTION) {
         lua_pushvalue(L, idx);
         lua_call(L, 1, 2);          /* function, state at top+1, top+2 */
+        if (enter(e) != 0) { r = -1; break; }
         put_byte(e, T_REDUCE);
         if (enc_value(e, top + 1) != 0 || enc_value(e, top + 2) != 0) {
           prepend(e, "(reduced)");
           r = -1;
           break;
         }
+        e->depth--;
       }
       else r = cannot(e, idx);
       lua_settop(L, top);
@@ -588,7 +650,6 @@ static int enc_value (enc *e, int idx) {
       r = cannot(e, idx);
       break;
   }
-  e->depth--;
   return r;
 }
 
@@ -605,9 +666,11 @@ void mp_encode (lua_State *L, int idx, mp_buf *b) {
   e.refs = lua_gettop(L);
   lua_newtable(L);
   e.upids = lua_gettop(L);
-  lua_getfield(L, LUA_REGISTRYINDEX, CLASSES_KEY);
+  lua_getfield(L, LUA_REGISTRYINDEX, GILUA_CLASSES_KEY);
   if (!lua_istable(L, -1)) { lua_pop(L, 1); lua_newtable(L); }
   e.classes = lua_gettop(L);
+  push_allclasses(L);
+  e.allclasses = lua_gettop(L);
   lua_pushnil(L);
   e.names = lua_gettop(L);
   top = lua_gettop(L);
@@ -618,7 +681,7 @@ void mp_encode (lua_State *L, int idx, mp_buf *b) {
     gilua_raise(L, "TypeError", "cannot send %s%s%s between processes",
                 e.what, e.path[0] ? " at value" : "", e.path);
   }
-  lua_settop(L, top - 4);
+  lua_settop(L, top - 5);
 }
 
 /* }================================================================== */
@@ -634,6 +697,7 @@ typedef struct dec {
   lua_State *L;
   const unsigned char *p, *end;
   int objs;                /* table: id -> object */
+  int allclasses;          /* every class (a set) */
   lua_Integer nobjs;
   int depth;
 } dec;
@@ -690,10 +754,19 @@ static void remember (dec *d, int idx) {
 
 static void dec_value (dec *d);
 
+
+/* Into a value that holds others: the encoder's rule (enter). */
+static void dec_enter (dec *d) {
+  if (d->depth >= MAXDEPTH) bad(d, "nested too deeply");
+  d->depth++;
+}
+
+
 static void dec_table (dec *d) {
   lua_State *L = d->L;
   uint64_t n = get_varint(d), i;
   int t;
+  dec_enter(d);
   if (n > (uint64_t)(d->end - d->p)) bad(d, "bad array size");
   lua_createtable(L, (int)n, 0);
   t = lua_gettop(L);
@@ -716,6 +789,7 @@ static void dec_table (dec *d) {
   if (lua_istable(L, -1)) lua_setmetatable(L, t);
   else if (lua_isnil(L, -1)) lua_pop(L, 1);
   else bad(d, "bad metatable");
+  d->depth--;
 }
 
 
@@ -725,6 +799,7 @@ static void dec_function (dec *d) {
   uint64_t h;
   const char *chunk;
   int f, i, nups = 0, want;
+  dec_enter(d);
   memcpy(&len, get_raw(d, 4), 4);
   memcpy(&h, get_raw(d, 8), 8);
   chunk = get_raw(d, len);
@@ -757,6 +832,7 @@ static void dec_function (dec *d) {
       lua_setupvalue(L, f, i);
     }
   }
+  d->depth--;
 }
 
 
@@ -764,10 +840,11 @@ static void dec_subclass (dec *d) {
   lua_State *L = d->L;
   lua_Integer id = ++d->nobjs;    /* the class's id comes before its parent's */
   int cls;
+  dec_enter(d);
   lua_pushboolean(L, 0);
   lua_rawseti(L, d->objs, id);
   dec_value(d);
-  if (!lua_istable(L, -1)) bad(d, "bad parent class");
+  if (!isclass(L, d->allclasses, lua_gettop(L))) bad(d, "parent is not a class");
   if (lua_getfield(L, -1, "extend") != LUA_TFUNCTION) bad(d, "parent is not a class");
   lua_insert(L, -2);
   lua_call(L, 1, 1);
@@ -783,6 +860,7 @@ static void dec_subclass (dec *d) {
     dec_value(d);
     lua_rawset(L, cls);
   }
+  d->depth--;
 }
 
 
@@ -814,9 +892,7 @@ static void dec_name (dec *d) {
 static void dec_value (dec *d) {
   lua_State *L = d->L;
   int tag = get_byte(d);
-  if (d->depth >= MAXDEPTH) bad(d, "nested too deeply");
   luaL_checkstack(L, 8, "deserializing");
-  d->depth++;
   switch (tag) {
     case T_NIL: lua_pushnil(L); break;
     case T_FALSE: lua_pushboolean(L, 0); break;
@@ -845,7 +921,7 @@ static void dec_value (dec *d) {
     case T_GLOBALS: lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS); break;
     case T_CLASS:
       push_lstr(d);
-      lua_getfield(L, LUA_REGISTRYINDEX, CLASSES_KEY);
+      lua_getfield(L, LUA_REGISTRYINDEX, GILUA_CLASSES_KEY);
       lua_pushvalue(L, -2);
       if (!lua_istable(L, -2) || lua_rawget(L, -2) != LUA_TTABLE) {
         gilua_raise(L, "ValueError", "malformed message: unknown class '%s'",
@@ -857,14 +933,15 @@ static void dec_value (dec *d) {
     case T_NAME: dec_name(d); break;
     case T_SUBCLASS: dec_subclass(d); break;
     case T_REDUCE:
+      dec_enter(d);
       dec_value(d);
       if (lua_type(L, -1) != LUA_TFUNCTION) bad(d, "bad rebuild function");
       dec_value(d);
       lua_call(L, 1, 1);
+      d->depth--;
       break;
     default: bad(d, "unknown tag");
   }
-  d->depth--;
 }
 
 
@@ -872,17 +949,21 @@ void mp_decode (lua_State *L, const char *s, size_t len) {
   dec d;
   int top = lua_gettop(L);
   d.L = L;
-  d.p = (const unsigned char *)s;
-  d.end = d.p + len;
   d.depth = 0;
   d.nobjs = 0;
+  if (len == 0) bad(&d, "empty message");
+  d.p = (const unsigned char *)s;
+  d.end = d.p + len;
   if (len < 2 || d.p[0] != MAGIC) bad(&d, "not a serialized value");
   if (d.p[1] != VERSION) bad(&d, "unknown version");
   d.p += 2;
   lua_newtable(L);
   d.objs = top + 1;
+  push_allclasses(L);
+  d.allclasses = top + 2;
   dec_value(&d);
   if (d.p != d.end) bad(&d, "trailing bytes");
+  lua_remove(L, top + 1);
   lua_remove(L, top + 1);
 }
 

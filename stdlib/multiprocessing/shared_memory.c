@@ -89,7 +89,7 @@ static int l_rawshm (lua_State *L) {
   if (es == 0 || tc[1] != '\0')
     return gilua_raise(L, "TypeError", "bad typecode (must be b, B, h, H, i, I, l, L, q, Q, f, d or c): '%s'", tc);
   if (n < 0 || n > (lua_Integer)(SIZE_MAX / 16))
-    return gilua_raise(L, "ValueError", "bad size: %d", (int)n);
+    return gilua_raise(L, "ValueError", "bad size: %I", (LUAI_UACINT)n);
   m = lua_newuserdatauv(L, sizeof *m, 0);
   m->p = NULL;
   m->fd = -1;
@@ -113,7 +113,8 @@ static shm *checkshm (lua_State *L, lua_Integer *i) {
   shm *m = luaL_checkudata(L, 1, SHM_MT);
   *i = luaL_checkinteger(L, 2);
   if (*i < 1 || *i > m->n)
-    gilua_raise(L, "IndexError", "array index out of range: %d", (int)*i);
+    gilua_raise(L, "IndexError", "array index out of range: %I (the array has %I elements)",
+                (LUAI_UACINT)*i, (LUAI_UACINT)m->n);
   return m;
 }
 
@@ -274,7 +275,12 @@ static int l_shm_open (lua_State *L) {
   if (fstat(fd, &st) != 0) { e = errno; close(fd); return gilua_oserror(L, e, "fstat", NULL); }
   if (st.st_size > 0) {
     void *p = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (p == MAP_FAILED) { e = errno; close(fd); return gilua_oserror(L, e, "mmap", NULL); }
+    if (p == MAP_FAILED) {   /* a block we made must not stay behind */
+      e = errno;
+      close(fd);
+      if (create) shm_unlink(name);
+      return gilua_oserror(L, e, "mmap", NULL);
+    }
     b->p = p;
     b->size = (size_t)st.st_size;
   }
@@ -302,7 +308,8 @@ static shbuf *checkbuf (lua_State *L) {
 static size_t byte_index (lua_State *L, shbuf *b, int arg) {
   lua_Integer i = luaL_checkinteger(L, arg);
   if (i < 1 || (size_t)i > b->size)
-    gilua_raise(L, "IndexError", "index out of range: %d", (int)i);
+    gilua_raise(L, "IndexError", "index out of range: %I (the buffer has %I bytes)",
+                (LUAI_UACINT)i, (LUAI_UACINT)b->size);
   return (size_t)(i - 1);
 }
 

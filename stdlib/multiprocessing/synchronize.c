@@ -15,6 +15,9 @@
 
 #define SYNC_MT "_multiprocessing.SemLock"
 
+/* A semaphore counts up to Linux's SEM_VALUE_MAX, as Python's does. */
+#define SEM_MAX 2147483647L
+
 typedef struct syncref { mp_sync *s; int fd; } syncref;
 
 
@@ -181,12 +184,8 @@ static int sync_release (lua_State *L) {
     }
     else if (--s->count == 0) pthread_cond_signal(&s->c);
   }
-  else if (s->maxvalue > 0 && s->value >= s->maxvalue)
+  else if ((s->maxvalue > 0 && s->value >= s->maxvalue) || s->value >= SEM_MAX)
     err = "semaphore or lock released too many times";
-  else if (s->value == LONG_MAX) {  /* sem_post's EOVERFLOW, as Python */
-    mp_sunlock(s);
-    return gilua_oserror(L, EOVERFLOW, "release", NULL);
-  }
   else {
     s->value++;
     pthread_cond_signal(&s->c);

@@ -86,10 +86,16 @@ local function class_tostring(cls)
   return "class " .. tostring(rawget(cls, "__name"))
 end
 
+-- Every class, as a key: what tells a class from a table of the same
+-- shape (the serializer sends a class as a class only when it is one).
+-- C code finds it as the field __classes of Object's metaclass.
+local classes = setmetatable({}, { __mode = "k" })
+
 local Object = { __name = "Object" }
 Object.__index = Object
 setmetatable(Object, { __call = construct, __newindex = define,
-                       __tostring = class_tostring })
+                       __tostring = class_tostring, __classes = classes })
+classes[Object] = true
 
 function Object.init() end
 
@@ -182,6 +188,7 @@ function Object.extend(parent, name)
     children[parent] = subs
   end
   subs[cls] = true
+  classes[cls] = true
   if rawget(parent, "__getters") then equip(cls) end
   if name then registry[name] = cls end
   return cls
