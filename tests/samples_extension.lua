@@ -8,14 +8,15 @@
 --     (threads.lua: >= 1.6x over one thread on 2 cores);
 --   * crc32_holding keeps it: nothing else runs Lua meanwhile, and two
 --     threads take twice as long (<= 1.2x).
--- The speed-ups are the best of three inside the sample, and a run whose
--- figures miss is repeated once: other programs on the machine take cores.
+-- The speed-ups are the best of three inside the sample, measured when two
+-- cores are free, and a run whose figures miss is repeated once: other
+-- programs on the machine take cores.
 local t = require "tap"
 local util = require "support.util"
+local S = require "support.samples"
 
 local build = os.getenv("GILUA_BUILD") or
               ((os.getenv("GILUA") or "build/gilua"):match("^(.*)/[^/]*$") or "build")
-local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "tests"
 local moddir = build .. "/samples/extension/"
 local module = moddir .. "checksum.so"
 local sanitized = build:match("tsan") or build:match("asan")
@@ -68,44 +69,31 @@ do
        :format(ticks_held, dt_held))
 end
 
--- threads.lua: the speed-ups.
-local function run()
-  local args = sanitized and " 1 10" or ""
-  local p = io.popen(t.shquote(t.gilua()) .. " " .. t.shquote(here .. "/../samples/extension/threads.lua")
-                     .. args .. " 2>&1")
-  local out = p:read("a")
-  local ok = p:close()
+-- threads.lua: the speed-ups, measured when two cores are free (see
+-- support/samples.lua).
+local function figures(out)
   local fig = {}
   for name, rest in out:gmatch("\n(crc32%S*)%s+([^\n]*)") do
     fig[name] = {}
     for k, v in rest:gmatch("([%w_]+)=([%x.]+)") do fig[name][k] = v end
   end
-  return fig, out, ok
+  return fig
 end
 
-local cores = os.cpu_count() or 1
-local want = cores >= 2 and 1.6 or 0.8
-local function speedup(fig, name) return tonumber(fig[name] and fig[name].speedup) end
-local function good(fig)
-  local r, h = speedup(fig, "crc32"), speedup(fig, "crc32_holding")
-  return r and h and r >= want and h <= 1.2
-end
-
-local fig, out, ok = run()
-if not (ok and good(fig)) then
-  t.note("figures off, running threads.lua once more:\n" .. out)
-  fig, out, ok = run()
-end
-t.ok(ok, "threads.lua runs")
-t.note(out)
-t.ok(fig.crc32 and fig.crc32_holding and fig.crc32.crc == fig.crc32_holding.crc,
-     "both entry points computed the same checksum in every thread")
-t.ok((speedup(fig, "crc32") or 0) >= want,
-     ("releasing the GIL, 2 threads do twice the work in about one's time: %sx (>= %.1f on %d cores)")
-     :format(tostring(speedup(fig, "crc32")), want, cores))
-t.ok((speedup(fig, "crc32_holding") or 99) <= 1.2,
-     ("holding the GIL, 2 threads take turns: %sx (<= 1.2)"):format(tostring(speedup(fig, "crc32_holding"))))
-t.ok((tonumber(fig.crc32_holding and fig.crc32_holding.cpu_per_wall) or 99) <= 1.2,
-     "... and the process used about one core meanwhile (cpu/wall <= 1.2)")
+S.check{
+  { "extension/threads.lua", cores = true, args = sanitized and {1, 10} or nil, show = true, check = function(c, r)
+      local fig = figures(r.out)
+      local rel, held = fig.crc32 or {}, fig.crc32_holding or {}
+      c.ok(rel.crc and rel.crc == held.crc, "threads.lua: both entry points computed the same checksum in every thread")
+      local want = S.want(r, 1.6)
+      c.ok((tonumber(rel.speedup) or 0) >= want,
+           ("releasing the GIL, 2 threads do twice the work in about one's time: %sx (>= %.2f, %.2f cores free)")
+           :format(tostring(rel.speedup), want, r.cores or 0))
+      c.ok((tonumber(held.speedup) or 99) <= 1.2,
+           ("holding the GIL, 2 threads take turns: %sx (<= 1.2)"):format(tostring(held.speedup)))
+      c.ok((tonumber(held.cpu_per_wall) or 99) <= 1.2,
+           ("... the process used one core at most meanwhile (cpu/wall %s <= 1.2)"):format(tostring(held.cpu_per_wall)))
+    end },
+}
 
 t.done_testing()

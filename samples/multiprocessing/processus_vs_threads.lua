@@ -1,11 +1,13 @@
 -- The course's lesson in one table: the same CPU-bound work done
 -- sequentially, in 2 threads (no faster: one GIL) and in 2 processes
 -- (about 2x faster on 2 cores: one GIL each).
+--
+--     gilua samples/multiprocessing/processus_vs_threads.lua [N]
 local multiprocessing = require "multiprocessing"
 local threading = require "threading"
 local time = require "time"
 
-local N = 20000000
+local N = tonumber(arg and arg[1]) or 40000000
 
 local function travail()
   local s = 0

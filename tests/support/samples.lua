@@ -20,12 +20,24 @@ match). Samples not marked `alone` run at the same time, one thread each
 CPU-bound ones, and those that measure CPU speed-ups) run one at a time.
 A sample marked `timed` whose checks fail runs once more, alone, and the
 checks of that second run are the ones reported: timings on a shared
-machine get one retry, never a looser bound.
+machine get one retry.
+
+A parallel speed-up needs free cores, which other programs on a shared
+machine often take (a busy machine may leave this process less than one
+core, whatever it runs). A sample marked `cores` (one that measures a
+speed-up of processes, or of threads that release the GIL) runs alone,
+when the machine has two cores free: before it runs, M.free_cores() is
+measured until it shows 1.8 or more (waiting at most 8 s, and 25 s in all
+for a test file); measured again after, the smaller figure is r.cores.
+Its checks ask for the speed-up M.want(r, bound): `bound` when two cores
+were free, else what the cores it got allow (0.8 x r.cores); the check's
+name shows the figure.
 ]]
 
 local t = require "tap"
 local subprocess = require "subprocess"
-local threading = require "threading"
+local multiprocessing = require "multiprocessing"
+local time = require "time"
 local util = require "support.util"
 
 local M = {}
@@ -54,6 +66,50 @@ function M.run(path, args, timeout)
   return { out = r.stdout, err = r.stderr, status = r.returncode, elapsed = elapsed, args = args }
 end
 
+-- How many cores this process can get now: two child processes each
+-- compute for `secs` of CPU time; on two free cores that takes `secs` of
+-- wall time, on one free core twice as long.
+local function spin(secs)
+  local t0, x = time.process_time(), 0
+  while time.process_time() - t0 < secs do
+    for i = 1, 10000 do x = x + i end
+  end
+end
+
+function M.free_cores(secs)
+  secs = secs or 0.1
+  local t0 = util.clock()
+  local ps = {}
+  for i = 1, 2 do
+    ps[i] = multiprocessing.Process{target = spin, args = {secs}}
+    ps[i]:start()
+  end
+  for _, p in ipairs(ps) do p:join() end
+  return 2 * secs / (util.clock() - t0)
+end
+
+-- Waits for a moment when two cores are free (at most 8 s, and 25 s in
+-- all for this process); returns the last figure measured.
+local patience = 25
+function M.wait_for_cores()
+  local t0, cores = util.clock(), 0
+  repeat
+    cores = M.free_cores()
+    if cores >= 1.8 then break end
+    time.sleep(0.2)
+  until util.clock() - t0 > math.min(8, patience)
+  patience = math.max(0, patience - (util.clock() - t0))
+  return cores
+end
+
+-- The speed-up to ask of parallel work measured with r.cores free: `bound`
+-- on two free cores, else 0.8 of what the cores it got allow.
+function M.want(r, bound)
+  local cores = math.min(r.cores or 2, os.cpu_count() or 1)
+  if cores >= 1.8 then return bound end
+  return math.min(bound, 0.8 * cores)
+end
+
 -- A checker with tap's forms that records instead of printing.
 local function recorder()
   local rec, c = {}, {}
@@ -78,6 +134,19 @@ local function recorder()
                "         got: " .. t.show(x), ("    expected: between %s and %s"):format(lo, hi))
   end
   return c, rec
+end
+
+-- Runs a sample marked `cores` when two are free (see above).
+local function run_on_free_cores(spec)
+  local before = M.wait_for_cores()
+  local r = M.run(spec[1], spec.args, spec.timeout)
+  r.cores = math.min(before, M.free_cores())
+  return r
+end
+
+local function run_one(spec)
+  if spec.cores then return run_on_free_cores(spec) end
+  return M.run(spec[1], spec.args, spec.timeout)
 end
 
 local function evaluate(spec, r)
@@ -110,19 +179,21 @@ end
 function M.check(specs)
   local results, threads = {}, {}
   for i, spec in ipairs(specs) do
-    if not spec.alone then
+    if not (spec.alone or spec.cores) then
       threads[#threads + 1] = util.go(function() results[i] = M.run(spec[1], spec.args, spec.timeout) end)
     end
   end
   for _, th in ipairs(threads) do th:join() end
   for i, spec in ipairs(specs) do
-    local r = results[i] or M.run(spec[1], spec.args, spec.timeout)
+    local r = results[i] or run_one(spec)
     local rec, failed = evaluate(spec, r)
-    if failed and spec.timed then
-      t.note(("%s: figures off (%.2f s), running it once more:\n%s"):format(spec[1], r.elapsed, r.out))
-      r = M.run(spec[1], spec.args, spec.timeout)
+    if failed and (spec.timed or spec.cores) then
+      t.note(("%s: figures off (%.2f s%s), running it once more:\n%s"):format(spec[1], r.elapsed,
+             r.cores and (", %.2f cores free"):format(r.cores) or "", r.out))
+      r = run_one(spec)
       rec = evaluate(spec, r)
     end
+    if r.cores then t.note(("%s ran with %.2f cores free"):format(spec[1], r.cores)) end
     if spec.show then t.note(r.out) end
     report(spec, r, rec)
   end
