@@ -122,7 +122,7 @@ local function borne(v)
   return math.floor(v + 0.5)
 end
 
--- Resamples `src` (n values `pas` apart from `debut`, per channel) into `dst`.
+-- Resizes `img` to l2 x h2: along the rows first, then along the columns.
 local function redimensionner(img, l2, h2)
   local l, h, c = img.largeur, img.hauteur, img.canaux
   local px = img.pixels
