@@ -109,7 +109,7 @@ S.check{
                 "... and the whole lasts as long as the longest sleep (" .. longest .. " s)")
     end },
 
-  { "threading/sans_synchronisation.lua", check = function(c, r)
+  { "threading/sans_synchronisation.lua", timed = true, check = function(c, r)
       local inner = r.out:match("^<(.*)>\n$")
       c.ok(inner, "sans_synchronisation: <...>")
       inner = inner or ""
@@ -216,7 +216,7 @@ S.check{
       c.like(r.out, "consommateur : fin\n$", "... and stopped at the end mark")
     end },
 
-  { "threading/barrier.lua", check = function(c, r)
+  { "threading/barrier.lua", timed = true, check = function(c, r)
       c.like(r.out, "^coureur%-1 prêt, 0 déjà à la barrière\ncoureur%-3 prêt, 1 déjà à la barrière\n"
              .. "coureur%-2 prêt, 2 déjà à la barrière\n",
              "barrier: n_waiting 0, 1, 2 as they arrive (0.1, 0.3, 0.5 s)")
