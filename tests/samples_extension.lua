@@ -89,10 +89,12 @@ S.check{
       c.ok((tonumber(rel.speedup) or 0) >= want,
            ("releasing the GIL, 2 threads do twice the work in about one's time: %sx (>= %.2f, %.2f cores free)")
            :format(tostring(rel.speedup), want, r.cores or 0))
-      c.ok((tonumber(held.speedup) or 99) <= 1.2,
-           ("holding the GIL, 2 threads take turns: %sx (<= 1.2)"):format(tostring(held.speedup)))
-      c.ok((tonumber(held.cpu_per_wall) or 99) <= 1.2,
-           ("... the process used one core at most meanwhile (cpu/wall %s <= 1.2)"):format(tostring(held.cpu_per_wall)))
+      -- On a machine busy with other programs the speed-up compares moments
+      -- of a changing load: there the cores kept busy tell the story.
+      local hs, hc = tonumber(held.speedup), tonumber(held.cpu_per_wall)
+      c.ok(hs and hc and hc <= 1.2 and (hs <= 1.2 or (r.cores or 0) < 1.8),
+           ("holding the GIL, 2 threads take turns: %sx, %s cores busy (<= 1.2; and <= 1.2x on free cores)")
+           :format(tostring(held.speedup), tostring(held.cpu_per_wall)))
     end },
 }
 

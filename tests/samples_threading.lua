@@ -242,10 +242,17 @@ S.check{
       c.like(r.out, "✅ Résultat correct avec synchronisation!\n$", "... and it says so")
     end },
 
-  { "demo.lua", alone = true, timed = true, check = function(c, r)
+  -- On a machine busy with other programs, the CPU-bound speed-up compares
+  -- two moments of a changing load: there the cores the threads kept busy
+  -- (CPU time / elapsed time) tell that they computed one at a time.
+  { "demo.lua", cores = true, check = function(c, r)
       local cpu = tonumber(r.out:match("CPU%-bound: 2 x count%(%d+M%)%s+[%d.]+s%s+[%d.]+s%s+([%d.]+)x"))
+      local busy = tonumber(r.out:match("kept ([%d.]+) cores busy"))
       local io = tonumber(r.out:match("I/O%-bound: 10 x sleep%(0%.15 s%)%s+[%d.]+s%s+[%d.]+s%s+([%d.]+)x"))
-      c.between(cpu, 0.6, 1.3, "demo: CPU-bound, 2 threads are no faster than 2 calls in a row")
+      local free = (r.cores or 0) >= 1.8
+      c.ok(cpu and busy and busy <= 1.2 and (not free or (cpu >= 0.6 and cpu <= 1.3)),
+           ("demo: CPU-bound, 2 threads are no faster than 2 calls in a row: %sx, %s cores busy "
+            .. "(<= 1.2; and 0.6-1.3x on free cores, %.2f free)"):format(tostring(cpu), tostring(busy), r.cores or 0))
       c.between(io, 5, 11, "... I/O-bound, 10 threads overlap their waits: about 10x")
       c.like(r.out, "handed the GIL over %d+ times, %d+ of them forced", "... the GIL's switches")
       c.ok(r.elapsed < 5, ("... under 5 s (%.2f s)"):format(r.elapsed))

@@ -15,7 +15,9 @@ LANCZOS filter) in a multiprocessing.Pool, writing thumb_<name> files to a
   * does it three times: one image after the other, in a thread pool, and
     in a process Pool as the course does, and prints the times. Threads
     take turns on the GIL: no faster. Processes have a GIL each: about 2x
-    on 2 cores.
+    on 2 cores. The "cœurs" column is the CPU time used (by this process,
+    its threads and its finished children) divided by the elapsed time:
+    how many cores computed at once, on average (at most 1 for threads).
 
 PIL releases the GIL while it resizes (it is a C extension), so in Python
 threads would help too; pure Lua code, like pure Python code, cannot.
@@ -193,6 +195,20 @@ local function preparer_taches(dossier_images, taille_cible)
   return taches
 end
 
+-- CPU seconds used by this process (all its threads) and by its children
+-- once joined: time.process_time() plus cutime and cstime from
+-- /proc/self/stat (Linux; in clock ticks, 100 a second).
+local function temps_cpu()
+  local f = io.open("/proc/self/stat")
+  local champs = {}
+  if f then
+    for v in f:read("a"):match("%) (.*)$"):gmatch("%S+") do champs[#champs + 1] = v end
+    f:close()
+  end
+  local ticks = (tonumber(champs[14]) or 0) + (tonumber(champs[15]) or 0)
+  return time.process_time() + ticks / 100
+end
+
 -- Three ways to run redimensionner_image over the tasks.
 local FACONS = {
   {"séquentiel", function(taches)
@@ -218,19 +234,21 @@ local function traiter_images_parallele(dossier_images, taille_cible)
     return
   end
   print(("🖼️ Traitement de %d images..."):format(#taches))
-  local temps = {}
+  local temps, coeurs = {}, {}
   for i, f in ipairs(FACONS) do
-    local t0 = time.perf_counter()
+    local t0, c0 = time.perf_counter(), temps_cpu()
     local resultats = f[2](taches)
     temps[i] = time.perf_counter() - t0
+    coeurs[i] = (temps_cpu() - c0) / temps[i]
     if i == #FACONS then
       -- Afficher les résultats (ceux du Pool, comme le cours)
       for _, resultat in ipairs(resultats) do print("  " .. resultat) end
     end
   end
   print()
+  print(("%-18s %8s %6s %6s"):format("", "temps", "", "cœurs"))
   for i, f in ipairs(FACONS) do
-    print(("%-18s %6.2f s  %4.1fx"):format(f[1], temps[i], temps[1] / temps[i]))
+    print(("%-18s %6.2f s  %4.1fx  %5.2f"):format(f[1], temps[i], temps[1] / temps[i], coeurs[i]))
   end
 end
 
