@@ -44,7 +44,7 @@ end
 -- process pool does it faster than the thread pool (measured when two
 -- cores are free, see support/samples.lua).
 S.check{
-  { "asyncio/mixed.lua", cores = true, args = {S.sanitized and 2000000 or 10000000}, check = function(c, r)
+  { "asyncio/mixed.lua", cores = true, args = {S.sanitized and 2000000 or 20000000}, check = function(c, r)
       local function row(label)
         local secs, ticks = r.out:match(label .. ":%s+([%d.]+) s, the loop ticked%s+(%d+)")
         return tonumber(secs), tonumber(ticks)
