@@ -35,7 +35,7 @@ do
   p = io.popen("ldd " .. t.shquote(module) .. " 2>&1")
   local libs = p:read("a")
   p:close()
-  t.unlike(libs, "libgilua", "it links no libgilua (which would be a second GIL)")
+  t.unlike(libs, "libgilua", "it links no libgilua (which would be a second copy in the process)")
 end
 
 package.cpath = moddir .. "?.so;" .. package.cpath
