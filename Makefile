@@ -65,10 +65,15 @@ HEADERS  := $(wildcard include/*.h vm/*.h gil/*.h stdlib/*/*.h)
 STAGE    := $(CURDIR)/$(BUILD)/stage
 EMBED_SAMPLES := $(patsubst samples/embed/%.c,$(BUILD)/samples/embed/%,\
                    $(wildcard samples/embed/*.c))
+# C modules in samples/extension/, built as any C module is: with
+# `pkg-config --cflags gilua` and no libraries (the gilua that requires
+# them provides Lua's and gilua's functions).
+EXT_SAMPLES := $(patsubst samples/extension/%.c,$(BUILD)/samples/extension/%.so,\
+                 $(wildcard samples/extension/*.c))
 
 .PHONY: all demo embed-samples test check-tests bench tsan asan fuzz deps deps-san install clean
 
-all: $(BUILD)/gilua $(BUILD)/libgilua.a $(BUILD)/libgilua.so
+all: $(BUILD)/gilua $(BUILD)/libgilua.a $(BUILD)/libgilua.so $(EXT_SAMPLES)
 
 $(BUILD)/obj/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)
@@ -118,6 +123,11 @@ $(BUILD)/samples/embed/%: samples/embed/%.c $(STAGE)/lib/pkgconfig/gilua.pc
 	  -Wl,-rpath,$(STAGE)/lib
 
 embed-samples: $(EMBED_SAMPLES)
+
+$(BUILD)/samples/extension/%.so: samples/extension/%.c $(STAGE)/lib/pkgconfig/gilua.pc
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(WARN) $(SAN) -shared -fPIC $< -o $@ \
+	  $$(PKG_CONFIG_PATH=$(STAGE)/lib/pkgconfig pkg-config --cflags gilua)
 
 demo: all
 	./$(BUILD)/gilua samples/demo.lua
@@ -209,7 +219,7 @@ ifneq ($(filter deps,$(MAKECMDGOALS)),)
 $(BUILD)/embedgen $(LIB_OBJ) $(REPL_OBJ) $(CTESTS): | deps
 endif
 
-install: all
+install: $(BUILD)/gilua $(BUILD)/libgilua.a $(BUILD)/libgilua.so
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib \
 	  $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	install -m 755 $(BUILD)/gilua $(DESTDIR)$(PREFIX)/bin/

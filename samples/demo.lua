@@ -51,7 +51,9 @@ print(("-"):rep(66))
 
 local cpu_seq = timed(function() count(N); count(N) end)
 gil.reset_stats()
+local cpu0 = time.process_time()
 local cpu_thr = timed(function() in_threads(2, count, N) end)
+local busy = (time.process_time() - cpu0) / cpu_thr   -- cores computing at once
 local st = gil.stats()
 row(("CPU-bound: 2 x count(%dM)"):format(N // 1000000), cpu_seq, cpu_thr)
 
@@ -60,7 +62,8 @@ local io_thr = timed(function() in_threads(NB_IO, time.sleep, WAIT) end)
 row(("I/O-bound: %d x sleep(%.2f s)"):format(NB_IO, WAIT), io_seq, io_thr)
 
 print()
-print(("(the two CPU-bound threads handed the GIL over %d times, %d of them forced)")
+print(("(the two CPU-bound threads handed the GIL over %d times, %d of them forced,")
       :format(st.switches, st.forced_switches))
+print(("and kept %.2f cores busy on average: CPU time / elapsed time)"):format(busy))
 print("Lesson: threads overlap I/O (waits run at the same time) but not CPU "
       .. "(the GIL lets one thread compute at a time).")

@@ -10,7 +10,7 @@ local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
 local dir = here .. "/../samples/subprocess/"
 
 local samples = { "run_capture", "shell_pipe", "timeout", "communicate_input",
-                  "sous_process", "timeout_popen" }
+                  "sous_process", "timeout_popen", "poll_send_signal" }
 
 local results, threads = {}, {}
 local t0 = util.clock()
@@ -55,6 +55,16 @@ check("timeout_popen", function(out)
   t.like(out, "sortie « début », returncode %-9", "... kill() then communicate() got the output, -9")
   t.like(out, "returncode %-15 %(SIGTERM%)", "... the Timer's terminate(): -15")
 end)
-t.between(total, 1.9, 4.5, ("the six samples in six threads took %.2f s: their waits overlapped"):format(total))
+check("poll_send_signal", function(out)
+  t.like(out, "^pid %d+, poll%(%) = nil %(en cours%)\n", "poll_send_signal: poll() is nil (None) while the child runs")
+  local n = tonumber(out:match("poll%(%) = 3 après (%d+) tours d'attente, returncode = 3\n"))
+  t.between(n, 2, 10, "... then its returncode, 3, once it has ended by itself (0.5 s later)")
+  t.like(out, "send_signal%(SIGUSR1%) : l'enfant répond « SIGUSR1 reçu, je termine », wait%(%) = 0\n",
+         "... send_signal: the child caught SIGUSR1 and ended with 0")
+  t.like(out, "terminate%(%)%s+: wait%(%) = %-15, poll%(%) = %-15\n", "... terminate(): SIGTERM, -15")
+  t.like(out, "kill%(%)%s+: wait%(%) = %-9, poll%(%) = %-9\n", "... kill(): SIGKILL, -9")
+  t.like(out, "send_signal%(12%)%s+: wait%(%) = %-12, poll%(%) = %-12\n", "... send_signal(12): -12")
+end)
+t.between(total, 1.9, 4.5, ("the seven samples in seven threads took %.2f s: their waits overlapped"):format(total))
 
 t.done_testing()

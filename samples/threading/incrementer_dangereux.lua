@@ -1,7 +1,8 @@
 -- Cours « 8.1 Threading et multiprocessing », Module threading : Synchronisation avec Lock
 --
--- Cinq threads incrémentent un compteur partagé, d'abord sans protection,
--- puis sous un verrou.
+-- Cinq threads incrémentent un compteur partagé : d'abord avec le code du
+-- cours, sans protection, puis sans protection avec la lecture faite par
+-- un appel de fonction, enfin sous un verrou.
 --
 -- Une précision honnête sur la course (race condition). Le VM de Lua,
 -- comme celui de CPython 3.10 et suivants, ne remarque une demande de
@@ -11,14 +12,18 @@
 --     local temp = compteur; temp = temp + 1; compteur = temp
 -- ne perd donc aucune mise à jour, ni ici ni sous CPython 3.11 (qui affiche
 -- « Différence: 0 ») : aucun thread ne peut être interrompu entre la
--- lecture et l'écriture. Pour rendre la course visible, la lecture passe
--- par un appel de fonction, lire_compteur() : au retour de cet appel, le
--- GIL peut changer de main ; un autre thread incrémente alors le compteur
--- pendant jusqu'à 5 ms, et quand le premier reprend, il écrit sa valeur
--- périmée + 1, effaçant tout ce travail. Il faut aussi que les threads se
--- chevauchent sur plusieurs intervalles de 5 ms : le cours fait 1000
--- itérations par thread, on en fait 1 000 000 (1000 durent moins de 5 ms
--- et chaque thread finirait avant le suivant, sans aucune perte).
+-- lecture et l'écriture. Le premier test le montre (« Différence: 0 »),
+-- même avec 1 000 000 d'itérations par thread. Le code reste faux : il ne
+-- tient qu'à un détail du VM, et il suffit d'un appel entre la lecture et
+-- l'écriture pour le voir. Dans le deuxième test, la lecture passe par
+-- lire_compteur() : au retour de cet appel, le GIL peut changer de main ;
+-- un autre thread incrémente alors le compteur pendant jusqu'à 5 ms, et
+-- quand le premier reprend, il écrit sa valeur périmée + 1, effaçant tout
+-- ce travail : des centaines de milliers de mises à jour perdues. Il faut
+-- aussi que les threads se chevauchent sur plusieurs intervalles de 5 ms :
+-- le cours fait 1000 itérations par thread, on en fait 1 000 000 (1000
+-- durent moins de 5 ms et chaque thread finirait avant le suivant, sans
+-- aucune perte). Avec le verrou, aucune perte.
 local threading = require "threading"
 
 local NB_ITERATIONS = 1000000             -- 1000 dans le cours, voir plus haut
@@ -34,7 +39,17 @@ local function lire_compteur()
   return compteur
 end
 
--- Incrémente sans protection (race condition).
+-- Le code du cours : incrémente sans protection.
+local function incrementer_dangereux_cours(nb_iterations)
+  for _ = 1, nb_iterations do
+    -- Opération non-atomique ! Danger !
+    local temp = compteur
+    temp = temp + 1
+    compteur = temp
+  end
+end
+
+-- Incrémente sans protection (race condition), la lecture par un appel.
 local function incrementer_dangereux(nb_iterations)
   for _ = 1, nb_iterations do
     -- Opération non-atomique ! Danger !
@@ -67,8 +82,16 @@ end
 
 -- Teste la différence avec et sans synchronisation.
 local function test_synchronisation()
-  -- Test sans synchronisation
-  print("🔥 Test SANS synchronisation (race condition)")
+  -- Test sans synchronisation, le code du cours
+  print("🔥 Test SANS synchronisation, le code du cours")
+  lancer(incrementer_dangereux_cours)
+  print(("Résultat attendu: %d"):format(ATTENDU))
+  print(("Résultat obtenu: %d"):format(compteur))
+  print(("Différence: %d (aucun passage du GIL entre lecture et écriture)\n")
+        :format(ATTENDU - compteur))
+
+  -- Test sans synchronisation, la lecture par un appel
+  print("🔥 Test SANS synchronisation, lecture par lire_compteur() (race condition)")
   lancer(incrementer_dangereux)
   print(("Résultat attendu: %d"):format(ATTENDU))
   print(("Résultat obtenu: %d"):format(compteur))
