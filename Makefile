@@ -4,6 +4,7 @@
 #   make demo       build, then run the headline demo
 #   make test       the whole test suite (TAP, through prove)
 #   make bench      benchmarks beside CPython and stock lua5.4
+#   make stress     10 million queue items and 2,000 processes (tests/stress)
 #   make tsan/asan  the test suite on a ThreadSanitizer/AddressSanitizer build
 #   make fuzz       fuzz the serializer's decoder (FUZZ_TIME seconds)
 #   make deps       install the Debian packages the build and tests need
@@ -71,7 +72,7 @@ EMBED_SAMPLES := $(patsubst samples/embed/%.c,$(BUILD)/samples/embed/%,\
 EXT_SAMPLES := $(patsubst samples/extension/%.c,$(BUILD)/samples/extension/%.so,\
                  $(wildcard samples/extension/*.c))
 
-.PHONY: all demo embed-samples test check-tests bench tsan asan fuzz deps deps-san install clean
+.PHONY: all demo embed-samples test check-tests stress bench tsan asan fuzz deps deps-san install clean
 
 all: $(BUILD)/gilua $(BUILD)/libgilua.a $(BUILD)/libgilua.so $(EXT_SAMPLES)
 
@@ -172,6 +173,12 @@ test: all $(CTESTS) $(EMBED_SAMPLES) $(FUZZ_BIN) $(FUZZ_SEEDS)/.done
 	  GILUA_BUILD="$(CURDIR)/$(BUILD)" \
 	  LUA_PATH="$(CURDIR)/tests/?.lua;;" prove $(PROVE_FLAGS) \
 	  $(sort $(wildcard tests/*.lua)) $(CTESTS)
+
+# Not part of test: minutes, not seconds. STRESS_SCALE=0.1 for a short run.
+stress: all
+	PATH="$(CURDIR)/$(BUILD):$$PATH" GILUA="$(CURDIR)/$(BUILD)/gilua" \
+	  LUA_PATH="$(CURDIR)/tests/?.lua;;" TAP_TIMEOUT=900 prove $(PROVE_FLAGS) \
+	  $(sort $(wildcard tests/stress/*.lua))
 
 # The floors the table divides by include a C program (bench/run.py).
 $(BUILD)/bench/%: bench/%.c

@@ -27,6 +27,13 @@
 **                    itself);
 **   "GIL: any"       either; such functions take only the GIL's own short
 **                    internal lock.
+** A function marked "GIL: held" that is called by a thread that does not
+** hold the GIL (it has no state, or released it), or given a NULL state,
+** is a fatal error where it checks (gilua_close, gilua_pcall,
+** gilua_dofile, gilua_report): it prints "gilua: fatal error in
+** <function>: ..." to stderr and calls abort(), as CPython's
+** Py_FatalError does, rather than touch Lua unprotected. Elsewhere (the
+** Lua API itself) it is undefined behaviour.
 **
 ** While a thread holds the GIL it may receive SIGURG: that is how another
 ** thread asks it to let go (the handler only sets a Lua hook). A blocking
@@ -71,13 +78,18 @@ GILUA_API lua_State *gilua_open(void);
 ** try to take it: they never run Lua again and gilua_acquire does not
 ** return for them. So detach (and join) your own threads before closing.
 ** A new interpreter may be opened after this one is closed.
+** L NULL, or not the state gilua_open returned (one of its threads, a
+** state of another interpreter, one closed already: a second gilua_close):
+** a no-op. Called by another thread than the one that opened it, or by
+** that thread without the GIL: a fatal error.
 ** GIL: held, by the thread that called gilua_open. */
 GILUA_API void gilua_close(lua_State *L);
 
 /* Opens Lua's standard libraries plus gilua's modules into L, a state that
 ** the host made itself with luaL_newstate. The calling thread becomes the
-** main thread and holds the GIL. Returns 0 on success; on failure the
-** state is not usable with gilua (close it with lua_close).
+** main thread and holds the GIL. Returns 0 on success; on failure (L NULL,
+** an interpreter open already, out of memory) the state is not usable with
+** gilua (close it with lua_close).
 ** GIL: none exists yet. */
 GILUA_API int gilua_openlibs(lua_State *L);
 
@@ -93,14 +105,20 @@ GILUA_API int gilua_openlibs(lua_State *L);
 /* Called by a host thread that wants to run Lua: gives it its own thread
 ** state (a lua_State whose globals are the interpreter's) and takes the GIL
 ** for it, waiting as long as needed. Returns the new state, or NULL if no
-** interpreter is open or memory ran out. A thread attaches once; Lua sees
-** it as a daemon thread (threading.current_thread() is a dummy thread).
+** interpreter is open (before gilua_open, after gilua_close), L is NULL,
+** the calling thread has a state already (it attached before, or it is the
+** main thread) or memory ran out. A thread attaches once (again after
+** gilua_detach); Lua sees it as a daemon thread
+** (threading.current_thread() is a dummy thread).
 ** GIL: not held (the calling thread has no state yet). */
 GILUA_API lua_State *gilua_attach(lua_State *L);
 
 /* Forgets a state made by gilua_attach and releases the GIL. Call it from
 ** the thread that attached, before that thread ends. The figures of the
-** thread stay in the statistics.
+** thread stay in the statistics. It acts on the calling thread's state (T
+** may be NULL); from a thread without one (never attached, detached
+** already) and from the main thread (gilua_close ends its state), it is a
+** no-op.
 ** GIL: held through T (or released with gilua_release: it is not released
 ** twice). */
 GILUA_API void gilua_detach(lua_State *T);
@@ -112,6 +130,10 @@ GILUA_API void gilua_detach(lua_State *T);
 ** counts, and only the matching outermost gilua_acquire takes the GIL back.
 ** So a library function may wrap its blocking call in the macros without
 ** knowing whether its caller has released the GIL already.
+** They act on the calling thread's state, whatever T is (NULL included).
+** No-ops: both, from a thread without a state (never attached, detached,
+** before gilua_open, after gilua_close); gilua_acquire without a pending
+** gilua_release. A thread may detach while released.
 ** gilua_release: GIL held (or released by an enclosing gilua_release).
 ** gilua_acquire: GIL released by a matching gilua_release. errno is kept
 ** as the blocking code left it. */
@@ -126,7 +148,8 @@ GILUA_API int gilua_hasgil(void);
 
 /* Names the calling thread in statistics and traces (threading.Thread
 ** names its threads itself; an attached host thread is "Thread-<tid>"
-** until named). GIL: any, from a thread that has a state. */
+** until named). From a thread without a state, or with NULL: a no-op.
+** GIL: any. */
 GILUA_API void gilua_setthreadname(const char *name);
 
 /* The switch interval, in seconds (default 0.005): how long a thread waits

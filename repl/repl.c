@@ -24,6 +24,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sys/ioctl.h>
+#include <termios.h>
+
 #include <readline/readline.h>
 #include <readline/history.h>
 
@@ -176,8 +179,35 @@ static void cancel_line (void) {
   rl_callback_handler_remove();
 }
 
+/*
+** A Ctrl-D typed while code ran reached a terminal in its usual (canonical)
+** mode, where it makes the next read() return 0 without a byte to read;
+** readline's raw mode would then lose it and the loop go on. It is seen
+** as input that poll() reports with nothing to read (FIONREAD 0), and
+** taken here as the end of input it was meant to be.
+*/
+static int pending_eof (int fd) {
+  struct termios tio;
+  struct pollfd p;
+  int avail = 0;
+  char c;
+  p.fd = fd;
+  p.events = POLLIN;
+  if (tcgetattr(fd, &tio) != 0 || !(tio.c_lflag & ICANON) ||
+      poll(&p, 1, 0) != 1 || !(p.revents & POLLIN) ||
+      ioctl(fd, FIONREAD, &avail) != 0 || avail != 0)
+    return 0;
+  return read(fd, &c, 0) == 0 && read(fd, &c, 1) == 0;
+}
+
 static int read_terminal (const char *prompt, char **line) {
   struct pollfd fds[2];
+  if (pending_eof(fileno(rl_instream ? rl_instream : stdin))) {
+    fputs(prompt, rl_outstream);
+    fputc('\n', rl_outstream);
+    fflush(rl_outstream);
+    return READ_EOF;
+  }
   got_line = NULL;
   line_ready = 0;
   /* readline 8.2 leaves this set after a Ctrl-D, and then adds an empty
@@ -227,7 +257,7 @@ static int read_terminal (const char *prompt, char **line) {
 /* Without a terminal, the line read is echoed after its prompt, as lua
 ** (which reads through readline there too) does: "gilua -i < file" shows
 ** a transcript, the same as "lua5.4 -i < file". */
-static int read_plain (const char *prompt, char **line) {
+static int read_plain (const char *prompt, char **line, size_t *size) {
   size_t cap = 0;
   ssize_t len;
   fputs(prompt, stdout);
@@ -235,7 +265,8 @@ static int read_plain (const char *prompt, char **line) {
   *line = NULL;
   for (;;) {
     if ((len = getline(line, &cap, stdin)) >= 0) {
-      fputs(*line, stdout);
+      *size = (size_t)len;  /* NUL bytes included: they are Lua's to judge */
+      fwrite(*line, 1, (size_t)len, stdout);
       if (len == 0 || (*line)[len - 1] != '\n')
         fputc('\n', stdout);
       fflush(stdout);
@@ -261,17 +292,19 @@ static int read_plain (const char *prompt, char **line) {
 ** Returns READ_LINE, READ_EOF or READ_INTR. */
 static int read_line (lua_State *L, const char *prompt) {
   char *line = NULL;
-  size_t len;
+  size_t len = 0;
   int r;
   drain_intr_pipe();
   interrupted = 0;
   fflush(stdout);  /* what print() left in the buffer goes before the prompt */
   gilua_release(L);
-  r = use_readline ? read_terminal(prompt, &line) : read_plain(prompt, &line);
+  r = use_readline ? read_terminal(prompt, &line)
+                   : read_plain(prompt, &line, &len);
   gilua_acquire(L);
   if (r != READ_LINE)
     return r;
-  len = strlen(line);
+  if (use_readline)
+    len = strlen(line);
   if (len > 0 && line[len - 1] == '\n')
     len--;
   lua_pushlstring(L, line, len);

@@ -172,7 +172,8 @@ end
 -- typing ahead would see the same).
 -- Drives a command in a pseudo-terminal. Steps: "send:TEXT" (Python
 -- escapes: \n, \x03 for Ctrl-C, \x04 for Ctrl-D), "expect:TEXT" (waits up
--- to 10 s for TEXT in what came out since the last send), "sleep:SECS".
+-- to 10 s for TEXT in what came out since the last send), "sleep:SECS",
+-- "long:N" (sends x = "AAA...", N bytes of A, and a newline).
 -- Prints the transcript, then "@@EXIT <status>".
 local driver = [[
 import os, pty, select, signal, sys, time
@@ -198,12 +199,23 @@ def pump(secs, until=None):
             if not data:
                 return
             out.extend(data)
+def write(val):
+    # reads the echo meanwhile: a pty's buffers are small
+    while val:
+        r, w, _ = select.select([fd], [fd], [], 10)
+        if r:
+            pump(0)
+        if w:
+            val = val[os.write(fd, val[:4096]):]
 for step in steps:
     kind, _, val = step.partition(':')
     val = val.encode('latin-1').decode('unicode_escape').encode('latin-1')
     if kind == 'send':
         mark = len(out)
-        os.write(fd, val)
+        write(val)
+    elif kind == 'long':
+        mark = len(out)
+        write(b'x = "' + b'A' * int(val) + b'"\n')
     elif kind == 'expect':
         pump(10, val)
     else:
@@ -242,7 +254,7 @@ local function session(steps)
   return out, tonumber(status) or status
 end
 
-local PTY_TESTS = 11
+local PTY_TESTS = 21
 if not have_python() then
   -- python3 is a build dependency (make deps, .ci/run): its absence fails.
   for _ = 1, PTY_TESTS do t.ok(false, "python3 with its pty module is needed to drive the REPL") end
@@ -321,6 +333,54 @@ else
   t.ok(out:find("\n> t.public\nvisible\n", 1, true) and
        out:find("\n> t._private\nhidden\n", 1, true),
        "completion hides names that start with _ unless the prefix does", out)
+
+  -- A Ctrl-D typed while code runs reaches the terminal in its usual mode,
+  -- where readline's raw mode used to lose it: the loop went on.
+  out, st = session {
+    "expect:> ",
+    "send:require'time'.sleep(1)\n", "sleep:0.3", "send:\x04", "sleep:2",
+  }
+  t.is(st, 0, "Ctrl-D typed while code runs ends the loop once it is done", out)
+
+  -- Hostile input, one session: it must stay usable to the end.
+  out, st = session {
+    "expect:> ",
+    "long:1048576", "expect:\n> ",
+    "send:print(#x)\n", "expect:1048576", "expect:\n> ",
+    "send:)))\n", "expect:\n> ",
+    "send:(((\n", "expect:>> ", "send:]]\n", "expect:\n> ",
+    "send:print(1 +\r2)\r", "expect:\n> ",
+    "send:\x03", "expect:\n> ", "send:\x03\x03\x03", "sleep:0.3",
+    "send:for i = 1, 2 do\n", "expect:>> ", "send:\x04", "expect:\n> ",
+    "send:require'time'.sleep(30)\n", "sleep:0.5", "send:\x03", "expect:\n> ",
+    "send:for i = 1, 1e8 do print(i) end\n", "sleep:0.5", "send:\x03",
+    "expect:KeyboardInterrupt", "expect:\n> ",
+    "send:while true do end\n", "sleep:0.3",
+    "send:\x03", "send:\x03", "send:\x03", "send:\x03", "send:\x03", "sleep:0.5",
+    "send:os.execute('stty -a')\n", "expect:\n> ",
+    "send:print('st' .. 'ill here')\n", "expect:still here", "expect:\n> ",
+    "send:\x04",
+  }
+  t.like(out, "\n1048576\n", "a line of 1 MB", out:sub(-300))
+  t.like(out, "\nstdin:1: unexpected symbol near ')'\n", "unbalanced brackets: a syntax error")
+  t.like(out, "\nstdin:2: unexpected symbol near ']'\n", "... and after a continuation line")
+  t.like(out, "\n3\n", "a carriage return is a line end")
+  t.like(out, "'end' expected near <eof>", "Ctrl-D in an unfinished statement says what is missing")
+  t.like(out, "KeyboardInterrupt\nstack traceback:\n%s*%[C%]: in field 'sleep'",
+         "Ctrl-C cuts a sleep short")
+  t.like(out, "[^-]icanon .*[^-]echo ", "the terminal is in its usual mode while code runs after all that")
+  t.like(out, "\nstill here\n", "the loop is still usable after all that")
+  t.is(st, 0, "... and Ctrl-D ends it with 0")
+end
+
+-- Without a terminal a line is read as it is, NUL bytes included (they
+-- used to cut it, and the rest of the input was taken for its end).
+do
+  local st, out = sh("printf 'print(#\"a\\0b\")\\nprint(\"x\" .. \"y\")\\n' | "
+                     .. q(gilua) .. " -i")
+  t.like(out, "\n3\n", "a NUL byte in a line read from a pipe is kept")
+  t.like(out, "\nxy\n", "... and the next line is a line of its own")
+  t.is(st, 0, "... exit status 0")
 end
 
 t.done_testing()

@@ -58,7 +58,7 @@ int gilua_hasgil (void) {
 
 
 void gilua_setthreadname (const char *name) {
-  if (gil_self() != NULL) gil_setname(gil_self(), name);
+  if (gil_self() != NULL && name != NULL) gil_setname(gil_self(), name);
 }
 
 

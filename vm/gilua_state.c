@@ -108,7 +108,7 @@ static int load_runtime (lua_State *L) {
 int gilua_vm_openlibs (lua_State *L, const luaL_Reg *cmodules) {
   static int atfork_set;
   gilua_tstate *ts;
-  if (main_L != NULL) return -1;
+  if (L == NULL || main_L != NULL) return -1;
   ts = malloc(sizeof *ts);
   if (ts == NULL) return -1;
   tstate_init(ts);
@@ -178,6 +178,23 @@ static void warning (void *ud, const char *msg, int tocont) {
 }
 
 
+/*
+** A function that needs the GIL, called by a thread without it or with no
+** state: nothing it would do to Lua is safe any more, so it stops the
+** process with a message, as CPython's Py_FatalError does, rather than
+** corrupt memory (gilua.h documents it).
+*/
+static void needgil (lua_State *L, const char *fn) {
+  const char *why;
+  if (L == NULL) why = "the state is NULL";
+  else if (!gilua_hasgil()) why = "the calling thread does not hold the GIL";
+  else return;
+  fprintf(stderr, "gilua: fatal error in %s: %s\n", fn, why);
+  fflush(stderr);
+  abort();
+}
+
+
 lua_State *gilua_vm_open (const luaL_Reg *cmodules) {
   gilua_pool *pool;
   lua_Alloc alloc = gilua_allocator(&pool);
@@ -199,6 +216,15 @@ lua_State *gilua_vm_open (const luaL_Reg *cmodules) {
 
 void gilua_close (lua_State *L) {
   gilua_tstate *ts = gilua_ts();
+  if (L == NULL || L != main_L) return;  /* nothing (of ours) to close */
+  if (ts == NULL || ts->L != L) {
+    fprintf(stderr, "gilua: fatal error in gilua_close: called by a thread "
+            "other than the one that opened the interpreter (which holds "
+            "the GIL)\n");
+    fflush(stderr);
+    abort();
+  }
+  needgil(L, "gilua_close");
   /* Python's exit rule: wait for the non-daemon threads. */
   lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
   lua_getfield(L, -1, "threading");
@@ -232,15 +258,19 @@ void gilua_close (lua_State *L) {
 
 lua_State *gilua_attach (lua_State *L) {
   gilua_tstate *ts;
-  if (main_L == NULL || gil_self() != NULL) return NULL;
+  if (L == NULL || main_L == NULL || gil_self() != NULL) return NULL;
   ts = gilua_tstate_new(L);
   return ts ? ts->L : NULL;
 }
 
 
+/* The main thread's state is gilua_close's to end: detaching it would
+** leave the interpreter without its owner. */
 void gilua_detach (lua_State *T) {
+  gilua_tstate *ts = gilua_ts();
   (void)T;
-  if (gilua_ts() != NULL) gilua_tstate_free(gilua_ts());
+  if (ts != NULL && (main_L == NULL || ts->L != main_L))
+    gilua_tstate_free(ts);
 }
 
 
@@ -262,7 +292,9 @@ static int msghandler (lua_State *L) {
 
 
 int gilua_pcall (lua_State *L, int nargs, int nresults) {
-  int status, base = lua_gettop(L) - nargs;
+  int status, base;
+  needgil(L, "gilua_pcall");
+  base = lua_gettop(L) - nargs;
   lua_pushcfunction(L, msghandler);
   lua_insert(L, base);
   status = lua_pcall(L, nargs, nresults, base);
@@ -273,6 +305,7 @@ int gilua_pcall (lua_State *L, int nargs, int nresults) {
 
 void gilua_report (lua_State *L) {
   const char *msg;
+  needgil(L, "gilua_report");
   if (lua_istable(L, -1)) {
     lua_getfield(L, -1, "traceback");
     msg = luaL_tolstring(L, -2, NULL);
@@ -291,6 +324,7 @@ void gilua_report (lua_State *L) {
 
 int gilua_dofile (lua_State *L, const char *path) {
   int status;
+  needgil(L, "gilua_dofile");
   lua_pushliteral(L, "__main__");
   lua_setglobal(L, "__name__");
   status = luaL_loadfile(L, path);
