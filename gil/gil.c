@@ -350,14 +350,14 @@ void gil_yield (gil_thread *t) {
 ** trace event and no figure: it happens a million times a second, and
 ** only one where another thread got in is a switch worth recording.
 */
-void gil_tick (gil_thread *t) {
+int gil_tick (gil_thread *t) {
   gil_t *g = t->gil;
   unsigned long seen;
   double when;
   lock(g);
   if (!g->locked || g->holder != t || g->policy->tick == NULL) {
     unlock(g);
-    return;
+    return 0;
   }
   when = now();
   seen = g->switch_number;
@@ -373,12 +373,13 @@ void gil_tick (gil_thread *t) {
     t->holds = 1;
     t->state = GIL_RUNNING;
     unlock(g);
-    return;
+    return 0;
   }
   t->held += when - t->hold_since;
   trace(g, t, EV_REL_TICK, when, 0);
   acquire(g, t, when, GIL_FROM_TICK);
   unlock(g);
+  return 1;
 }
 
 /* }====================================================== */

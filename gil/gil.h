@@ -192,8 +192,9 @@ void gil_acquire(gil_thread *t);
 void gil_release(gil_thread *t);   /* around a blocking call */
 void gil_yield(gil_thread *t);     /* answer a drop request */
 /* The holder 't' has run check_interval VM instructions (only while
-** 'ticking'): lets go and at once tries to take the GIL back. */
-void gil_tick(gil_thread *t);
+** 'ticking'): lets go and at once tries to take the GIL back. Returns 1
+** if another thread had it meanwhile. */
+int gil_tick(gil_thread *t);
 /* The thread leaves: releases the GIL if it holds it, keeps its figures
 ** among the finished threads' and hands its trace events over. */
 void gil_exit(gil_thread *t);

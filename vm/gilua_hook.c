@@ -236,6 +236,23 @@ static void keep_counting (gilua_tstate *ts, lua_State *co) {
 }
 
 
+/*
+** Back from a check where another thread had the GIL: the next check comes
+** after a part of the interval only (then whole intervals again, see
+** keep_counting). Lua counts each coroutine's instructions on its own, so
+** without this a loop whose length divides the interval would be cut at
+** the same instruction every time, and whether the course's race loses
+** updates would hang on where each thread's count began.
+*/
+static void rephase (gilua_tstate *ts, lua_State *L) {
+  unsigned h = (unsigned)ts->gt.acquisitions * 2654435761u ^
+               (unsigned)ts->gt.native_id * 40503u;
+  ts->in_hookwork = 1;
+  lua_sethook(L, count_hook, lua_gethookmask(L), 1 + (int)(h % (unsigned)period()));
+  ts->in_hookwork = 0;
+}
+
+
 static void count_hook (lua_State *L, lua_Debug *ar) {
   gilua_tstate *ts = gilua_ts();
   userhook *u = finduser(L, L);
@@ -244,10 +261,11 @@ static void count_hook (lua_State *L, lua_Debug *ar) {
       forget(ts, L, u);
       keep_counting(ts, L);  /* wanted again meanwhile? (signal refused) */
     } else {
-      if (gil_ticking(ts->gt.gil)) gil_tick(&ts->gt);
+      int switched = gil_ticking(ts->gt.gil) && gil_tick(&ts->gt);
       answer(ts, L);
       /* Other threads ran meanwhile, and may have set another hook. */
       u = finduser(L, L);
+      if (switched && !(u && (u->mask & LUA_MASKCOUNT))) rephase(ts, L);
     }
   }
   if (u && (u->mask & eventmask(ar->event))) u->h(L, ar);
