@@ -3,15 +3,7 @@
 -- one's rule, switching at run time with threads alive, a user's hooks
 -- under old, fork, traces and statistics.
 
--- ThreadSanitizer stops a child forked from a threaded process at its
--- first lock unless told not to (see tests/multiprocessing.lua).
-if (os.getenv("GILUA_BUILD") or ""):match("tsan") and
-   not (os.getenv("TSAN_OPTIONS") or ""):match("die_after_fork") then
-  local gilua = os.getenv("GILUA") or "gilua"
-  local opts = "die_after_fork=0 " .. (os.getenv("TSAN_OPTIONS") or "")
-  local _, _, code = os.execute("TSAN_OPTIONS='" .. opts .. "' " .. gilua .. " " .. arg[0])
-  os.exit(code or 1)
-end
+require("support.util").tsan_allow_fork()
 
 local t = require "tap"
 local threading = require "threading"
