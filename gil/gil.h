@@ -103,7 +103,6 @@ const gil_policy *gil_findpolicy(const char *name);  /* NULL if none */
 /* A waiter of the fifo policy: lives on the waiting thread's stack. */
 typedef struct gil_waiter {
   pthread_cond_t cond;
-  gil_thread *t;
   int queued;                   /* still in the queue */
   struct gil_waiter *next;
 } gil_waiter;

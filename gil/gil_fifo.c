@@ -54,7 +54,6 @@ static void fifo_wait (gil_t *g, gil_thread *t, int why) {
   if (!g->locked && g->queue == NULL) return;  /* free, nobody before us */
   gil_want(g, t);
   gil_cond_init(&w.cond);
-  w.t = t;
   w.queued = 1;
   enqueue(g, &w);
   while ((g->locked || g->queue != &w) && gil_waits_on(g, t, gen)) {
