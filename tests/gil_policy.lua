@@ -310,6 +310,11 @@ local function acquisitions(path)
 end
 
 do
+  -- The turns are the rule; the time each lasts is the machine's (a holder
+  -- the OS takes off its CPU keeps the GIL meanwhile), and in the polling
+  -- build a holder answers only at its next poll, every 1000 instructions
+  -- of instrumented code: a looser bound there.
+  local SHARE = POLLING and 1.6 or 1.3
   sys.setgilpolicy("fifo")
   local ok, note = twice(function()
     cpu_threads(4, 1, "fair-")
@@ -320,12 +325,12 @@ do
         alo, ahi = math.min(alo, th.acquisitions), math.max(ahi, th.acquisitions)
       end
     end
-    return hi / lo <= 1.3 and ahi - alo <= 3,
+    return hi / lo <= SHARE and ahi - alo <= 3,
            ("largest/smallest share of the GIL: %.3f, turns %d to %d"):format(hi / lo, alo, ahi)
   end)
   t.note("fifo, 4 CPU-bound threads for 1 s: " .. note)
   t.ok(ok, "fifo: 4 CPU-bound threads get as many turns and share the GIL evenly (" ..
-       note .. "; bounds 1.3 and 3 turns)")
+       note .. "; bounds " .. SHARE .. " and 3 turns)")
 
   -- the order itself: while the 4 take turns (started together), any 4
   -- acquisitions in a row are by 4 different threads
