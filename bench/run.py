@@ -107,6 +107,10 @@ class Workload:
         return ("gilua",) + self.twins
 
 
+# gilua's GIL policies, a mode each for the GIL workloads (CPython's GIL is
+# "new" whatever the mode).
+GIL_POLICIES = ["new", "old", "io-priority", "fifo"]
+
 WORKLOADS = [
     Workload("loop", "single-thread interpreter loop, the same .lua file "
              "(arithmetic, calls, tables, strings)",
@@ -167,6 +171,12 @@ WORKLOADS = [
              "sleep(0.1), all at once", twins=["python3"]),
     Workload("asyncio_echo", "10 clients x 2,000 echo round trips over "
              "loopback with asyncio streams", twins=["python3"]),
+    Workload("gil_convoy", "median wake-up latency of an I/O-bound thread "
+             "(200 x sleep 1 ms) beside a CPU-bound one, per GIL policy "
+             "(CPython: new)", twins=["python3"], modes=GIL_POLICIES),
+    Workload("gil_pingpong", "time per round trip over a Pipe between 2 "
+             "threads beside a CPU-bound one, 1 s, per GIL policy "
+             "(CPython: new)", twins=["python3"], modes=GIL_POLICIES),
 ]
 
 

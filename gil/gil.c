@@ -9,6 +9,13 @@
 **   gil_release   -> give(); policy->released
 **   gil_yield     -> give(); policy->released; policy->yield; then as
 **                    gil_acquire
+**   gil_tick      -> policy->tick; if it says so, let go and take back
+**
+** The policy may change at any time (gil_setpolicy): every waiter is woken,
+** leaves the old policy's wait and enters the new one's. A policy with a
+** tick (old) needs the VM to count instructions, which costs; 'ticking'
+** tells the layer above when: only while such a policy is on and more than
+** one thread exists.
 **
 ** A drop request is posted by a waiter (gil_request_drop: the flag, then a
 ** signal to the holder's OS thread, gil_signal.c); the holder notices it
@@ -41,6 +48,7 @@
 */
 #include <errno.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,6 +159,7 @@ int gil_trace_begin (gil_t *g) {
   }
   g->tracing = 1;
   g->trace_t0 = when;
+  g->trace_policy = g->policy;
   /* Every thread's lane starts in the state it is in right now. */
   for (t = g->threads; t; t = t->next)
     record(t, EV_STATE, when, (unsigned long)t->state);
@@ -218,6 +227,7 @@ static void take (gil_t *g, gil_thread *t, double start) {
   g->locked = 1;
   atomic_store_explicit(&g->released, 0, memory_order_relaxed);
   g->holder = t;
+  g->taken_at = when;
   g->switch_number++;
   /* A request was for whoever held the GIL before: it is answered now. */
   atomic_store_explicit(&g->drop_request, 0, memory_order_relaxed);
@@ -245,14 +255,44 @@ static double give (gil_t *g, gil_thread *t, int why) {
 }
 
 
-/* Waits for the GIL with the mutex held; 'start' as for take. */
+void gil_want (gil_t *g, gil_thread *t) {
+  if (t->state != GIL_WAITING) {
+    t->state = GIL_WAITING;
+    trace(g, t, EV_WANT, now(), 0);
+  }
+}
+
+
+/* Waits for the GIL with the mutex held; 'start' as for take. A wait that
+** the policy left because the policy changed starts over under the new
+** one. */
 static void acquire (gil_t *g, gil_thread *t, double start, int why) {
   if ((g->locked || gil_parked(g, t)) && t->state != GIL_WAITING) {
     t->state = GIL_WAITING;
     trace(g, t, EV_WANT, start, 0);
   }
-  g->policy->wait(g, t, why);
+  for (;;) {
+    unsigned gen = g->policy_gen;
+    while (gil_parked(g, t))  /* for good */
+      pthread_cond_wait(&g->park_cond, &g->mutex);
+    g->policy->wait(g, t, why);
+    if (gil_waits_on(g, t, gen)) break;
+  }
   take(g, t, start);
+}
+
+
+/* 'ticking' follows the policy and the number of threads (mutex held).
+** When it turns on, the holder, which may run Lua for long, is told at
+** once through the request callback; the other threads see it when they
+** get the GIL back. When it turns off, the layer above stops counting the
+** next time it looks. */
+static void set_ticking (gil_t *g) {
+  int on = g->policy->tick != NULL && g->nthreads > 1;
+  if (on == gil_ticking(g)) return;
+  atomic_store_explicit(&g->ticking, on, memory_order_relaxed);
+  if (on && g->locked && g->holder != NULL && g->holder != gil_self())
+    gil_signal_post(g->holder);
 }
 
 
@@ -301,6 +341,47 @@ void gil_yield (gil_thread *t) {
   unlock(g);
 }
 
+
+/*
+** A check interval: the holder lets go and at once tries to take the GIL
+** back, as CPython did before 3.2 (release, then acquire). In between
+** (policy->tick) the GIL is free, and a waiter may get in; most of the
+** time the holder wins, being on a CPU already. That release costs no
+** trace event and no figure: it happens a million times a second, and
+** only one where another thread got in is a switch worth recording.
+*/
+int gil_tick (gil_thread *t) {
+  gil_t *g = t->gil;
+  unsigned long seen;
+  double when;
+  lock(g);
+  if (!g->locked || g->holder != t || g->policy->tick == NULL) {
+    unlock(g);
+    return 0;
+  }
+  when = now();
+  seen = g->switch_number;
+  t->holds = 0;
+  t->state = GIL_WAITING;
+  g->locked = 0;
+  atomic_store_explicit(&g->released, 1, memory_order_relaxed);
+  g->policy->tick(g, t);
+  if (g->switch_number == seen && g->policy->tick != NULL &&
+      !gil_parked(g, t)) {  /* nobody got in: the GIL is ours again */
+    g->locked = 1;
+    atomic_store_explicit(&g->released, 0, memory_order_relaxed);
+    t->holds = 1;
+    t->state = GIL_RUNNING;
+    unlock(g);
+    return 0;
+  }
+  t->held += when - t->hold_since;
+  trace(g, t, EV_REL_TICK, when, 0);
+  acquire(g, t, when, GIL_FROM_TICK);
+  unlock(g);
+  return 1;
+}
+
 /* }====================================================== */
 
 
@@ -340,6 +421,7 @@ void gil_init (gil_t *g, const gil_policy *policy) {
   make_sync(g);
   g->policy = policy;
   g->interval_us = 5000;
+  atomic_store(&g->check_interval, 100);
 }
 
 
@@ -357,6 +439,10 @@ void gil_open (gil_t *g, gil_thread *t) {
   g->finalizer = NULL;
   g->holder = NULL;
   g->threads = NULL;
+  g->nthreads = 0;
+  g->queue = g->queue_tail = NULL;
+  g->nprio = 0;
+  set_ticking(g);
   memset(&g->stats, 0, sizeof g->stats);
   g->stats_since = now();
   cleardead(g);
@@ -381,6 +467,8 @@ void gil_register (gil_thread *t) {
   t->next = g->threads;
   if (g->threads) g->threads->prev = t;
   g->threads = t;
+  g->nthreads++;
+  set_ticking(g);
   unlock(g);
 }
 
@@ -477,6 +565,8 @@ void gil_exit (gil_thread *t) {
   else trace(g, t, EV_REL_EXIT, when, 0);
   if (t->epoch == g->epoch) {  /* else gil_close took care of it */
     unlink_thread(g, t);
+    g->nthreads--;
+    set_ticking(g);
     bury(g, t);
     handover(g, t);
   }
@@ -509,6 +599,8 @@ void gil_close (gil_t *g) {
     handover(g, t);
   }
   g->threads = NULL;
+  g->nthreads = 0;
+  set_ticking(g);
   g->holder = NULL;
   g->epoch++;
   unlock(g);
@@ -540,6 +632,11 @@ void gil_after_fork (gil_thread *t) {
   g->holder = t;
   g->finalizing = 0;
   atomic_store(&g->drop_request, 0);
+  /* the other threads' waits are gone with them */
+  g->nthreads = 1;
+  g->queue = g->queue_tail = NULL;
+  g->nprio = 0;
+  set_ticking(g);
 }
 
 /* }====================================================== */
@@ -562,6 +659,48 @@ double gil_getinterval (gil_t *g) {
   s = g->interval_us / 1e6;
   unlock(g);
   return s;
+}
+
+
+void gil_setcheckinterval (gil_t *g, int n) {
+  atomic_store_explicit(&g->check_interval, n > 0 ? n : 1,
+                        memory_order_relaxed);
+}
+
+
+/*
+** The waiters of the policy being replaced may sleep on 'cond', on
+** 'switch_cond' (a holder forced off, under new) or somewhere of the
+** policy's own (fifo's queue): all are woken, see that the generation
+** changed and start waiting again under the new policy. A trace notes the
+** change, on the lane of the thread that made it (or of the holder, when
+** the change comes from a thread the GIL does not know).
+*/
+void gil_setpolicy (gil_t *g, const gil_policy *p) {
+  gil_thread *by = gil_self();
+  lock(g);
+  if (p != g->policy) {
+    const gil_policy *was = g->policy;
+    g->policy = p;
+    g->policy_gen++;
+    if (was->leave) was->leave(g);
+    pthread_cond_broadcast(&g->cond);
+    pthread_cond_broadcast(&g->switch_cond);
+    set_ticking(g);
+    if (by == NULL || by->gil != g || by->epoch != g->epoch)
+      by = g->holder ? g->holder : g->threads;
+    if (by != NULL) trace(g, by, EV_POLICY, now(), (unsigned long)(uintptr_t)p);
+  }
+  unlock(g);
+}
+
+
+const gil_policy *gil_getpolicy (gil_t *g) {
+  const gil_policy *p;
+  lock(g);
+  p = g->policy;
+  unlock(g);
+  return p;
 }
 
 

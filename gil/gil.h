@@ -63,22 +63,49 @@ struct gil_thread {
 
 /*
 ** A policy. Each hook is called with the GIL's mutex held.
-** - wait: returns once 't' may take the GIL (the core takes it then);
-**   'why' says where the thread comes from (GIL_FROM_*).
+** - wait: returns once 't' may take the GIL (the core takes it then), or
+**   as soon as the policy changed or 't' must park (gil_waits_on says
+**   when to go on waiting); 'why' says where the thread comes from
+**   (GIL_FROM_*). The core calls the new policy's wait in the second case.
 ** - released: the holder has just let go (why: an EV_REL_* event).
 ** - yield: the holder 't' answers a drop request; it has let go already
 **   and returns once it may queue up again.
+** - tick (NULL for most): the holder has run check_interval VM
+**   instructions and let go (gil_tick); the GIL is free until tick
+**   returns, and the holder then takes it back unless another thread got
+**   in. tick wakes whom it wants, and may release the mutex meanwhile. A
+**   policy with a tick has its holder's VM counting instructions while
+**   more than one thread exists ('ticking').
+** - leave (may be NULL): the policy is being replaced: wake every thread
+**   that sleeps somewhere only this policy signals (the core wakes those on
+**   'cond' and 'switch_cond').
 */
-enum { GIL_FROM_START, GIL_FROM_BLOCKING, GIL_FROM_YIELD };
+enum { GIL_FROM_START, GIL_FROM_BLOCKING, GIL_FROM_YIELD, GIL_FROM_TICK };
 
 typedef struct gil_policy {
   const char *name;
   void (*wait)(gil_t *g, gil_thread *t, int why);
   void (*released)(gil_t *g, gil_thread *t, int why);
   void (*yield)(gil_t *g, gil_thread *t);
+  void (*tick)(gil_t *g, gil_thread *t);
+  void (*leave)(gil_t *g);
 } gil_policy;
 
 extern const gil_policy gil_policy_new;  /* CPython 3.2+ (gil_new.c) */
+extern const gil_policy gil_policy_old;  /* CPython 3.1 and before (gil_old.c) */
+extern const gil_policy gil_policy_io_priority;  /* bpo-7946 (gil_io_priority.c) */
+extern const gil_policy gil_policy_fifo; /* arrival order (gil_fifo.c) */
+
+/* The policies by name (gil_policy.c): NULL-terminated, the default first. */
+extern const gil_policy *const gil_policies[];
+const gil_policy *gil_findpolicy(const char *name);  /* NULL if none */
+
+/* A waiter of the fifo policy: lives on the waiting thread's stack. */
+typedef struct gil_waiter {
+  pthread_cond_t cond;
+  int queued;                   /* still in the queue */
+  struct gil_waiter *next;
+} gil_waiter;
 
 
 typedef struct gil_dead {       /* a finished thread's figures */
@@ -92,6 +119,7 @@ struct gil_t {
   pthread_cond_t switch_cond;   /* the GIL was taken (after a forced drop) */
   pthread_cond_t park_cond;     /* never signalled: threads parked at close */
   const gil_policy *policy;
+  unsigned policy_gen;          /* changes at each change of policy */
   /* Set by a waiter that wants the holder to let go; cleared by whoever
   ** takes the GIL next. The holder reads it at safe points: a relaxed
   ** load, nothing more. */
@@ -101,12 +129,22 @@ struct gil_t {
   int finalizing;               /* only 'finalizer' may take the GIL */
   unsigned epoch;               /* changes at each opening and closing */
   gil_thread *holder;           /* current holder, or last one if free */
+  double taken_at;              /* when the holder took it */
   gil_thread *finalizer;
   gil_thread *threads;          /* live threads, newest first */
   unsigned long switch_number;  /* times the GIL was taken */
   unsigned long seq;            /* threads registered so far */
   unsigned long main_seq;       /* the first thread of this opening */
   long interval_us;
+  int nthreads;                 /* live threads of this opening */
+  /* 1 while the policy has a tick and more than one thread exists: the
+  ** layer above then has its VM call gil_tick every 'check_interval'
+  ** instructions. Written under the mutex, read anywhere. */
+  atomic_int ticking;
+  atomic_int check_interval;
+  /* the policies' own state */
+  gil_waiter *queue, *queue_tail;  /* fifo: waiters in arrival order */
+  int nprio;                    /* io-priority: waiters back from a block */
   gilua_stats stats;
   double stats_since;
   /* finished threads: 'dead' in 'seq' order (a ring of 'deadsize' records
@@ -119,6 +157,7 @@ struct gil_t {
   int tracing;
   double trace_t0;
   struct gil_tbuf *trace_left;  /* buffers of the threads that left */
+  const gil_policy *trace_policy;  /* the policy when the trace began */
   /* the trace's output file (gil_trace.c), under its own lock */
   pthread_mutex_t out_lock;
   FILE *out_file;
@@ -128,6 +167,10 @@ struct gil_t {
 
 #define gil_drop_requested(g) \
   atomic_load_explicit(&(g)->drop_request, memory_order_relaxed)
+#define gil_ticking(g) \
+  atomic_load_explicit(&(g)->ticking, memory_order_relaxed)
+#define gil_checkinterval(g) \
+  atomic_load_explicit(&(g)->check_interval, memory_order_relaxed)
 
 
 /*
@@ -147,6 +190,10 @@ void gil_register(gil_thread *t);
 void gil_acquire(gil_thread *t);
 void gil_release(gil_thread *t);   /* around a blocking call */
 void gil_yield(gil_thread *t);     /* answer a drop request */
+/* The holder 't' has run check_interval VM instructions (only while
+** 'ticking'): lets go and at once tries to take the GIL back. Returns 1
+** if another thread had it meanwhile. */
+int gil_tick(gil_thread *t);
 /* The thread leaves: releases the GIL if it holds it, keeps its figures
 ** among the finished threads' and hands its trace events over. */
 void gil_exit(gil_thread *t);
@@ -157,6 +204,11 @@ void gil_after_fork(gil_thread *t); /* in the child: 't' is alone */
 
 void gil_setinterval(gil_t *g, double secs);
 double gil_getinterval(gil_t *g);
+void gil_setcheckinterval(gil_t *g, int n);  /* n >= 1 */
+/* Replaces the policy, threads running and waiting or not: every waiter
+** wakes and goes on waiting under the new one. */
+void gil_setpolicy(gil_t *g, const gil_policy *p);
+const gil_policy *gil_getpolicy(gil_t *g);
 void gil_setname(gil_thread *t, const char *name);
 int gil_setname_ident(gil_t *g, unsigned long ident, const char *name);
 
@@ -165,6 +217,26 @@ void gil_request_drop(gil_t *g, gil_thread *from);
 /* For policies: whether 't' belongs to a closed (or closing) interpreter
 ** and must park for good on 'park_cond' (mutex held). */
 int gil_parked(gil_t *g, gil_thread *t);
+/* For policies: whether 't', which entered a wait while the policy
+** generation was 'gen', waits on under it: the policy is still the same
+** and 't' need not park (mutex held). */
+#define gil_waits_on(g,t,gen)  ((g)->policy_gen == (gen) && !gil_parked(g, t))
+/* For policies: 't' is about to wait while the GIL is free (its turn has
+** not come): marks it waiting in traces. */
+void gil_want(gil_t *g, gil_thread *t);
+
+/* gil_new.c, for the policies built on new's protocol (mutex held):
+** - gil_ask_drop: posts a drop request for 't' and spins a short while
+**   (mutex released) for the holder to let go;
+** - gil_wait_step: sleeps on 'cond' for at most 'secs' (new: one switch
+**   interval); if that ran out and the GIL did not change hands
+**   meanwhile, gil_ask_drop;
+** - gil_wait_taken: forced switching, new's yield: returns once another
+**   thread has taken the GIL (or the policy changed). */
+void gil_ask_drop(gil_t *g, gil_thread *t);
+void gil_wait_step(gil_t *g, gil_thread *t, pthread_cond_t *cond,
+                   double secs);
+void gil_wait_taken(gil_t *g, gil_thread *t);
 
 /* Statistics. gil_threadstats fills up to 'max' records, oldest thread
 ** first, and returns how many there are. */
@@ -197,7 +269,9 @@ enum {
   EV_REL_FORCED,    /* lets go because of a drop request */
   EV_REL_EXIT,      /* leaves (thread end, interpreter closed) */
   EV_DROP,          /* posts a drop request; arg: the holder's native id */
-  EV_END            /* the trace stops */
+  EV_END,           /* the trace stops */
+  EV_REL_TICK,      /* lets go at a check interval, and another took it */
+  EV_POLICY         /* changes the policy; arg: its index in gil_policies */
 };
 
 typedef struct gil_event {

@@ -16,6 +16,10 @@
 ** - A voluntary release (around a blocking call) does not wait for
 **   anybody: the thread is about to block anyway. Whoever wins the mutex
 **   next takes the GIL; there is no queue and no priority.
+**
+** io-priority and fifo are built on this protocol: they share its waiting
+** step (gil_wait_step, gil_ask_drop) and its forced switching
+** (gil_wait_taken).
 */
 #include <errno.h>
 
@@ -39,8 +43,10 @@
 #define cpu_relax() ((void)0)
 #endif
 
-static void spin_for_release (gil_t *g) {
-  double until = gil_monotonic() + SPIN_SECS;
+void gil_ask_drop (gil_t *g, gil_thread *t) {
+  double until;
+  gil_request_drop(g, t);
+  until = gil_monotonic() + SPIN_SECS;
   pthread_mutex_unlock(&g->mutex);
   while (!atomic_load_explicit(&g->released, memory_order_relaxed)
          && gil_monotonic() < until)
@@ -49,25 +55,22 @@ static void spin_for_release (gil_t *g) {
 }
 
 
+void gil_wait_step (gil_t *g, gil_thread *t, pthread_cond_t *cond,
+                    double secs) {
+  unsigned long seen = g->switch_number;
+  struct timespec deadline;
+  gil_deadline(&deadline, secs);
+  if (pthread_cond_timedwait(cond, &g->mutex, &deadline) == ETIMEDOUT
+      && g->locked && g->switch_number == seen && g->holder != t)
+    gil_ask_drop(g, t);  /* a whole interval and no switch: let go */
+}
+
+
 static void new_wait (gil_t *g, gil_thread *t, int why) {
+  unsigned gen = g->policy_gen;
   (void)why;
-  while (g->locked || gil_parked(g, t)) {
-    unsigned long seen = g->switch_number;
-    struct timespec deadline;
-    int rc;
-    if (gil_parked(g, t)) {
-      pthread_cond_wait(&g->park_cond, &g->mutex);
-      continue;
-    }
-    gil_deadline(&deadline, g->interval_us / 1e6);
-    rc = pthread_cond_timedwait(&g->cond, &g->mutex, &deadline);
-    if (rc == ETIMEDOUT && g->locked && g->switch_number == seen
-        && g->holder != t) {
-      /* A whole interval and no switch: ask the holder to let go. */
-      gil_request_drop(g, t);
-      spin_for_release(g);
-    }
-  }
+  while (g->locked && gil_waits_on(g, t, gen))
+    gil_wait_step(g, t, &g->cond, g->interval_us / 1e6);
 }
 
 
@@ -79,13 +82,15 @@ static void new_released (gil_t *g, gil_thread *t, int why) {
 
 /* Forced switching: do not queue up again before another thread has taken
 ** the GIL, or we would likely take it straight back. That wait is part of
-** the time this thread waits for the GIL. */
-static void new_yield (gil_t *g, gil_thread *t) {
-  while (g->holder == t && !g->finalizing)
+** the time this thread waits for the GIL. A change of policy ends it: the
+** new policy decides. */
+void gil_wait_taken (gil_t *g, gil_thread *t) {
+  unsigned gen = g->policy_gen;
+  while (g->holder == t && !g->finalizing && g->policy_gen == gen)
     pthread_cond_wait(&g->switch_cond, &g->mutex);
 }
 
 
 const gil_policy gil_policy_new = {
-  "new", new_wait, new_released, new_yield
+  "new", new_wait, new_released, gil_wait_taken, NULL, NULL
 };

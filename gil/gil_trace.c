@@ -10,12 +10,15 @@
 **   the GIL), "waiting for GIL", "blocked" (released it around a blocking
 **   call), which is what a timeline draws;
 ** - instant events ("i"), one per raw event: "acquire", "blocking-call
-**   release", "forced release", "release" (the thread left) and "drop
-**   request" (posted by a waiter; args name the holder it was meant for).
+**   release", "forced release", "check-interval release" (policy old: the
+**   holder let go at a check and another thread got in), "release" (the
+**   thread left), "drop request" (posted by a waiter; args name the holder
+**   it was meant for) and "policy" (the policy changed; args name it).
 ** Timestamps are CLOCK_MONOTONIC in microseconds, as the format wants.
 */
 #include <errno.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -183,6 +186,17 @@ static void thread_events (W *w, gil_tbuf *b) {
           flush(w);
           next = GIL_WAITING;
           break;
+        case EV_REL_TICK:
+          instant(w, b->tid, "check-interval release", e->t, NULL);
+          flush(w);
+          next = GIL_WAITING;
+          break;
+        case EV_POLICY:
+          instant(w, b->tid, "policy", e->t, ",\"args\":{\"policy\":");
+          flush(w);
+          jstr(w->f, ((const gil_policy *)(uintptr_t)e->arg)->name);
+          fputs("}}", w->f);
+          break;
         case EV_REL_EXIT:
           instant(w, b->tid, "release", e->t,
                   ",\"args\":{\"reason\":\"thread left\"}}");
@@ -261,9 +275,9 @@ static void write_json (gil_t *g, FILE *f, gil_tbuf *all, double t0,
              "\"producer\":\"%s\",\"clock\":\"CLOCK_MONOTONIC\","
              "\"start_us\":%.3f,\"end_us\":%.3f,"
              "\"switch_interval_ms\":%.3f,\"gil_policy\":\"%s\","
-             "\"lost_events\":%lu,\"command\":",
+             "\"check_interval\":%d,\"lost_events\":%lu,\"command\":",
           GILUA_VERSION, t0 * 1e6, t1 * 1e6, gil_getinterval(g) * 1e3,
-          g->policy->name, lost);
+          g->trace_policy->name, gil_checkinterval(g), lost);
   command(f);
   fputs("}}\n", f);
 }
@@ -466,6 +480,7 @@ static double pct (double part, double whole) {
 
 
 void gil_printstats (gil_t *g, FILE *out) {
+  const gil_policy *policy;
   gilua_stats st;
   gilua_threadstats *ts;
   int n, m, i, alive = 0;
@@ -476,8 +491,13 @@ void gil_printstats (gil_t *g, FILE *out) {
   m = gil_threadstats(g, ts, n);  /* threads may have come or gone meanwhile */
   if (m < n) n = m;
   for (i = 0; i < n; i++) alive |= ts[i].alive;
-  fprintf(out, "GIL statistics: %.3f s, switch interval %.1f ms\n",
-          st.elapsed, gil_getinterval(g) * 1e3);
+  policy = gil_getpolicy(g);
+  if (policy->tick)  /* its own clock: instructions */
+    fprintf(out, "GIL statistics: %.3f s, policy %s, check interval %d "
+            "instructions\n", st.elapsed, policy->name, gil_checkinterval(g));
+  else
+    fprintf(out, "GIL statistics: %.3f s, policy %s, switch interval %.1f "
+            "ms\n", st.elapsed, policy->name, gil_getinterval(g) * 1e3);
   fprintf(out, "  %lu switches (%.0f/s), %lu forced (%.0f%%), "
                "%lu drop requests\n",
           st.switches, st.elapsed > 0 ? st.switches / st.elapsed : 0.0,

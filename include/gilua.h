@@ -157,6 +157,31 @@ GILUA_API void gilua_setthreadname(const char *name);
 GILUA_API void gilua_setswitchinterval(double seconds);
 GILUA_API double gilua_getswitchinterval(void);
 
+/* The GIL's policy: who gets the GIL, and when a holder must let go.
+**   "new"          (the default) CPython 3.2+: a waiter asks the holder to
+**                  let go after the switch interval; forced switching.
+**   "old"          CPython before 3.2: the holder lets go every check
+**                  interval (VM instructions) and at once tries to take the
+**                  GIL back; no request, no forced switching.
+**   "io-priority"  new, but a thread back from a blocking call asks at once
+**                  and goes first (bpo-7946).
+**   "fifo"         new, but waiters get the GIL in the order they came.
+** It may change at any time, threads running: waiting threads go on
+** waiting under the new policy. gilua_setgilpolicy returns 0, or -1 with
+** errno EINVAL if no policy has that name. gilua_gilpolicyname(i) is the
+** name of the i-th policy (0 is the default), NULL past the last.
+** GIL: any. */
+GILUA_API int gilua_setgilpolicy(const char *name);
+GILUA_API const char *gilua_getgilpolicy(void);
+GILUA_API const char *gilua_gilpolicyname(int i);
+
+/* The check interval of the policy "old": VM instructions between two
+** checks (default 100, as Python 2's sys.setcheckinterval); values below 1
+** count as 1. Counting instructions slows the VM down, so it happens only
+** under "old" and while more than one thread exists. GIL: any. */
+GILUA_API void gilua_setcheckinterval(int n);
+GILUA_API int gilua_getcheckinterval(void);
+
 /* }================================================================== */
 
 

@@ -183,6 +183,28 @@ static void setup_interval (lua_State *L, const char *val) {
   gilua_setswitchinterval(strtod(val, NULL));
 }
 
+/* --gil-policy=NAME: a name gilua_gilpolicyname lists. */
+static const char *parse_policy (Cmd *c, const char *val, char *err,
+                                 size_t n) {
+  size_t len;
+  int i;
+  (void)c;
+  for (i = 0; gilua_gilpolicyname(i); i++)
+    if (strcmp(val, gilua_gilpolicyname(i)) == 0) return NULL;
+  len = (size_t)snprintf(err, n, "unknown GIL policy '%s' for --gil-policy "
+                         "(the policies are:", val);
+  for (i = 0; gilua_gilpolicyname(i) && len < n; i++)
+    len += (size_t)snprintf(err + len, n - len, "%s %s", i ? "," : "",
+                            gilua_gilpolicyname(i));
+  if (len < n) snprintf(err + len, n - len, ")");
+  return err;
+}
+
+static void setup_policy (lua_State *L, const char *val) {
+  (void)L;
+  gilua_setgilpolicy(val);
+}
+
 /*
 ** --gil-stats, --gil-trace=FILE, --gil-timeline=FILE.html. Given together,
 ** the trace and the timeline come from one recording: the JSON file is
@@ -279,6 +301,8 @@ static const Option options[] = {
    parse_help, NULL, NULL, NULL},
   {"--switch-interval", "S", "hand the GIL over every S seconds "
    "(default 0.005)", GILUA_OPT, parse_interval, setup_interval, NULL, NULL},
+  {"--gil-policy", "NAME", "the GIL's policy: new (default), old, "
+   "io-priority or fifo", GILUA_OPT, parse_policy, setup_policy, NULL, NULL},
   {"--gil-stats", NULL, "print GIL statistics on stderr at exit", GILUA_OPT,
    NULL, setup_stats, NULL, done_stats},
   {"--gil-trace", "FILE", "record the GIL's hand-overs into FILE "

@@ -6,6 +6,9 @@
 --     alone and about one switch interval (within 2x) beside a CPU-bound one;
 --   * switch_interval: that latency and the switching rate follow
 --     sys.setswitchinterval;
+--   * policies: one row per GIL policy, each showing its rule (old loses
+--     updates in the literal race and forces no switch, io-priority wakes
+--     an I/O-bound thread far sooner than new);
 --   * each can write a timeline page.
 -- Timing on a shared machine: generous bounds, and a sample whose figures
 -- miss them is run once more before the test fails.
@@ -102,6 +105,59 @@ do
     t.ok(rows[1].rate > 3 * rows[3].rate, ("CPU-bound threads switch more often with a short interval (%.0f/s vs %.0f/s)")
          :format(rows[1].rate, rows[3].rate))
   end
+end
+
+-- policies.lua --quick: the GIL lab ------------------------------------------------------
+do
+  -- "policy: key=value ..." lines, one per policy
+  local function parse(out)
+    local rows = {}
+    for pol, rest in out:gmatch("\n([%w_]+): (thr_seq=[^\n]*)") do
+      local r = {}
+      for k, v in rest:gmatch("([%w_]+)=([%d.]+)") do r[k] = tonumber(v) end
+      rows[pol] = r
+    end
+    return rows
+  end
+  local polling = (os.getenv("GILUA_BUILD") or ""):match("tsan")
+  local function good(rows)
+    local new, old, iop, fifo = rows.new, rows.old, rows.io_priority, rows.fifo
+    return new and old and iop and fifo and old.race < 400000 and old.forced == 0
+           and iop.p50_ms < new.p50_ms / 3
+  end
+  local dir = t.tmpname("")
+  os.remove(dir)
+  os.execute("mkdir " .. t.shquote(dir))
+  local _, out, ok = run("policies.lua", "--quick", "--timelines", dir)
+  local rows = parse(out)
+  if not (ok and good(rows)) then
+    t.note("figures off, running policies.lua once more:\n" .. out)
+    _, out, ok = run("policies.lua", "--quick", "--timelines", dir)
+    rows = parse(out)
+  end
+  t.ok(ok, "policies.lua runs")
+  t.note(out)
+  local new, old, iop, fifo = rows.new, rows.old, rows.io_priority, rows.fifo
+  t.ok(new and old and iop and fifo, "one row per policy")
+  if new and old and iop and fifo then
+    t.ok(old.race < 400000, "old: the literal race loses updates (" .. old.race .. " left)")
+    if not polling then
+      t.ok(new.race == 400000 and iop.race == 400000 and fifo.race == 400000,
+           "new, io-priority, fifo: it loses none")
+    end
+    t.ok(new.race_lock + old.race_lock + iop.race_lock + fifo.race_lock == 1600000,
+         "with a Lock, no policy loses any")
+    t.is(old.forced, 0, "old: no forced switch")
+    t.ok(iop.p50_ms < new.p50_ms / 3, ("io-priority: the I/O-bound thread wakes far sooner " ..
+         "(median %.3f ms, new %.3f ms)"):format(iop.p50_ms, new.p50_ms))
+  end
+  for _, p in ipairs{"new", "old", "io-priority", "fifo", "all"} do
+    local page = t.slurp(dir .. "/" .. p .. ".html") or ""
+    t.like(page, '"gil_policy":"' .. (p == "all" and "new" or p:gsub("%-", "%%-")) .. '"',
+           "--timelines writes " .. p .. ".html")
+    os.remove(dir .. "/" .. p .. ".html")
+  end
+  os.remove(dir)
 end
 
 -- the timeline option of the samples -----------------------------------------------------

@@ -216,7 +216,7 @@ io.write("script ran\n")
 do
   local r = t.run(SCRIPT, { flags = {"--gil-stats"} })
   t.is(r.status, 0, "--gil-stats: exit status 0")
-  t.like(r.stderr, "^GIL statistics: [%d.]+ s, switch interval 5%.0 ms\n", "--gil-stats prints a summary on stderr")
+  t.like(r.stderr, "^GIL statistics: [%d.]+ s, policy new, switch interval 5%.0 ms\n", "--gil-stats prints a summary on stderr")
   t.like(r.stderr, "\n  MainThread ", "... a line for the main thread")
   t.like(r.stderr, "\n  opt%-a ", "... and for each thread, finished ones included")
   t.like(r.stderr, "%d+ switches %(", "... and the switches")

@@ -1,15 +1,7 @@
 #!/usr/bin/env gilua
 -- multiprocessing: processes, the serializer, Pipe, Queue, shared memory
 -- and locks, Pool, ProcessPoolExecutor.
--- ThreadSanitizer stops a child forked from a threaded process at its
--- first new thread unless told otherwise: run again with that option.
-if (os.getenv("GILUA_BUILD") or ""):match("tsan") and
-   not (os.getenv("TSAN_OPTIONS") or ""):match("die_after_fork") then
-  local gilua = os.getenv("GILUA") or "gilua"
-  local opts = "die_after_fork=0 " .. (os.getenv("TSAN_OPTIONS") or "")
-  local _, _, code = os.execute("TSAN_OPTIONS='" .. opts .. "' " .. gilua .. " " .. arg[0])
-  os.exit(code or 1)
-end
+require("support.util").tsan_allow_fork()
 
 local t = require "tap"
 local mp = require "multiprocessing"

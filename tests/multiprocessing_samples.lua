@@ -6,16 +6,7 @@
 -- processes beat sequential code (>= 1.4x) while threads do not (<= 1.3x).
 -- The samples that measure a speed-up run when two cores are free, and
 -- once more if their figures miss (see support/samples.lua).
--- ThreadSanitizer stops a child forked from a threaded process at its
--- first new thread unless told otherwise (the samples' children inherit
--- the option): run again with it.
-if (os.getenv("GILUA_BUILD") or ""):match("tsan") and
-   not (os.getenv("TSAN_OPTIONS") or ""):match("die_after_fork") then
-  local gilua = os.getenv("GILUA") or "gilua"
-  local opts = "die_after_fork=0 " .. (os.getenv("TSAN_OPTIONS") or "")
-  local _, _, code = os.execute("TSAN_OPTIONS='" .. opts .. "' " .. gilua .. " " .. arg[0])
-  os.exit(code or 1)
-end
+require("support.util").tsan_allow_fork()  -- the samples' children too
 
 local t = require "tap"
 local S = require "support.samples"

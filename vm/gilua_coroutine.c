@@ -15,6 +15,7 @@ int gilua_resume (lua_State *L, lua_State *co, int narg, int *nres) {
   lua_State *prev = ts->current;
   int status;
   ts->current = co;
+  if (gilua_hook_wanted(ts)) gilua_hook_sync(ts);
   status = lua_resume(co, L, narg, nres);
   ts->current = prev;
   /* 'co' may next run on another OS thread: our hook must not stay on it. */

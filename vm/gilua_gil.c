@@ -1,6 +1,7 @@
 /*
 ** gilua_gil.c: the GIL as gilua.h offers it: releasing and taking it back
-** around blocking code, the switch interval, statistics and traces. The
+** around blocking code, the switch interval, the policy and its check
+** interval, statistics and traces. The
 ** lock itself is gil/'s; this is the interpreter's side of it.
 */
 #include <errno.h>
@@ -45,8 +46,10 @@ void gilua_acquire (lua_State *T) {
   gilua_tstate *ts = gilua_ts();
   int saved = errno;
   (void)T;
-  if (ts != NULL && ts->released > 0 && --ts->released == 0)
+  if (ts != NULL && ts->released > 0 && --ts->released == 0) {
     gil_acquire(&ts->gt);
+    if (gilua_hook_wanted(ts)) gilua_hook_sync(ts);
+  }
   errno = saved;
 }
 
@@ -69,6 +72,43 @@ void gilua_setswitchinterval (double seconds) {
 
 double gilua_getswitchinterval (void) {
   return gil_getinterval(gilua_gil());
+}
+
+
+int gilua_setgilpolicy (const char *name) {
+  const gil_policy *p = name ? gil_findpolicy(name) : NULL;
+  gilua_tstate *ts = gilua_ts();
+  if (p == NULL) {
+    errno = EINVAL;
+    return -1;
+  }
+  gil_setpolicy(gilua_gil(), p);
+  /* The caller's own VM may have to start counting at once. */
+  if (ts != NULL && ts->gt.holds && gilua_hook_wanted(ts))
+    gilua_hook_sync(ts);
+  return 0;
+}
+
+
+const char *gilua_getgilpolicy (void) {
+  return gil_getpolicy(gilua_gil())->name;
+}
+
+
+const char *gilua_gilpolicyname (int i) {
+  int n = 0;
+  while (gil_policies[n]) n++;
+  return (i >= 0 && i < n) ? gil_policies[i]->name : NULL;
+}
+
+
+void gilua_setcheckinterval (int n) {
+  gil_setcheckinterval(gilua_gil(), n);
+}
+
+
+int gilua_getcheckinterval (void) {
+  return gil_checkinterval(gilua_gil());
 }
 
 

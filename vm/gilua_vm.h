@@ -118,6 +118,16 @@ void gilua_hook_init(void);
 void gilua_hook_thread(lua_State *L);
 void gilua_hook_openlibs(lua_State *L);
 void gilua_hook_disarm(gilua_tstate *ts, lua_State *co);
+/* Whether the VM must count instructions on the coroutines of 'ts' (the
+** policy old with threads; always under GIL_POLL_HOOK); if so, after the
+** thread took the GIL back or switched coroutines, gilua_hook_sync makes
+** sure the running coroutine does. */
+#ifdef GIL_POLL_HOOK
+#define gilua_hook_wanted(ts)  ((void)(ts), 1)
+#else
+#define gilua_hook_wanted(ts)  gil_ticking((ts)->gt.gil)
+#endif
+void gilua_hook_sync(gilua_tstate *ts);
 
 /*
 ** Waiting for state protected by the GIL (vm/gilua_waitq.c): the one way a

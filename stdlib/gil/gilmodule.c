@@ -60,11 +60,14 @@ static int g_stats (lua_State *L) {
     n = got;
   }
   gilua_getstats(&st);
-  lua_createtable(L, 0, 7);
+  lua_createtable(L, 0, 9);
   setint(L, "switches", (lua_Integer)st.switches);
   setint(L, "forced_switches", (lua_Integer)st.forced_switches);
   setint(L, "drop_requests", (lua_Integer)st.drop_requests);
   setnum(L, "switch_interval", gilua_getswitchinterval());
+  lua_pushstring(L, gilua_getgilpolicy());
+  lua_setfield(L, -2, "policy");
+  setint(L, "check_interval", gilua_getcheckinterval());
   setnum(L, "elapsed", st.elapsed);
   lua_createtable(L, got, 0);
   for (i = 0; i < got; i++) {

@@ -1,7 +1,10 @@
 /*
 ** sys.c: the part of Python's sys that concerns threads: the switch
-** interval, plus argv and platform.
+** interval, the check interval of Python 2 (for the GIL policy "old"),
+** gilua's GIL policy, plus argv and platform.
 */
+#include <limits.h>
+
 #include "gilua_vm.h"
 
 
@@ -21,9 +24,55 @@ static int s_getswitchinterval (lua_State *L) {
 }
 
 
+/* Python 2's: instructions between two checks, under the policy old. */
+static int s_setcheckinterval (lua_State *L) {
+  lua_Integer n = luaL_checkinteger(L, 1);
+  if (n < 1 || n > INT_MAX)
+    return gilua_raise(L, "ValueError", "setcheckinterval: the interval must "
+                       "be a whole number of instructions from 1 to %d, not %I",
+                       INT_MAX, (lua_Integer)n);
+  gilua_setcheckinterval((int)n);
+  return 0;
+}
+
+
+static int s_getcheckinterval (lua_State *L) {
+  lua_pushinteger(L, gilua_getcheckinterval());
+  return 1;
+}
+
+
+static int s_setgilpolicy (lua_State *L) {
+  const char *name = luaL_checkstring(L, 1);
+  if (gilua_setgilpolicy(name) != 0) {
+    luaL_Buffer b;
+    int i;
+    luaL_buffinit(L, &b);
+    for (i = 0; gilua_gilpolicyname(i); i++) {
+      if (i > 0) luaL_addstring(&b, ", ");
+      luaL_addstring(&b, gilua_gilpolicyname(i));
+    }
+    luaL_pushresult(&b);
+    return gilua_raise(L, "ValueError", "setgilpolicy: unknown GIL policy "
+                       "'%s' (the policies are: %s)", name, lua_tostring(L, -1));
+  }
+  return 0;
+}
+
+
+static int s_getgilpolicy (lua_State *L) {
+  lua_pushstring(L, gilua_getgilpolicy());
+  return 1;
+}
+
+
 static const luaL_Reg funcs[] = {
   {"setswitchinterval", s_setswitchinterval},
   {"getswitchinterval", s_getswitchinterval},
+  {"setcheckinterval", s_setcheckinterval},
+  {"getcheckinterval", s_getcheckinterval},
+  {"setgilpolicy", s_setgilpolicy},
+  {"getgilpolicy", s_getgilpolicy},
   {NULL, NULL}
 };
 

@@ -14,11 +14,16 @@
 ** - gilua_close with live threads: it waits for the non-daemon ones,
 **   parks the daemon ones and host threads that still want the GIL, lets a
 **   released host thread detach; a new interpreter opens afterwards and
-**   the parked threads stay parked.
+**   the parked threads stay parked;
+** - the GIL's policies: chosen before gilua_open, an interpreter opened
+**   and closed under each, host threads attaching, blocking and counting
+**   under a Lock beside a Lua thread while another host thread, with no
+**   state, changes the policy under them.
 */
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -603,6 +608,117 @@ static void test_close (void) {
 /* }====================================================== */
 
 
+/*
+** {======================================================
+** The GIL's policies
+** =======================================================
+*/
+
+#define NPOLATT 6
+
+static atomic_int attaching;
+
+static void *policy_attacher (void *arg) {
+  int *failures = arg, i;
+  for (i = 0; i < 10; i++) {
+    lua_State *T = gilua_attach(L);
+    if (T == NULL) {
+      (*failures)++;
+      continue;
+    }
+    if (dostring(T, "for _ = 1, 200 do\n"
+                    "  local _ <close> = shared_lock:acquire()\n"
+                    "  local v = total; total = v + 1\n"
+                    "end") != LUA_OK)
+      (*failures)++;
+    GILUA_BEGIN_ALLOW_THREADS(T)
+      nap(0.001);  /* a blocking call: io-priority's case */
+    GILUA_END_ALLOW_THREADS(T)
+    gilua_detach(T);
+  }
+  atomic_fetch_sub(&attaching, 1);
+  return NULL;
+}
+
+/* A host thread with no state changes the policy while the others run. */
+static void *switcher (void *arg) {
+  int *changes = arg, i = 0;
+  while (atomic_load(&attaching) > 0) {
+    if (gilua_setgilpolicy(gilua_gilpolicyname(i++ % 4)) == 0) (*changes)++;
+    nap(0.002);
+  }
+  return NULL;
+}
+
+static void test_policies (void) {
+  static const char *const names[] = {"new", "old", "io-priority", "fifo"};
+  char msg[256], code[80];
+  int i, p, all = 1;
+  for (i = 0; i < 4; i++)
+    all = all && gilua_gilpolicyname(i) && strcmp(gilua_gilpolicyname(i), names[i]) == 0;
+  ok(all && gilua_gilpolicyname(4) == NULL && gilua_gilpolicyname(-1) == NULL,
+     "gilua_gilpolicyname lists new, old, io-priority, fifo");
+  errno = 0;
+  ok(gilua_setgilpolicy("lifo") == -1 && errno == EINVAL,
+     "gilua_setgilpolicy(\"lifo\"): -1, EINVAL");
+  ok(gilua_setgilpolicy(NULL) == -1, "gilua_setgilpolicy(NULL): -1");
+  ok(strcmp(gilua_getgilpolicy(), "new") == 0, "... the policy stays new");
+  gilua_setcheckinterval(37);
+  ok(gilua_getcheckinterval() == 37, "gilua_setcheckinterval(37) is read back");
+  gilua_setcheckinterval(0);
+  ok(gilua_getcheckinterval() == 1, "a check interval below 1 counts as 1");
+  gilua_setcheckinterval(100);
+
+  for (p = 0; p < 4; p++) {
+    pthread_t th[NPOLATT], sw;
+    int failures[NPOLATT] = {0}, changes = 0, bad = 0;
+    lua_Integer spun;
+    snprintf(msg, sizeof msg, "gilua_setgilpolicy(\"%s\") before gilua_open",
+             names[p]);
+    ok(gilua_setgilpolicy(names[p]) == 0, msg);
+    L = gilua_open();
+    if (L == NULL) {
+      ok(0, "gilua_open");
+      return;
+    }
+    snprintf(code, sizeof code, "assert(require('sys').getgilpolicy() == '%s')",
+             names[p]);
+    snprintf(msg, sizeof msg, "%s: gilua_open keeps the policy", names[p]);
+    ok(dostring(L, code) == LUA_OK, msg);
+    dostring(L, "total = 0; spun = 0; spinning = true\n"
+                "local threading = require 'threading'\n"
+                "shared_lock = threading.Lock()\n"
+                "spinner = threading.Thread{target = function()\n"
+                "  while spinning do spun = spun + 1 end end}\n"
+                "spinner:start()");
+    atomic_store(&attaching, NPOLATT);
+    GILUA_BEGIN_ALLOW_THREADS(L)
+      for (i = 0; i < NPOLATT; i++)
+        pthread_create(&th[i], NULL, policy_attacher, &failures[i]);
+      pthread_create(&sw, NULL, switcher, &changes);
+      for (i = 0; i < NPOLATT; i++) pthread_join(th[i], NULL);
+      pthread_join(sw, NULL);
+      gilua_setgilpolicy(names[p]);
+    GILUA_END_ALLOW_THREADS(L)
+    for (i = 0; i < NPOLATT; i++) bad += failures[i];
+    dostring(L, "spinning = false; spinner:join()");
+    spun = getint(L, "spun");
+    snprintf(msg, sizeof msg, "%s: %d host threads x 10 attach, count under a Lock "
+             "and block, while the policy changes %d times: total %lld, a Lua "
+             "thread ran beside (%lld)", names[p], NPOLATT, changes,
+             (long long)getint(L, "total"), (long long)spun);
+    ok(bad == 0 && changes > 0 && getint(L, "total") == NPOLATT * 10 * 200 &&
+       spun > 0, msg);
+    ok(strcmp(gilua_getgilpolicy(), names[p]) == 0, "... and the policy set last holds");
+    gilua_close(L);
+    L = NULL;
+  }
+  gilua_setgilpolicy("new");
+}
+
+/* }====================================================== */
+
+
 int main (void) {
   L = gilua_open();
   ok(L != NULL, "gilua_open");
@@ -617,6 +733,7 @@ int main (void) {
   test_trace();
   test_interrupt();
   test_close();
+  test_policies();
   printf("1..%d\n", ntest);
   return nfail == 0 ? 0 : 1;
 }

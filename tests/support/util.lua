@@ -8,6 +8,20 @@ local threading = require "threading"
 
 local M = {}
 
+--[[ ThreadSanitizer stops a child forked from a threaded process at its
+first new thread unless told otherwise: a test file that forks calls this
+first. Under a TSan build without the option, it runs the file again with
+it (children inherit it) and exits with that run's status. ]]
+function M.tsan_allow_fork()
+  if (os.getenv("GILUA_BUILD") or ""):match("tsan") and
+     not (os.getenv("TSAN_OPTIONS") or ""):match("die_after_fork") then
+    local gilua = os.getenv("GILUA") or "gilua"
+    local opts = "die_after_fork=0 " .. (os.getenv("TSAN_OPTIONS") or "")
+    local _, _, code = os.execute("TSAN_OPTIONS='" .. opts .. "' " .. gilua .. " " .. arg[0])
+    os.exit(code or 1)
+  end
+end
+
 M.clock = time.monotonic
 
 -- Pure Lua CPU work: a numeric loop with arithmetic (back-edges only, no
