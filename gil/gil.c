@@ -317,11 +317,21 @@ void gil_acquire (gil_thread *t) {
 }
 
 
+/* Lets go of the mutex, then signals 'cond' if the policy asked for it
+** (gil_owe_wake). */
+static void unlock_and_wake (gil_t *g) {
+  int owed = g->wake_owed;
+  g->wake_owed = 0;
+  unlock(g);
+  if (owed) pthread_cond_signal(&g->cond);
+}
+
+
 void gil_release (gil_thread *t) {
   gil_t *g = t->gil;
   lock(g);
   give(g, t, EV_REL_BLOCK);
-  unlock(g);
+  unlock_and_wake(g);
 }
 
 
@@ -571,7 +581,7 @@ void gil_exit (gil_thread *t) {
     handover(g, t);
   }
   if (g->holder == t) g->holder = NULL;
-  unlock(g);
+  unlock_and_wake(g);
 }
 
 

@@ -126,6 +126,7 @@ struct gil_t {
   atomic_int drop_request;
   atomic_int released;          /* 1 from give() to take(): read unlocked */
   int locked;
+  int wake_owed;                /* signal 'cond' once the mutex is let go */
   int finalizing;               /* only 'finalizer' may take the GIL */
   unsigned epoch;               /* changes at each opening and closing */
   gil_thread *holder;           /* current holder, or last one if free */
@@ -164,6 +165,12 @@ struct gil_t {
   char *out_path;
   int out_html;
 };
+
+/* For policies' 'released': wake one waiter on 'cond' right after the
+** mutex is let go (mutex held). The waiter, woken while the releaser still
+** held the mutex, would at once sleep again on the mutex itself: one
+** context switch more at every hand-over. */
+#define gil_owe_wake(g)  ((g)->wake_owed = 1)
 
 #define gil_drop_requested(g) \
   atomic_load_explicit(&(g)->drop_request, memory_order_relaxed)

@@ -74,9 +74,13 @@ static void new_wait (gil_t *g, gil_thread *t, int why) {
 }
 
 
+/* A thread that lets go to block (or leaves) wakes its successor once it
+** has let go of the mutex too; one that yields to a drop request must
+** signal now, before it waits for the switch. */
 static void new_released (gil_t *g, gil_thread *t, int why) {
-  (void)t; (void)why;
-  pthread_cond_signal(&g->cond);
+  (void)t;
+  if (why == EV_REL_FORCED) pthread_cond_signal(&g->cond);
+  else gil_owe_wake(g);
 }
 
 
