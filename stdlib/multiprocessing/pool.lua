@@ -347,8 +347,14 @@ function Engine:terminate()
   for _, w in next, ws do
     w.proc:join(1)
     if w.proc.exitcode == nil then w.proc:kill(); w.proc:join() end
-    w.conn:close()
   end
+  -- The receiver may be reading a worker's connection: it sees the new
+  -- state within its 0.2 s wait and leaves; only then are the connections
+  -- closed (closing a descriptor another thread reads is a race, and its
+  -- number could be reused under that reader).
+  local rt = self._receiver
+  if rt and rt ~= threading.current_thread() and rt:is_alive() then rt:join(5) end
+  for _, w in next, ws do w.conn:close() end
   for _, w in next, ws do
     for _, t in next, w.tasks do pend[#pend + 1] = t end
     w.tasks = {}
