@@ -46,10 +46,13 @@ EXE_LUA = $(if $(LUA_STATIC),-Wl$(comma)--whole-archive $(LUA_STATIC) -Wl$(comma
 # fuzz target that make test runs). make tsan/asan also need SAN_PKGS
 # (`make deps-san`).
 DEB_PKGS := build-essential pkg-config liblua5.4-dev libreadline-dev \
-            libssl-dev perl python3 lua5.4 chromium clang libclang-rt-dev
+            libssl-dev perl python3 lua5.4 chromium clang libclang-rt-dev \
+            libopenmpi-dev openmpi-bin
 SAN_PKGS := clang libclang-rt-dev
 
-LIB_SRC  := $(sort $(wildcard vm/*.c gil/*.c stdlib/*.c stdlib/*/*.c))
+# stdlib/mpi/*.c is not part of libgilua: it is the loadable module below.
+MOD_SRC  := $(sort $(wildcard stdlib/mpi/*.c))
+LIB_SRC  := $(filter-out $(MOD_SRC),$(sort $(wildcard vm/*.c gil/*.c stdlib/*.c stdlib/*/*.c)))
 LUA_SRC  := $(sort $(wildcard vm/lua/*.lua stdlib/*/*.lua))
 REPL_SRC := $(sort $(wildcard repl/*.c))
 CTEST_SRC := $(sort $(wildcard tests/c/*.c))
@@ -72,9 +75,9 @@ EMBED_SAMPLES := $(patsubst samples/embed/%.c,$(BUILD)/samples/embed/%,\
 EXT_SAMPLES := $(patsubst samples/extension/%.c,$(BUILD)/samples/extension/%.so,\
                  $(wildcard samples/extension/*.c))
 
-.PHONY: all demo embed-samples test check-tests stress bench tsan asan fuzz deps deps-san install clean
+.PHONY: all mpi demo embed-samples test check-tests stress bench tsan asan fuzz deps deps-san install clean
 
-all: $(BUILD)/gilua $(BUILD)/libgilua.a $(BUILD)/libgilua.so $(EXT_SAMPLES)
+all: $(BUILD)/gilua $(BUILD)/libgilua.a $(BUILD)/libgilua.so $(EXT_SAMPLES) mpi
 
 $(BUILD)/obj/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)
@@ -108,6 +111,29 @@ $(BUILD)/libgilua.so: $(LIB_OBJ)
 
 $(BUILD)/gilua: $(REPL_OBJ) $(BUILD)/libgilua.a
 	$(CC) $(ALL_CFLAGS) -Wl,-E $(REPL_OBJ) $(BUILD)/libgilua.a -o $@ $(EXE_LUA) $(SYSLIBS)
+
+# require "mpi": its C half _mpi is a module of its own over the system's
+# MPI (pkg-config ompi-c or mpi), loaded at run time from lib/gilua/ beside
+# gilua (stdlib/gilua_stdlib.c puts that folder on package.cpath), so that
+# gilua itself does not link MPI. Built when MPI is found, asked for when
+# the recipe runs (so `make deps all` builds it in one run). Like any Lua C
+# module it does not link Lua: the symbols are gilua's.
+MPI_PC    = $(eval MPI_PC := $$(shell pkg-config --exists ompi-c 2>/dev/null && echo ompi-c || \
+              { pkg-config --exists mpi 2>/dev/null && echo mpi; }))$(MPI_PC)
+MPI_MOD  := $(BUILD)/lib/gilua/_mpi.so
+
+mpi: $(BUILD)/gilua
+	@if [ -n "$(MPI_PC)" ]; then $(MAKE) --no-print-directory $(MPI_MOD); \
+	else echo "MPI not found (make deps installs Open MPI): building without require \"mpi\""; fi
+
+$(BUILD)/obj/stdlib/mpi/%.o: stdlib/mpi/%.c include/gilua.h
+	@mkdir -p $(dir $@)
+	$(CC) -Iinclude $(LUA_CFLAGS) $$(pkg-config --cflags $(MPI_PC)) $(CFLAGS) $(WARN) $(SAN) \
+	  -fPIC -pthread -c $< -o $@
+
+$(MPI_MOD): $(MOD_SRC:%.c=$(BUILD)/obj/%.o)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SAN) -shared $^ -o $@ $$(pkg-config --libs $(MPI_PC))
 
 $(BUILD)/tests/%.t: tests/c/%.c $(BUILD)/libgilua.a $(HEADERS)
 	@mkdir -p $(dir $@)
@@ -239,6 +265,8 @@ install: $(BUILD)/gilua $(BUILD)/libgilua.a $(BUILD)/libgilua.so
 	install -m 644 include/gilua.h $(DESTDIR)$(PREFIX)/include/
 	sed -e 's|@PREFIX@|$(PREFIX)|' tools/gilua.pc.in \
 	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/gilua.pc
+	if [ -f $(MPI_MOD) ]; then install -d $(DESTDIR)$(PREFIX)/lib/gilua && \
+	  install -m 755 $(MPI_MOD) $(DESTDIR)$(PREFIX)/lib/gilua/; fi
 
 clean:
 	rm -rf build build-tsan build-asan

@@ -4,6 +4,13 @@
 ** they name every C module of stdlib/; vm/ makes the interpreter and takes
 ** the list from here, so that no layer calls one above it.
 */
+#include <dlfcn.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/auxv.h>
+#include <unistd.h>
+
 #include "gilua_vm.h"
 
 int luaopen_gilua_thread(lua_State *L);  /* stdlib/threading/thread.c */
@@ -29,11 +36,51 @@ static const luaL_Reg cmodules[] = {
 };
 
 
+/*
+** gilua's own loadable modules (_mpi.so, the C half of `require "mpi"`,
+** which gilua must not link) live in lib/gilua/: beside the build's gilua
+** and libgilua.so, and under PREFIX for an installed PREFIX/bin/gilua or
+** PREFIX/lib/libgilua.so. So package.cpath ends with DIR/lib/gilua/?.so and
+** DIR/../lib/gilua/?.so, DIR being the folder of the file this code was
+** loaded from (the gilua command, or libgilua.so in a host).
+*/
+static void add_cpath (lua_State *L) {
+  Dl_info me, prog;
+  char path[PATH_MAX], *slash;
+  if (dladdr((void *)add_cpath, &me) == 0 || me.dli_fname == NULL) return;
+  /* for the program itself, dladdr gives argv[0]: ask the kernel */
+  if (dladdr((void *)getauxval(AT_PHDR), &prog) != 0 &&
+      prog.dli_fbase == me.dli_fbase) {
+    ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
+    if (n <= 0) return;
+    path[n] = '\0';
+  }
+  else if (realpath(me.dli_fname, path) == NULL) return;
+  slash = strrchr(path, '/');
+  if (slash == NULL) return;
+  *slash = '\0';
+  lua_getglobal(L, "package");
+  if (!lua_istable(L, -1)) {
+    lua_pop(L, 1);
+    return;
+  }
+  lua_getfield(L, -1, "cpath");
+  lua_pushfstring(L, "%s;%s/lib/gilua/?.so;%s/../lib/gilua/?.so",
+                  lua_isstring(L, -1) ? lua_tostring(L, -1) : "", path, path);
+  lua_setfield(L, -3, "cpath");
+  lua_pop(L, 2);
+}
+
+
 lua_State *gilua_open (void) {
-  return gilua_vm_open(cmodules);
+  lua_State *L = gilua_vm_open(cmodules);
+  if (L != NULL) add_cpath(L);
+  return L;
 }
 
 
 int gilua_openlibs (lua_State *L) {
-  return gilua_vm_openlibs(L, cmodules);
+  int rc = gilua_vm_openlibs(L, cmodules);
+  if (rc == 0) add_cpath(L);
+  return rc;
 }

@@ -128,6 +128,8 @@ def("TypeError", Exception)
 def("ValueError", Exception)
 def("MemoryError", Exception)
 def("StopIteration", Exception)
+local ImportError = def("ImportError", Exception)
+def("ModuleNotFoundError", ImportError)
 
 local ArithmeticError = def("ArithmeticError", Exception)
 def("ZeroDivisionError", ArithmeticError)
