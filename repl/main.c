@@ -37,6 +37,7 @@ typedef struct Cmd {
   int argc;
   char **argv;
   int script;          /* argv index of the script ("-" for stdin), or 0 */
+  const char *module;  /* -m: the module run as the program (at 'script') */
   int interactive;     /* -i */
   int version;         /* -v (and -i) */
   int noenv;           /* -E */
@@ -299,6 +300,8 @@ static const Option options[] = {
    parse_help, NULL, NULL, NULL},
   {"--help", NULL, "same as -h", GILUA_OPT,
    parse_help, NULL, NULL, NULL},
+  {"-m", "mod", "run module 'mod' as the program (Python's -m)", GILUA_OPT,
+   NULL, NULL, NULL, NULL},
   {"--switch-interval", "S", "hand the GIL over every S seconds "
    "(default 0.005)", GILUA_OPT, parse_interval, setup_interval, NULL, NULL},
   {"--gil-policy", "NAME", "the GIL's policy: new (default), old, "
@@ -339,8 +342,10 @@ static void print_usage (FILE *f) {
       continue;
     if (o->argname == NULL)
       snprintf(left, sizeof left, "%s", o->name);
-    else  /* long options take --name=VALUE */
+    else if (o->name[1] == '-')  /* long options take --name=VALUE */
       snprintf(left, sizeof left, "%s=%s", o->name, o->argname);
+    else
+      snprintf(left, sizeof left, "%s %s", o->name, o->argname);
     fprintf(f, "  %-22s %s\n", left, o->help);
   }
   fflush(f);
@@ -394,6 +399,14 @@ static int parse_args (Cmd *c) {
     if (strcmp(arg, "--") == 0) {
       if (i + 1 < c->argc)
         c->script = i + 1;
+      return 1;
+    }
+    if (strncmp(arg, "-m", 2) == 0) {  /* -m mod or -mmod: the program */
+      if (arg[2] == '\0' && i + 1 >= c->argc)
+        return bad_usage("option '%s' needs a value", "-m");
+      if (arg[2] == '\0') i++;
+      c->module = arg[2] ? arg + 2 : c->argv[i];
+      c->script = i;
       return 1;
     }
     o = find_option(arg, &val);
@@ -460,6 +473,38 @@ static int run_script (lua_State *L, Cmd *c) {
   return report(L, status);
 }
 
+/*
+** -m mod: the module found as require would find it, its chunk run with
+** "__main__" as its name (Python's runpy), so the module can tell that it
+** is the program: `if ... == "__main__" then`. Its arguments are in 'arg'
+** (arg[0] is the module's name). It is not put in package.loaded.
+*/
+static const char run_module_code[] =
+  "local name = ...\n"
+  "local why = {}\n"
+  "for _, searcher in ipairs(package.searchers) do\n"
+  "  local loader, extra = searcher(name)\n"
+  "  if type(loader) == 'function' then return loader('__main__', extra) end\n"
+  "  if type(loader) == 'string' then why[#why + 1] = '\\n\\t' .. loader end\n"
+  "end\n"
+  "error(ModuleNotFoundError(('No module named \\'%s\\':%s'):format(name,\n"
+  "  table.concat(why))))\n";
+
+static int run_module (lua_State *L, Cmd *c) {
+  int status = luaL_loadbuffer(L, run_module_code, sizeof run_module_code - 1,
+                               "=(command line)");
+  if (status == LUA_OK) {
+    if (lua_getglobal(L, "arg") == LUA_TTABLE) {  /* "-mmod" is one word */
+      lua_pushstring(L, c->module);
+      lua_rawseti(L, -2, 0);
+    }
+    lua_pop(L, 1);
+    lua_pushstring(L, c->module);
+    status = repl_docall(L, 1, 0);
+  }
+  return report(L, status);
+}
+
 static int run_stdin (lua_State *L) {
   int status = luaL_loadfile(L, NULL);
   if (status == LUA_OK)
@@ -518,7 +563,7 @@ static int pmain (lua_State *L) {
     if (c->given[i].opt->run)
       status = c->given[i].opt->run(L, c->given[i].val);
   if (status == LUA_OK && c->script)
-    status = run_script(L, c);
+    status = c->module ? run_module(L, c) : run_script(L, c);
   if (status == LUA_OK && c->interactive)
     repl_loop(L);
   else if (status == LUA_OK && !c->script && !c->runs_code && !c->version) {

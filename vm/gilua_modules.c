@@ -55,11 +55,16 @@ int gilua_loadembedded (lua_State *L, const char *modname) {
 }
 
 
-/* package.preload loader: called as loader(name, extra). */
+/* package.preload loader: called as loader(name, extra). The module it
+** loads is its upvalue; 'name' is what the chunk gets as its first
+** argument, "__main__" when `gilua -m` runs the module as the program. */
 static int embedded_loader (lua_State *L) {
-  const char *name = luaL_checkstring(L, 1);
+  const char *name = lua_tostring(L, lua_upvalueindex(1));
   gilua_loadembedded(L, name);
-  lua_pushvalue(L, 1);
+  if (lua_isnoneornil(L, 1))
+    lua_pushvalue(L, lua_upvalueindex(1));
+  else
+    lua_pushvalue(L, 1);
   lua_pushstring(L, find(name)->path);
   lua_call(L, 2, 1);
   return 1;
@@ -78,7 +83,8 @@ void gilua_preload (lua_State *L, const luaL_Reg *cmodules) {
   lua_pushcfunction(L, luaopen_gilua_core);
   lua_setfield(L, -2, "_gilua");
   for (e = gilua_embedded; e->name; e++) {
-    lua_pushcfunction(L, embedded_loader);
+    lua_pushstring(L, e->name);
+    lua_pushcclosure(L, embedded_loader, 1);
     lua_setfield(L, -2, e->name);
   }
   lua_pop(L, 1);

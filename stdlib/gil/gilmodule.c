@@ -7,6 +7,7 @@
 **   gil.trace_start(path)  record every hand-over; ".html": a timeline page
 **   gil.trace_stop()       write the file; returns its path (nil: no trace)
 **   gil.tracing()          true while a trace runs
+**   gil.trace_path()       the file of the running trace (nil: none)
 **   gil.timeline(trace, html)  the timeline page of a JSON trace file
 */
 #include <errno.h>
@@ -143,6 +144,11 @@ static int g_tracing (lua_State *L) {
 }
 
 
+static int g_trace_path (lua_State *L) {
+  return push_tracepath(L);
+}
+
+
 static int g_timeline (lua_State *L) {
   const char *trace = luaL_checkstring(L, 1);
   const char *html = luaL_checkstring(L, 2);
@@ -168,6 +174,7 @@ static const luaL_Reg funcs[] = {
   {"trace_start", g_trace_start},
   {"trace_stop", g_trace_stop},
   {"tracing", g_tracing},
+  {"trace_path", g_trace_path},
   {"timeline", g_timeline},
   {NULL, NULL}
 };

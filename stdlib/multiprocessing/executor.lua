@@ -52,6 +52,7 @@ function ProcessPoolExecutor:_broken(code)
   end
 end
 
+-- A future settled from a worker's outcome (pool._run_task's).
 local function finish(f, ok, v, r)
   if f:done() then return end
   if ok then
@@ -62,6 +63,7 @@ local function finish(f, ok, v, r)
     f:set_exception(v, type(v) == "table" and v.traceback or nil)
   end
 end
+M._finish = finish
 
 function ProcessPoolExecutor:submit(fn, ...)
   args.check(fn, "callable", "ProcessPoolExecutor.submit", "fn")

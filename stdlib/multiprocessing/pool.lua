@@ -124,6 +124,8 @@ end
 -- A worker started by spawn: the target travels by name, its pipe as an
 -- inherited descriptor.
 M._spawned_worker = worker_main
+-- a task's outcome as a worker sends it back (mpi.futures' workers too)
+M._run_task = run_task
 
 function Engine:_spawn()
   local parent_end, child_end = mp.Pipe()
