@@ -114,7 +114,7 @@ $(BUILD)/gilua: $(REPL_OBJ) $(BUILD)/libgilua.a
 
 # require "mpi": its C half _mpi is a module of its own over the system's
 # MPI (pkg-config ompi-c or mpi), loaded at run time from lib/gilua/ beside
-# gilua (stdlib/gilua_stdlib.c puts that folder on package.cpath), so that
+# gilua (stdlib/gilua_stdlib.c adds a searcher for that folder), so that
 # gilua itself does not link MPI. Built when MPI is found, asked for when
 # the recipe runs (so `make deps all` builds it in one run). Like any Lua C
 # module it does not link Lua: the symbols are gilua's.

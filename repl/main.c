@@ -38,6 +38,7 @@ typedef struct Cmd {
   char **argv;
   int script;          /* argv index of the script ("-" for stdin), or 0 */
   const char *module;  /* -m: the module run as the program (at 'script') */
+  int merge;           /* --merge-traces: argv index of its output file */
   int interactive;     /* -i */
   int version;         /* -v (and -i) */
   int noenv;           /* -E */
@@ -219,6 +220,37 @@ static struct {
   pid_t pid;
 } gilview;
 
+/*
+** In the file names, %r is the process's rank in an MPI job (from the
+** variables mpiexec sets: Open MPI's, PMIx's, MPICH's; 0 outside a job),
+** %p its pid and %% a '%': `mpiexec -n 3 gilua --gil-trace=rank%r.json`
+** gives each rank its file. The result lives as long as the program.
+*/
+static const char *expand_path (const char *val) {
+  static const char *const rankvars[] = {"OMPI_COMM_WORLD_RANK", "PMIX_RANK",
+                                         "PMI_RANK", NULL};
+  size_t cap = strlen(val) * 4 + 64, n = 0;
+  char *out = malloc(cap);
+  const char *p;
+  if (out == NULL) return val;
+  for (p = val; *p && n + 24 < cap; p++) {
+    if (p[0] == '%' && (p[1] == 'r' || p[1] == 'p' || p[1] == '%')) {
+      const char *rank = NULL;
+      int i;
+      p++;
+      if (*p == '%') out[n++] = '%';
+      else if (*p == 'p') n += (size_t)snprintf(out + n, cap - n, "%ld", (long)getpid());
+      else {
+        for (i = 0; rankvars[i] && rank == NULL; i++) rank = getenv(rankvars[i]);
+        n += (size_t)snprintf(out + n, cap - n, "%s", rank ? rank : "0");
+      }
+    }
+    else out[n++] = *p;
+  }
+  out[n] = '\0';
+  return out;
+}
+
 /* The file must be creatable now: finding out at exit would waste the run. */
 static const char *parse_outfile (const char *opt, const char *val,
                                   char *err, size_t n) {
@@ -234,15 +266,15 @@ static const char *parse_outfile (const char *opt, const char *val,
 
 static const char *parse_trace (Cmd *c, const char *val, char *err, size_t n) {
   (void)c;
-  gilview.trace = val;
-  return parse_outfile("--gil-trace", val, err, n);
+  gilview.trace = expand_path(val);
+  return parse_outfile("--gil-trace", gilview.trace, err, n);
 }
 
 static const char *parse_timeline (Cmd *c, const char *val,
                                    char *err, size_t n) {
   (void)c;
-  gilview.timeline = val;
-  return parse_outfile("--gil-timeline", val, err, n);
+  gilview.timeline = expand_path(val);
+  return parse_outfile("--gil-timeline", gilview.timeline, err, n);
 }
 
 static void setup_tracing (lua_State *L, const char *val) {
@@ -314,6 +346,9 @@ static const Option options[] = {
   {"--gil-timeline", "FILE", "draw the GIL's hand-overs as an HTML "
    "timeline in FILE", GILUA_OPT,
    parse_timeline, setup_tracing, NULL, done_tracing},
+  {"--merge-traces", "OUT", "merge the traces named after OUT (one per "
+   "process: MPI ranks...) into OUT, one group per process", GILUA_OPT,
+   NULL, NULL, NULL, NULL},
   {NULL, NULL, NULL, 0, NULL, NULL, NULL, NULL}
 };
 
@@ -399,6 +434,14 @@ static int parse_args (Cmd *c) {
     if (strcmp(arg, "--") == 0) {
       if (i + 1 < c->argc)
         c->script = i + 1;
+      return 1;
+    }
+    if (strcmp(arg, "--merge-traces") == 0 ||
+        strncmp(arg, "--merge-traces=", 15) == 0) {  /* the rest: files */
+      if (arg[14] == '\0' && i + 1 >= c->argc)
+        return bad_usage("option '%s' needs a value", "--merge-traces");
+      if (arg[14] == '\0') i++;
+      c->merge = i;
       return 1;
     }
     if (strncmp(arg, "-m", 2) == 0) {  /* -m mod or -mmod: the program */
@@ -505,6 +548,33 @@ static int run_module (lua_State *L, Cmd *c) {
   return report(L, status);
 }
 
+/* --merge-traces OUT FILE...: gil.merge_traces(OUT, {FILE...}). */
+static int run_merge (lua_State *L, Cmd *c) {
+  const char *arg = c->argv[c->merge], *out;
+  int i, status;
+  out = strncmp(arg, "--merge-traces=", 15) == 0 ? arg + 15 : arg;
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "gil");
+  status = repl_docall(L, 1, 1);
+  if (status == LUA_OK) {
+    lua_getfield(L, -1, "merge_traces");
+    lua_remove(L, -2);
+    lua_pushstring(L, out);
+    lua_createtable(L, c->argc - c->merge - 1, 0);
+    for (i = c->merge + 1; i < c->argc; i++) {
+      lua_pushstring(L, c->argv[i]);
+      lua_rawseti(L, -2, i - c->merge);
+    }
+    status = repl_docall(L, 2, 2);
+  }
+  if (status == LUA_OK) {
+    printf("%s: %lld events from %lld traces\n", out,
+           (long long)lua_tointeger(L, -2), (long long)lua_tointeger(L, -1));
+    lua_pop(L, 2);
+  }
+  return report(L, status);
+}
+
 static int run_stdin (lua_State *L) {
   int status = luaL_loadfile(L, NULL);
   if (status == LUA_OK)
@@ -562,11 +632,14 @@ static int pmain (lua_State *L) {
   for (i = 0; i < c->ngiven && status == LUA_OK; i++)
     if (c->given[i].opt->run)
       status = c->given[i].opt->run(L, c->given[i].val);
-  if (status == LUA_OK && c->script)
+  if (status == LUA_OK && c->merge)
+    status = run_merge(L, c);
+  else if (status == LUA_OK && c->script)
     status = c->module ? run_module(L, c) : run_script(L, c);
   if (status == LUA_OK && c->interactive)
     repl_loop(L);
-  else if (status == LUA_OK && !c->script && !c->runs_code && !c->version) {
+  else if (status == LUA_OK && !c->script && !c->merge && !c->runs_code &&
+           !c->version) {
     if (isatty(STDIN_FILENO)) {
       puts(REPL_VERSION_LINE);
       repl_loop(L);

@@ -40,14 +40,40 @@ static const luaL_Reg cmodules[] = {
 ** gilua's own loadable modules (_mpi.so, the C half of `require "mpi"`,
 ** which gilua must not link) live in lib/gilua/: beside the build's gilua
 ** and libgilua.so, and under PREFIX for an installed PREFIX/bin/gilua or
-** PREFIX/lib/libgilua.so. So package.cpath ends with DIR/lib/gilua/?.so and
-** DIR/../lib/gilua/?.so, DIR being the folder of the file this code was
-** loaded from (the gilua command, or libgilua.so in a host).
+** PREFIX/lib/libgilua.so. A searcher after Lua's own looks there, in
+** DIR/lib/gilua/ and DIR/../lib/gilua/, DIR being the folder of the file
+** this code was loaded from (the gilua command, or libgilua.so in a host).
+** package.path and package.cpath stay what lua5.4 makes them, and a
+** module it does not find adds nothing to require's message.
 */
-static void add_cpath (lua_State *L) {
+static int own_searcher (lua_State *L) {
+  const char *name = luaL_checkstring(L, 1), *file;
+  lua_getglobal(L, "package");
+  lua_getfield(L, -1, "searchpath");
+  lua_pushvalue(L, 1);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_call(L, 2, 1);
+  if (!lua_isstring(L, -1)) return 0;
+  file = lua_tostring(L, -1);
+  lua_getfield(L, -2, "loadlib");
+  lua_pushvalue(L, -2);
+  lua_pushstring(L, "luaopen_");
+  luaL_gsub(L, name, ".", "_");
+  lua_concat(L, 2);
+  lua_call(L, 2, 2);
+  if (!lua_isfunction(L, -2))
+    return luaL_error(L, "error loading module '%s' from file '%s':\n\t%s",
+                      name, file, lua_tostring(L, -1));
+  lua_pop(L, 1);
+  lua_pushstring(L, file);
+  return 2;
+}
+
+static void add_searcher (lua_State *L) {
   Dl_info me, prog;
   char path[PATH_MAX], *slash;
-  if (dladdr((void *)add_cpath, &me) == 0 || me.dli_fname == NULL) return;
+  int top = lua_gettop(L);
+  if (dladdr((void *)own_searcher, &me) == 0 || me.dli_fname == NULL) return;
   /* for the program itself, dladdr gives argv[0]: ask the kernel */
   if (dladdr((void *)getauxval(AT_PHDR), &prog) != 0 &&
       prog.dli_fbase == me.dli_fbase) {
@@ -60,27 +86,24 @@ static void add_cpath (lua_State *L) {
   if (slash == NULL) return;
   *slash = '\0';
   lua_getglobal(L, "package");
-  if (!lua_istable(L, -1)) {
-    lua_pop(L, 1);
-    return;
+  if (lua_istable(L, -1) && lua_getfield(L, -1, "searchers") == LUA_TTABLE) {
+    lua_pushfstring(L, "%s/lib/gilua/?.so;%s/../lib/gilua/?.so", path, path);
+    lua_pushcclosure(L, own_searcher, 1);
+    lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
   }
-  lua_getfield(L, -1, "cpath");
-  lua_pushfstring(L, "%s;%s/lib/gilua/?.so;%s/../lib/gilua/?.so",
-                  lua_isstring(L, -1) ? lua_tostring(L, -1) : "", path, path);
-  lua_setfield(L, -3, "cpath");
-  lua_pop(L, 2);
+  lua_settop(L, top);
 }
 
 
 lua_State *gilua_open (void) {
   lua_State *L = gilua_vm_open(cmodules);
-  if (L != NULL) add_cpath(L);
+  if (L != NULL) add_searcher(L);
   return L;
 }
 
 
 int gilua_openlibs (lua_State *L) {
   int rc = gilua_vm_openlibs(L, cmodules);
-  if (rc == 0) add_cpath(L);
+  if (rc == 0) add_searcher(L);
   return rc;
 }

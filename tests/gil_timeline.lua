@@ -137,4 +137,87 @@ do
   os.remove(json); os.remove(html)
 end
 
+-- Every rank of an MPI job writes its trace (%r in the name is the rank);
+-- gilua --merge-traces makes them one timeline, a group per rank.
+do
+  local mpit = require "support.mpi"
+  if t.ok(mpit.mpiexec() ~= nil, "mpiexec is installed (make deps: openmpi-bin)") then
+    local dir = t.tmpname()
+    os.remove(dir)
+    os.execute("mkdir -p " .. t.shquote(dir))
+    local r = mpit.run([[
+local mpi = require "mpi"
+local threading = require "threading"
+local time = require "time"
+local c = mpi.COMM_WORLD
+local th = threading.Thread{ name = "io-" .. c.rank, target = function()
+  for _ = 1, 10 do time.sleep(0.002) end
+end }
+th:start()
+local s = 0
+for i = 1, 300000 do s = s + i end
+th:join()
+c:barrier()
+]], 3, { flags = { "--gil-trace=" .. dir .. "/rank%r.json" }, plain = true })
+    t.is(r.status, 0, "mpiexec -n 3 gilua --gil-trace=DIR/rank%r.json runs")
+    local files = {}
+    for i = 0, 2 do
+      files[#files + 1] = dir .. "/rank" .. i .. ".json"
+      t.like(t.slurp(files[#files]) or "", '^{"traceEvents":%[', "rank " .. i .. " wrote its own trace")
+    end
+    local html = dir .. "/all.html"
+    local cmd = ("%s --merge-traces %s %s 2>&1"):format(t.shquote(t.gilua()), t.shquote(html),
+      table.concat({t.shquote(files[1]), t.shquote(files[2]), t.shquote(files[3])}, " "))
+    local p = io.popen(cmd)
+    local out = p:read("a")
+    local ok = p:close()
+    t.ok(ok, "gilua --merge-traces OUT.html rank0.json rank1.json rank2.json succeeds")
+    t.like(out, "%d+ events from 3 traces", "... and says what it merged")
+    local dom = check_page(html, {"MainThread", "io-0", "MainThread", "io-1", "MainThread", "io-2"},
+                           "merged trace of 3 ranks")
+    t.like(dom, '<html[^>]* data%-groups="3"', "one timeline, one group per rank")
+    local groups = {}
+    for name in dom:gmatch('<g class="group" data%-pid="%d+" data%-name="([^"]*)" data%-lanes="2"') do
+      groups[#groups + 1] = name:match("^(%S+)")
+    end
+    t.is(table.concat(groups, ","), "rank0,rank1,rank2", "the groups are named after the files, in order, 2 lanes each")
+    t.like(dom, "in 3 processes", "the summary counts the processes")
+    -- the JSON itself: every process keeps its own pid, the events all there
+    local json = dir .. "/all.json"
+    local nev, ntr = gil.merge_traces(json, files)
+    t.is(ntr, 3, "gil.merge_traces returns the number of traces")
+    local merge = require "gil.merge"
+    local doc = merge._decode(t.slurp(json), json)
+    local pids, total = {}, 0
+    for _, e in ipairs(doc.traceEvents) do pids[e.pid] = true end
+    for _, f in ipairs(files) do
+      for _, e in ipairs(merge._decode(t.slurp(f), f).traceEvents) do
+        if e.name ~= "process_name" then total = total + 1 end
+      end
+    end
+    local npids = 0
+    for _ in pairs(pids) do npids = npids + 1 end
+    t.is(npids, 3, "three processes in the merged JSON")
+    t.is(#doc.traceEvents, total + 6, "every event of every rank is in it (plus the name and place of each process)")
+    t.is(nev, #doc.traceEvents, "... as many as merge_traces said")
+    t.ok(doc.otherData.start_us <= doc.otherData.end_us and #doc.otherData.merged == 3, "otherData covers the three runs")
+    -- the same trace twice: the second copy gets pids of its own
+    gil.merge_traces(json, { files[1], files[1] })
+    doc = merge._decode(t.slurp(json), json)
+    pids, npids = {}, 0
+    for _, e in ipairs(doc.traceEvents) do if not pids[e.pid] then pids[e.pid] = true; npids = npids + 1 end end
+    t.is(npids, 2, "two traces of one pid stay two processes")
+    -- errors name the file
+    local bad = dir .. "/bad.json"
+    local f = assert(io.open(bad, "w")); f:write("{not json"); f:close()
+    t.raises(function() gil.merge_traces(json, { files[1], bad }) end, ValueError, "a file that is not a trace is a ValueError")
+    local e = select(2, pcall(gil.merge_traces, json, { bad }))
+    t.like(tostring(e), "bad%.json is not a trace", "... naming it")
+    t.raises(function() gil.merge_traces(json, { dir .. "/missing.json" }) end, FileNotFoundError,
+             "a missing file is a FileNotFoundError")
+    t.raises(function() gil.merge_traces(json, {}) end, ValueError, "nothing to merge is a ValueError")
+    os.execute("rm -rf " .. t.shquote(dir))
+  end
+end
+
 t.done_testing()

@@ -262,27 +262,31 @@ print(ok2 and "still works" or "broken")
   os.remove(script); os.remove(out)
 end
 
--- Where the module or the MPI library is missing, require says what to install.
+-- Where the module or the MPI library is missing, require says what to
+-- install: a gilua without lib/gilua/ beside it (copied elsewhere), then
+-- one whose _mpi.so cannot be loaded.
 do
-  local r = t.run([[
-package.cpath = "/nonexistent/?.so"
-local ok, e = pcall(require, "mpi")
-print(ok, ImportError:is(e), tostring(e))
-]])
-  t.like(r.stdout, "^false\ttrue\tImportError: mpi: this gilua was built without MPI support: install Open MPI %(Debian: apt%-get install libopenmpi%-dev openmpi%-bin",
-         "without the module, require \"mpi\" raises ImportError saying what to install")
   local dir = t.tmpname()
   os.remove(dir)
   os.execute("mkdir -p " .. t.shquote(dir))
-  local f = assert(io.open(dir .. "/_mpi.so", "w"))
+  os.execute(("cp %s %s/gilua"):format(t.shquote(t.gilua()), t.shquote(dir)))
+  local probe = dir .. "/probe.lua"
+  local f = assert(io.open(probe, "w"))
+  f:write('local ok, e = pcall(require, "mpi")\nprint(ok, ImportError:is(e), tostring(e))\n')
+  f:close()
+  local function run()
+    local p = io.popen(("%s/gilua %s 2>&1"):format(t.shquote(dir), t.shquote(probe)))
+    local out = p:read("a")
+    p:close()
+    return out
+  end
+  t.like(run(), "^false\ttrue\tImportError: mpi: this gilua was built without MPI support: install Open MPI %(Debian: apt%-get install libopenmpi%-dev openmpi%-bin",
+         "without the module, require \"mpi\" raises ImportError saying what to install")
+  os.execute("mkdir -p " .. t.shquote(dir .. "/lib/gilua"))
+  f = assert(io.open(dir .. "/lib/gilua/_mpi.so", "w"))
   f:write("not a library")
   f:close()
-  r = t.run(([[
-package.cpath = %q
-local ok, e = pcall(require, "mpi")
-print(ok, ImportError:is(e), tostring(e))
-]]):format(dir .. "/?.so"))
-  t.like(r.stdout, "^false\ttrue\tImportError: mpi: the MPI library cannot be loaded %(.+%): install Open MPI",
+  t.like(run(), "^false\ttrue\tImportError: mpi: the MPI library cannot be loaded %(.+%): install Open MPI",
          "when the library cannot be loaded, the error says so and what to install")
   os.execute("rm -rf " .. t.shquote(dir))
 end

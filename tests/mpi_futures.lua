@@ -236,4 +236,29 @@ check("a root out of range is a ValueError", not ok and ValueError:is(e), e)
   mpit.report(t, r, 10, "MPICommExecutor")
 end
 
+-- A traced program: its spawned workers trace too, beside it.
+do
+  local dir = t.tmpname()
+  os.remove(dir)
+  os.execute("mkdir -p " .. t.shquote(dir))
+  local r = mpit.run([[
+local mpif = require "mpi.futures"
+if __name__ == "__main__" then
+  local ex <close> = mpif.MPIPoolExecutor{ max_workers = 2 }
+  local s = 0
+  for _, v in ipairs(ex:map(function(n) local x = 0 for i = 1, n do x = x + i end return x end, {1e5, 1e5, 1e5, 1e5})) do s = s + v end
+  print(s)
+end
+]], nil, { flags = { "--gil-trace=" .. dir .. "/main.json" }, plain = true, timeout = 60 })
+  t.is(r.status, 0, "a traced program with an MPIPoolExecutor runs")
+  local gil = require "gil"
+  local files = { dir .. "/main.json", dir .. "/main-worker0.json", dir .. "/main-worker1.json" }
+  local all = true
+  for _, f in ipairs(files) do all = all and (t.slurp(f) or ""):find('^{"traceEvents":%[') ~= nil end
+  t.ok(all, "each worker wrote its trace beside the program's (main-worker0.json, main-worker1.json)")
+  local ok, n, k = pcall(gil.merge_traces, dir .. "/all.json", files)
+  t.ok(ok and k == 3 and n > 0, "... and the three merge into one")
+  os.execute("rm -rf " .. t.shquote(dir))
+end
+
 t.done_testing()

@@ -9,6 +9,8 @@
 **   gil.tracing()          true while a trace runs
 **   gil.trace_path()       the file of the running trace (nil: none)
 **   gil.timeline(trace, html)  the timeline page of a JSON trace file
+**   gil.merge_traces(out, files)  several processes' traces as one
+**                          (stdlib/gil/merge.lua)
 */
 #include <errno.h>
 #include <stdlib.h>
@@ -167,6 +169,19 @@ static int g_timeline (lua_State *L) {
 }
 
 
+static int g_merge_traces (lua_State *L) {
+  int n = lua_gettop(L);
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "gil.merge");
+  lua_call(L, 1, 1);
+  lua_getfield(L, -1, "merge");
+  lua_insert(L, 1);
+  lua_pop(L, 1);
+  lua_call(L, n, LUA_MULTRET);
+  return lua_gettop(L);
+}
+
+
 static const luaL_Reg funcs[] = {
   {"stats", g_stats},
   {"reset_stats", g_reset_stats},
@@ -176,6 +191,7 @@ static const luaL_Reg funcs[] = {
   {"tracing", g_tracing},
   {"trace_path", g_trace_path},
   {"timeline", g_timeline},
+  {"merge_traces", g_merge_traces},
   {NULL, NULL}
 };
 
