@@ -161,6 +161,12 @@ WORKLOADS = [
     Workload("mp_executor", "5,000 trivial tasks on "
              "ProcessPoolExecutor(2), start and shutdown included",
              twins=["python3"]),
+    Workload("mpi_executor", "5,000 trivial tasks on mpi.futures."
+             "MPIPoolExecutor(2) beside mpi4py.futures (workers spawned, "
+             "their start timed apart)", twins=["python3"]),
+    Workload("mpi_cpu", "2 CPU-bound calls on an MPIPoolExecutor of 1 "
+             "worker, then of 2 (beside mpi4py.futures)", twins=["python3"],
+             modes=["1", "2"], ratio=("2", "1")),
     Workload("subprocess_true", "300 x subprocess.run([\"true\"])",
              twins=["python3"]),
     Workload("subprocess_cat", "50 x run([\"cat\"]) with 1 MiB of input, "

@@ -261,4 +261,14 @@ end
   os.execute("rm -rf " .. t.shquote(dir))
 end
 
+-- From gilua -e (no script): the workers have no main script to load.
+do
+  local p = io.popen(("%s timeout -s KILL 60 %s -e %s 2>&1"):format(mpit.env(), t.shquote(t.gilua()),
+    t.shquote('local mpif = require "mpi.futures"; local ex = mpif.MPIPoolExecutor{max_workers = 1}; ' ..
+              'print("answer", ex:submit(function(x) return x * 2 end, 21):result()); ex:shutdown()')))
+  local out = p:read("a")
+  p:close()
+  t.like(out, "answer\t42", "an executor made in gilua -e works (no script to load in the workers)")
+end
+
 t.done_testing()

@@ -142,11 +142,13 @@ local function serve(comm, master, once)
       tracing = pcall(gil.trace_start, ("%s-worker%d.json"):format(msg.trace, comm.rank))
     end
     local ok, err = prepare(msg)
+    local what = "Exception while a worker ran the main script " .. tostring(msg.main) .. ":"
     if ok and msg.initializer ~= nil then
+      what = "Exception in initializer:"
       ok, err = xpcall(msg.initializer, function(e) return debug.traceback(tostring(e), 2) end,
                        unpack(msg.initargs, 1, msg.initargs.n or #msg.initargs))
     end
-    C.send(h, dumps{ op = "ready", ok = ok, err = err and tostring(err) }, master, CTRL)
+    C.send(h, dumps{ op = "ready", ok = ok, err = err and tostring(err), what = what }, master, CTRL)
     local fns, ended = {}, nil
     while true do
       local bytes, _, tag = C.recv(h, master, ANY_TAG)
@@ -191,8 +193,10 @@ local function meet(comm, ranks)
   return workers, byrank
 end
 
+-- The script the program runs (not gilua -e's interpreter, whose arg has
+-- no negative index, nor a module of gilua -m).
 local function main_script()
-  local main = type(arg) == "table" and arg[0] or nil
+  local main = type(arg) == "table" and arg[-1] ~= nil and arg[0] or nil
   if main == "-" or (main and not io.open(main, "r")) then return nil end
   return main
 end
@@ -335,7 +339,7 @@ function MPIPoolExecutor:_handle(bytes, src, tag)
     if msg.op == "ready" then
       w.ready = true
       if not msg.ok then
-        io.stderr:write("Exception in initializer:\n", tostring(msg.err), "\n")
+        io.stderr:write(msg.what, "\n", tostring(msg.err), "\n")
         self:_break("A worker initializer failed, the MPI pool is not usable anymore")
       end
     end
