@@ -20,10 +20,11 @@ N = 60000000
 
 
 def compter(n):
+    c0 = time.process_time()
     count = 0
     for k in range(n):
         count += k
-    return count
+    return count, time.process_time() - c0
 
 
 if __name__ == "__main__":
@@ -34,6 +35,8 @@ if __name__ == "__main__":
         list(pool.map(compter, [1, 1]))
         t0 = time.perf_counter()
         r = list(pool.map(compter, [N, N]))
-        print("time=%.6f" % (time.perf_counter() - t0))
+        dt = time.perf_counter() - t0
+    print("time=%.6f" % dt)
     print("load=%.2f" % load)
-    print("check=%d" % (r[0] + r[1]))
+    print("parallelism=%.2f" % ((r[0][1] + r[1][1]) / dt))
+    print("check=%d" % (r[0][0] + r[1][0]))
