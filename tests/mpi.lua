@@ -202,6 +202,17 @@ do
   mpit.report(t, r, 65, "mpiexec -n 3")
 end
 
+-- MPI granting less than MPI_THREAD_MULTIPLE: calls are serialised by a
+-- lock, and threads still share MPI (the same three ranks, asked for
+-- MPI_THREAD_SERIALIZED).
+do
+  local r = mpit.run(THREE .. [[
+check("serialized", mpi.query_thread() == mpi.THREAD_SERIALIZED, mpi.query_thread())
+]], 3, { timeout = 120, mpiexec = "-x GILUA_MPI_THREAD_LEVEL=serialized" })
+  t.is(r.status, 0, "MPI_THREAD_SERIALIZED: every rank ends well")
+  mpit.report(t, r, 68, "MPI_THREAD_SERIALIZED")
+end
+
 -- Spawning workers from gilua alone, talking over the intercommunicator.
 do
   local child = t.tmpname(".lua")

@@ -134,10 +134,22 @@ static void finalize (void) {
   pthread_rwlock_unlock(&life);
 }
 
+/* The thread level to ask for: MPI_THREAD_MULTIPLE, unless
+** GILUA_MPI_THREAD_LEVEL says otherwise (single, funneled, serialized:
+** how the lock that serialises calls is tested, as mpi4py.rc.thread_level). */
+static int wanted_level (void) {
+  const char *v = getenv("GILUA_MPI_THREAD_LEVEL");
+  if (v == NULL) return MPI_THREAD_MULTIPLE;
+  if (strcmp(v, "single") == 0) return MPI_THREAD_SINGLE;
+  if (strcmp(v, "funneled") == 0) return MPI_THREAD_FUNNELED;
+  if (strcmp(v, "serialized") == 0) return MPI_THREAD_SERIALIZED;
+  return MPI_THREAD_MULTIPLE;
+}
+
 /* init() -> the thread level granted. MPI_Init may take a while (a
 ** singleton starts Open MPI's daemon), so without the GIL. */
 static int m_init (lua_State *L) {
-  int rc = MPI_SUCCESS, already = 0;
+  int rc = MPI_SUCCESS, already = 0, want = wanted_level();
   pthread_once(&life_once, life_init);
   if (state == UNINIT) {
     /* Run without mpiexec, a program starts its workers itself: as many
@@ -151,7 +163,7 @@ static int m_init (lua_State *L) {
         if (already)
           MPI_Query_thread(&provided);
         else
-          rc = MPI_Init_thread(NULL, NULL, MPI_THREAD_MULTIPLE, &provided);
+          rc = MPI_Init_thread(NULL, NULL, want, &provided);
         if (rc == MPI_SUCCESS) {
           serialize = provided < MPI_THREAD_MULTIPLE;
           MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
