@@ -91,6 +91,8 @@ elseif me == 2 then
   check("nil travels, ANY_SOURCE and ANY_TAG", v == nil and st.source == 0 and st.tag == 8, tostring(st))
 end
 
+c:barrier()   -- rank 2's ANY_SOURCE above must not see what follows
+
 -- probe and non-blocking requests
 if me == 1 then
   check("iprobe: nothing yet", c:iprobe(2, 20) == false)

@@ -20,6 +20,8 @@
 ** read-write lock keeps MPI_Finalize (at exit) from running while another
 ** thread is inside an MPI call.
 */
+#define _GNU_SOURCE  /* dladdr, rwlock kinds */
+#include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -1136,7 +1138,18 @@ static void setconst (lua_State *L, const char *name, lua_Integer v) {
 }
 
 
+/* MPI is initialised once and finalised at exit (it cannot start again):
+** this module, and the MPI library with it, stay loaded until then, even
+** after the Lua state that loaded it closes (lua_close unloads C modules). */
+static void stay_loaded (void) {
+  Dl_info me;
+  if (dladdr((void *)stay_loaded, &me) != 0 && me.dli_fname != NULL)
+    dlopen(me.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+}
+
+
 int luaopen__mpi (lua_State *L) {
+  stay_loaded();
   luaL_newlib(L, funcs);
   if (luaL_newmetatable(L, COMM_MT)) {
     lua_pushcfunction(L, comm_gc);
