@@ -1,20 +1,11 @@
 """bench/mpi_cpu.py: twin of mpi_cpu.lua, on mpi4py.futures (1 or 2 workers).
 
-Needs mpi4py (Debian: python3-mpi4py); see mpi_executor.py.
+Needs mpi4py (Debian: python3-mpi4py): see mpi4py_twin.py.
 """
-import os
 import sys
 import time
 
-# As gilua's mpi module does for a program run without mpiexec: as many
-# workers on this machine as asked for, more than its cores if need be.
-os.environ.setdefault("OMPI_MCA_rmaps_base_oversubscribe", "1")
-try:
-    from mpi4py.futures import MPIPoolExecutor
-except ImportError:
-    if sys.executable != "/usr/bin/python3" and os.path.exists("/usr/bin/python3"):
-        os.execv("/usr/bin/python3", ["/usr/bin/python3"] + sys.argv)
-    raise
+from mpi4py_twin import MPIPoolExecutor
 
 N = 60000000
 

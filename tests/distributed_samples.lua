@@ -3,9 +3,7 @@
 local t = require "tap"
 local mpit = require "support.mpi"
 
-if not t.ok(mpit.mpiexec() ~= nil, "mpiexec is installed (make deps: openmpi-bin)") then
-  t.done_testing()
-end
+mpit.need_mpiexec(t)
 
 local dir = (arg[0]:match("^(.*)/[^/]*$") or ".") .. "/../samples/distributed/"
 

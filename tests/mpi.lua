@@ -7,9 +7,7 @@
 local t = require "tap"
 local mpit = require "support.mpi"
 
-if not t.ok(mpit.mpiexec() ~= nil, "mpiexec is installed (make deps: openmpi-bin)") then
-  t.done_testing()
-end
+mpit.need_mpiexec(t)
 
 -- gilua itself does not link MPI: the module is loaded at run time.
 do

@@ -282,57 +282,39 @@ static int m_info (lua_State *L) {
   return 4;
 }
 
-/* A call on a communicator that makes another (split, dup, merge,
-** spawn): blocking and collective, so without the GIL, and it cannot be
-** polled (MPI has no non-blocking form of most of them). */
-static int m_split (lua_State *L) {
+/* A call on a communicator that makes another (split, dup, merge):
+** blocking and collective, so without the GIL, and it cannot be polled
+** (MPI has no non-blocking form of them). */
+enum { MAKE_SPLIT, MAKE_DUP, MAKE_MERGE };
+
+static int makecomm (lua_State *L, int how) {
+  static const char *const calls[] = {"MPI_Comm_split", "MPI_Comm_dup",
+                                      "MPI_Intercomm_merge"};
   Comm *c = checkcomm(L, 1);
-  int color = lua_isnil(L, 2) ? MPI_UNDEFINED : (int)luaL_checkinteger(L, 2);
-  int key = (int)luaL_optinteger(L, 3, 0), rc;
+  int a = 0, b = 0, rc;
   MPI_Comm out = MPI_COMM_NULL;
+  if (how == MAKE_SPLIT) {
+    a = lua_isnil(L, 2) ? MPI_UNDEFINED : (int)luaL_checkinteger(L, 2);
+    b = (int)luaL_optinteger(L, 3, 0);
+  }
+  else if (how == MAKE_MERGE) a = lua_toboolean(L, 2);
   GILUA_BEGIN_ALLOW_THREADS(L)
     rc = enter();
     if (rc == 0) {
-      rc = MPI_Comm_split(c->c, color, key, &out);
+      if (how == MAKE_SPLIT) rc = MPI_Comm_split(c->c, a, b, &out);
+      else if (how == MAKE_DUP) rc = MPI_Comm_dup(c->c, &out);
+      else rc = MPI_Intercomm_merge(c->c, a, &out);
       leave();
     }
   GILUA_END_ALLOW_THREADS(L)
-  if (rc != MPI_SUCCESS) return mpi_raise(L, rc, "MPI_Comm_split");
+  if (rc != MPI_SUCCESS) return mpi_raise(L, rc, calls[how]);
   pushcomm(L, out, 1);
   return 1;
 }
 
-static int m_dup (lua_State *L) {
-  Comm *c = checkcomm(L, 1);
-  MPI_Comm out = MPI_COMM_NULL;
-  int rc;
-  GILUA_BEGIN_ALLOW_THREADS(L)
-    rc = enter();
-    if (rc == 0) {
-      rc = MPI_Comm_dup(c->c, &out);
-      leave();
-    }
-  GILUA_END_ALLOW_THREADS(L)
-  if (rc != MPI_SUCCESS) return mpi_raise(L, rc, "MPI_Comm_dup");
-  pushcomm(L, out, 1);
-  return 1;
-}
-
-static int m_merge (lua_State *L) {
-  Comm *c = checkcomm(L, 1);
-  int high = lua_toboolean(L, 2), rc;
-  MPI_Comm out = MPI_COMM_NULL;
-  GILUA_BEGIN_ALLOW_THREADS(L)
-    rc = enter();
-    if (rc == 0) {
-      rc = MPI_Intercomm_merge(c->c, high, &out);
-      leave();
-    }
-  GILUA_END_ALLOW_THREADS(L)
-  if (rc != MPI_SUCCESS) return mpi_raise(L, rc, "MPI_Intercomm_merge");
-  pushcomm(L, out, 1);
-  return 1;
-}
+static int m_split (lua_State *L) { return makecomm(L, MAKE_SPLIT); }
+static int m_dup (lua_State *L) { return makecomm(L, MAKE_DUP); }
+static int m_merge (lua_State *L) { return makecomm(L, MAKE_MERGE); }
 
 /* free(c) / disconnect(c): the handle is unusable afterwards. */
 static int freecomm (lua_State *L, int disconnect) {

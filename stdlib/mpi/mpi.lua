@@ -532,23 +532,18 @@ end
 
 function Comm:dup() return wrap(C.dup(handle(self, "Comm.dup"))) end
 
-function Comm:free()
-  local h = handle(self, "Comm.free")
+-- free() and disconnect(): this object is unusable afterwards.
+local function let_go(self, what, fn)
+  local h = handle(self, "Comm." .. what)
   if self == M.COMM_WORLD or self == M.COMM_SELF then
-    error(ValueError("Comm.free(): a predefined communicator cannot be freed"), 2)
+    error(ValueError(("Comm.%s(): a predefined communicator cannot be let go"):format(what)), 3)
   end
   self._h = nil
-  C.free(h)
+  fn(h)
 end
 
-function Comm:disconnect()
-  local h = handle(self, "Comm.disconnect")
-  if self == M.COMM_WORLD or self == M.COMM_SELF then
-    error(ValueError("Comm.disconnect(): a predefined communicator cannot be disconnected"), 2)
-  end
-  self._h = nil
-  C.disconnect(h)
-end
+function Comm:free() let_go(self, "free", C.free) end
+function Comm:disconnect() let_go(self, "disconnect", C.disconnect) end
 
 function Comm:abort(code)
   C.abort(handle(self, "Comm.abort"), code == nil and 1 or args.check(code, "integer", "Comm.abort", "errorcode"))

@@ -44,6 +44,14 @@ function M.mpiexec()
   return path
 end
 
+-- The first check of an MPI test file: Open MPI is there (make deps
+-- installs it); without it the file fails here and stops.
+function M.need_mpiexec(t)
+  if not t.ok(M.mpiexec() ~= nil, "mpiexec is installed (make deps: openmpi-bin)") then
+    t.done_testing()
+  end
+end
+
 local PRELUDE = [[
 local __mpi = require "mpi"
 local __rank = __mpi.COMM_WORLD.rank
