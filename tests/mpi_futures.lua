@@ -137,7 +137,9 @@ local futures = require "concurrent.futures"
 local time = require "time"
 if __name__ == "__main__" then
   local ex = mpif.MPIPoolExecutor{ max_workers = 2 }
-  local first = ex:submit(os.getpid):result(30)
+  local pids = {}
+  for _, w in ipairs(ex._workers) do pids[#pids + 1] = w.pid end
+  io.stdout:write("WORKERS ", table.concat(pids, " "), "\n")
   local fs = {}
   for i = 1, 20 do
     fs[i] = ex:submit(function(x)
@@ -166,14 +168,23 @@ end
   t.is(r.status, 0, "a killed worker: the program still ends with status 0")
   t.ok(r.elapsed < 60, "... and does not hang (" .. math.floor(r.elapsed) .. " s)")
   mpit.report(t, r, 5, "killed worker")
-  os.execute("sleep 0.5")
-  local p = io.popen("ps -eo args")
-  local left = 0
-  for l in p:lines() do
-    if l:find("-m mpi.futures", 1, true) and l:find("gilua", 1, true) then left = left + 1 end
+  -- the workers are gone (or dead, waiting to be reaped)
+  local pids = {}
+  for pid in (r.stdout:match("WORKERS ([%d ]+)") or ""):gmatch("%d+") do pids[#pids + 1] = pid end
+  local left = {}
+  for _ = 1, 20 do
+    left = {}
+    for _, pid in ipairs(pids) do
+      local f = io.open("/proc/" .. pid .. "/stat")
+      local st = f and f:read("l")
+      if f then f:close() end
+      if st and not st:match("^%d+ %b() [ZX]") then left[#left + 1] = pid end
+    end
+    if #left == 0 then break end
+    os.execute("sleep 0.25")
   end
-  p:close()
-  t.is(left, 0, "no worker is left behind")
+  t.is(#pids, 2, "the two workers' pids were known")
+  t.is(table.concat(left, " "), "", "no worker is left behind")
 end
 
 -- The workers of mpiexec: gilua -m mpi.futures script.lua.
