@@ -140,4 +140,15 @@ do
        ("%.2f"):format(dt) .. " s)")
 end
 
+-- A port outside 0..65535 is Python's OverflowError (it was wrapped
+-- modulo 65536 and connected elsewhere).
+do
+  for _, port in ipairs{70000, -1} do
+    t.raises(function() asyncio.run(asyncio.open_connection("127.0.0.1", port)) end,
+             OverflowError, "open_connection(host, " .. port .. "): OverflowError")
+    t.raises(function() asyncio.run(asyncio.start_server(function() end, "127.0.0.1", port)) end,
+             OverflowError, "start_server(cb, host, " .. port .. "): OverflowError")
+  end
+end
+
 t.done_testing()

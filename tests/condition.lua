@@ -200,4 +200,8 @@ do
            "Condition.acquire on a number: an error")
 end
 
+-- Python fails at once on a lock that is not one (AttributeError there).
+t.raises(function() threading.Condition(5) end, TypeError,
+         "Condition(5): TypeError at once, not at the first use")
+
 t.done_testing()

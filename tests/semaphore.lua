@@ -128,4 +128,13 @@ do
            "acquire on a table that is no Semaphore: an error")
 end
 
+-- Lua's integers have a top that Python's do not: a release past it is an
+-- OverflowError, and the count does not wrap negative.
+do
+  local s = threading.Semaphore(math.maxinteger)
+  t.raises(function() s:release() end, OverflowError,
+           "Semaphore(math.maxinteger):release(): OverflowError")
+  t.ok(s:acquire(false), "... the count did not wrap: the semaphore can still be acquired")
+end
+
 t.done_testing()

@@ -406,6 +406,8 @@ static int s_acquire (lua_State *L) {
 static void sem_up (lua_State *L, sem *s, lua_Integer n) {
   if (s->bound >= 0 && s->value + n > s->bound)
     gilua_raise(L, "ValueError", "Semaphore released too many times");
+  if (s->value > LUA_MAXINTEGER - n)  /* Python's int has no top; Lua's has */
+    gilua_raise(L, "OverflowError", "Semaphore.release(): the value would pass math.maxinteger");
   s->value += n;
   if (s->wq.waiters > 0) {
     if (n >= s->wq.waiters) gilua_waitq_wake(&s->wq, 1);

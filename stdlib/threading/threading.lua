@@ -99,7 +99,14 @@ local CONDITION_ARGS = { "lock", fname = "Condition" }
 
 function Condition:init(...)
   local lock = args.get(CONDITION_ARGS, ...)
-  if lock == nil then lock = RLock() end
+  if lock == nil then lock = RLock()
+  else  -- Python fails at once on an object that is not a lock
+    local ok, acq, rel = pcall(function() return lock.acquire, lock.release end)
+    if not (ok and acq and rel) then
+      error(TypeError(("Condition(): argument 'lock' must be a lock (with acquire and release), not %s")
+        :format(args.typename(lock))), 3)
+    end
+  end
   self._lock = lock
   self._q, self._head, self._tail = {}, 1, 0
   self._pool = {}
