@@ -126,7 +126,7 @@ mpi: $(BUILD)/gilua
 	@if [ -n "$(MPI_PC)" ]; then $(MAKE) --no-print-directory $(MPI_MOD); \
 	else echo "MPI not found (make deps installs Open MPI): building without require \"mpi\""; fi
 
-$(BUILD)/obj/stdlib/mpi/%.o: stdlib/mpi/%.c include/gilua.h
+$(BUILD)/obj/stdlib/mpi/%.o: stdlib/mpi/%.c include/gilua.h $(wildcard stdlib/mpi/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) -Iinclude $(LUA_CFLAGS) $$(pkg-config --cflags $(MPI_PC)) $(CFLAGS) $(WARN) $(SAN) \
 	  -fPIC -pthread -c $< -o $@

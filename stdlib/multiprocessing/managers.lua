@@ -27,6 +27,7 @@ JoinableQueue, Lock, RLock, Semaphore, BoundedSemaphore, Event, Value
 ]]
 
 local mp = require "multiprocessing"
+local util = require "multiprocessing._util"
 local _mp = require "_multiprocessing"
 local Object = require "gilua.class"
 local exc = require "gilua.exceptions"
@@ -504,7 +505,7 @@ end
 
 local function opt_count(v, fname, argname, min)
   if v == nil then return nil end
-  return mp._check_int(v, fname, argname, min)
+  return util.check_int(v, fname, argname, min)
 end
 
 function SyncManager:dict(init) return create(self, "dict", opt_table(init, "SyncManager.dict", "init")) end
@@ -522,17 +523,17 @@ end
 function SyncManager:JoinableQueue(maxsize)
   return create(self, "JoinableQueue", opt_count(maxsize, "SyncManager.JoinableQueue", "maxsize"))
 end
-function SyncManager:Lock(...) mp._no_args("SyncManager.Lock", ...) return create(self, "Lock") end
-function SyncManager:RLock(...) mp._no_args("SyncManager.RLock", ...) return create(self, "RLock") end
+function SyncManager:Lock(...) util.no_args("SyncManager.Lock", ...) return create(self, "Lock") end
+function SyncManager:RLock(...) util.no_args("SyncManager.RLock", ...) return create(self, "RLock") end
 function SyncManager:Semaphore(v)
   return create(self, "Semaphore", opt_count(v, "SyncManager.Semaphore", "value", 0))
 end
 function SyncManager:BoundedSemaphore(v)
   return create(self, "BoundedSemaphore", opt_count(v, "SyncManager.BoundedSemaphore", "value", 0))
 end
-function SyncManager:Event(...) mp._no_args("SyncManager.Event", ...) return create(self, "Event") end
+function SyncManager:Event(...) util.no_args("SyncManager.Event", ...) return create(self, "Event") end
 function SyncManager:Condition(...)
-  mp._no_args("SyncManager.Condition", ...)
+  util.no_args("SyncManager.Condition", ...)
   return create(self, "Condition")
 end
 
@@ -551,7 +552,7 @@ SyncManager.__close = SyncManager.shutdown
 SyncManager.__gc = function(self) pcall(SyncManager.shutdown, self) end
 
 function M.Manager(...)
-  mp._no_args("Manager", ...)
+  util.no_args("Manager", ...)
   return SyncManager()
 end
 

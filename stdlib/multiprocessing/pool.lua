@@ -15,6 +15,7 @@ functions by reference).
 ]]
 
 local mp = require "multiprocessing"
+local util = require "multiprocessing._util"
 local _mp = require "_multiprocessing"
 local Object = require "gilua.class"
 local exc = require "gilua.exceptions"
@@ -447,7 +448,7 @@ end
 function Pool:init(...)
   local processes, initializer, initargs, maxtasks, context = args.get(POOL_ARGS, ...)
   if processes == nil then processes = _mp.cpu_count() or 1 end
-  processes = mp._check_int(processes, "Pool", "processes")
+  processes = util.check_int(processes, "Pool", "processes")
   if processes < 1 then
     error(ValueError("Pool(): Number of processes must be at least 1, not " .. processes), 3)
   end
@@ -555,7 +556,7 @@ end
 -- chunksize: nil (chosen) or an integer from 1 (Python's message).
 local function check_chunksize(chunksize, fname)
   if chunksize == nil then return nil end
-  chunksize = mp._check_int(chunksize, fname, "chunksize")
+  chunksize = util.check_int(chunksize, fname, "chunksize")
   if chunksize < 1 then
     error(ValueError(("%s(): Chunksize must be 1+, not %d"):format(fname, chunksize)), 4)
   end
