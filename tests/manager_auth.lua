@@ -2,13 +2,7 @@
 -- The manager: a client must prove it holds the key before anything of its
 -- is decoded; each thread has its own connection, so a blocked call does
 -- not hold up another thread's.
-if (os.getenv("GILUA_BUILD") or ""):match("tsan") and
-   not (os.getenv("TSAN_OPTIONS") or ""):match("die_after_fork") then
-  local gilua = os.getenv("GILUA") or "gilua"
-  local opts = "die_after_fork=0 " .. (os.getenv("TSAN_OPTIONS") or "")
-  local _, _, code = os.execute("TSAN_OPTIONS='" .. opts .. "' " .. gilua .. " " .. arg[0])
-  os.exit(code or 1)
-end
+require("support.util").tsan_allow_fork()
 
 local t = require "tap"
 local mp = require "multiprocessing"

@@ -3,13 +3,7 @@
 -- shared_memory checks its arguments up front, with an error that names the
 -- function and the argument (as Python's), never an internal function's
 -- name, a wrapped number or a failure later.
-if (os.getenv("GILUA_BUILD") or ""):match("tsan") and
-   not (os.getenv("TSAN_OPTIONS") or ""):match("die_after_fork") then
-  local gilua = os.getenv("GILUA") or "gilua"
-  local opts = "die_after_fork=0 " .. (os.getenv("TSAN_OPTIONS") or "")
-  local _, _, code = os.execute("TSAN_OPTIONS='" .. opts .. "' " .. gilua .. " " .. arg[0])
-  os.exit(code or 1)
-end
+require("support.util").tsan_allow_fork()
 
 local t = require "tap"
 local mp = require "multiprocessing"
