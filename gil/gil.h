@@ -314,9 +314,21 @@ gil_tbuf *gil_trace_end(gil_t *g, double *t0, double *t1);
 void gil_trace_free(gil_tbuf *b);
 
 /* gil_trace.c: the file side. Same contracts as gilua_trace_start,
-** gilua_trace_stop and gilua_printstats in gilua.h. */
+** gilua_trace_stop and gilua_printstats in gilua.h. The file is g's; a
+** trace may also hold the events of other GILs (other interpreters):
+** gil_trace_stop writes g's events (the group 'name', id 0) and then the
+** 'more' groups, and frees their buffers. */
+typedef struct gil_tgroup {     /* one GIL's events */
+  int id;                       /* > 0, distinct */
+  char name[64];
+  gil_tbuf *bufs;
+  double interval;              /* its switch interval, its policy (when */
+  const char *policy;           /* the trace began) and check interval */
+  int check_interval;
+} gil_tgroup;
+
 int gil_trace_start(gil_t *g, const char *path);
-int gil_trace_stop(gil_t *g);
+int gil_trace_stop(gil_t *g, const char *name, gil_tgroup *more, int nmore);
 char *gil_trace_path(gil_t *g);  /* a copy, or NULL */
 void gil_printstats(gil_t *g, FILE *out);
 

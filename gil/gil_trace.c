@@ -15,6 +15,8 @@
 **   thread left), "drop request" (posted by a waiter; args name the holder
 **   it was meant for) and "policy" (the policy changed; args name it).
 ** Timestamps are CLOCK_MONOTONIC in microseconds, as the format wants.
+** A trace may hold several GILs (one per interpreter), each a group of
+** lanes.
 */
 #include <errno.h>
 #include <pthread.h>
@@ -240,44 +242,82 @@ static void command (FILE *f) {
 }
 
 
-static void write_json (gil_t *g, FILE *f, gil_tbuf *all, double t0,
-                        double t1) {
+/* A group's lanes: its process name, then each thread's name and place. */
+static void group_names (W *w, const gil_tgroup *gr, int several) {
+  gil_tbuf *b;
+  char pname[128];
+  if (several)
+    snprintf(pname, sizeof pname, "gilua (pid %d) %s", (int)getpid(), gr->name);
+  else
+    snprintf(pname, sizeof pname, "gilua (pid %d)", (int)getpid());
+  begin(w, "M", "process_name", 0, -1);
+  add(w, ",\"args\":{\"name\":");
+  flush(w);
+  jstr(w->f, pname);
+  fputs("}}", w->f);
+  begin(w, "M", "process_sort_index", 0, -1);
+  add(w, ",\"args\":{\"sort_index\":");
+  addint(w, (unsigned long long)gr->id);
+  add(w, "}}");
+  flush(w);
+  for (b = gr->bufs; b; b = b->next) {
+    begin(w, "M", "thread_name", b->tid, -1);
+    add(w, ",\"args\":{\"name\":");
+    flush(w);
+    jstr(w->f, b->name);
+    fputs("}}", w->f);
+    begin(w, "M", "thread_sort_index", b->tid, -1);
+    add(w, ",\"args\":{\"sort_index\":");
+    addint(w, b->seq);
+    add(w, "}}");
+    flush(w);
+  }
+}
+
+
+/*
+** Every group (a GIL: an interpreter) is a "process" of the trace, so that
+** viewers show each interpreter's threads together: pid is the process's
+** for the first group, plus the group's id for the others. A thread that
+** ran in several interpreters has a lane in each.
+*/
+static void write_json (FILE *f, const gil_tgroup *groups, int n,
+                        double t0, double t1) {
   W w;
   gil_tbuf *b;
   unsigned long lost = 0;
-  char pname[64];
+  int i;
   w.f = f;
-  w.pid = (int)getpid();
   w.first = 1;
-  w.all = all;
   fputs("{\"traceEvents\":[", f);
-  snprintf(pname, sizeof pname, "gilua (pid %d)", w.pid);
-  begin(&w, "M", "process_name", 0, -1);
-  add(&w, ",\"args\":{\"name\":");
-  flush(&w);
-  jstr(f, pname);
-  fputs("}}", f);
-  for (b = all; b; b = b->next) {
-    begin(&w, "M", "thread_name", b->tid, -1);
-    add(&w, ",\"args\":{\"name\":");
-    flush(&w);
-    jstr(f, b->name);
-    fputs("}}", f);
-    begin(&w, "M", "thread_sort_index", b->tid, -1);
-    add(&w, ",\"args\":{\"sort_index\":");
-    addint(&w, b->seq);
-    add(&w, "}}");
-    flush(&w);
-    lost += b->lost;
+  for (i = 0; i < n; i++) {
+    w.pid = (int)getpid() + groups[i].id;
+    group_names(&w, &groups[i], n > 1);
   }
-  for (b = all; b; b = b->next) thread_events(&w, b);
+  for (i = 0; i < n; i++) {
+    w.pid = (int)getpid() + groups[i].id;
+    w.all = groups[i].bufs;
+    for (b = groups[i].bufs; b; b = b->next) {
+      thread_events(&w, b);
+      lost += b->lost;
+    }
+  }
   fprintf(f, "\n],\n\"displayTimeUnit\":\"ms\",\n\"otherData\":{"
              "\"producer\":\"%s\",\"clock\":\"CLOCK_MONOTONIC\","
              "\"start_us\":%.3f,\"end_us\":%.3f,"
              "\"switch_interval_ms\":%.3f,\"gil_policy\":\"%s\","
-             "\"check_interval\":%d,\"lost_events\":%lu,\"command\":",
-          GILUA_VERSION, t0 * 1e6, t1 * 1e6, gil_getinterval(g) * 1e3,
-          g->trace_policy->name, gil_checkinterval(g), lost);
+             "\"check_interval\":%d,\"lost_events\":%lu,\"interpreters\":[",
+          GILUA_VERSION, t0 * 1e6, t1 * 1e6, groups[0].interval * 1e3,
+          groups[0].policy, groups[0].check_interval, lost);
+  for (i = 0; i < n; i++) {
+    fprintf(f, "%s{\"pid\":%d,\"id\":%d,\"name\":", i ? "," : "",
+            (int)getpid() + groups[i].id, groups[i].id);
+    jstr(f, groups[i].name);
+    fprintf(f, ",\"switch_interval_ms\":%.3f,\"gil_policy\":\"%s\","
+               "\"check_interval\":%d}",
+            groups[i].interval * 1e3, groups[i].policy, groups[i].check_interval);
+  }
+  fputs("],\"command\":", f);
   command(f);
   fputs("}}\n", f);
 }
@@ -329,7 +369,7 @@ static int ishtml (const char *path) {
 }
 
 
-static int write_trace (gil_t *g, FILE *f, int html, gil_tbuf *all,
+static int write_trace (FILE *f, int html, const gil_tgroup *groups, int n,
                         double t0, double t1) {
   const char *pre, *post;
   size_t npre, npost;
@@ -337,7 +377,7 @@ static int write_trace (gil_t *g, FILE *f, int html, gil_tbuf *all,
     if (template(&pre, &npre, &post, &npost) != 0) return -1;
     fwrite(pre, 1, npre, f);
   }
-  write_json(g, f, all, t0, t1);
+  write_json(f, groups, n, t0, t1);
   if (html) fwrite(post, 1, npost, f);
   return 0;
 }
@@ -427,18 +467,30 @@ int gil_trace_start (gil_t *g, const char *path) {
 }
 
 
-int gil_trace_stop (gil_t *g) {
-  gil_tbuf *all;
+int gil_trace_stop (gil_t *g, const char *name, gil_tgroup *more, int nmore) {
+  gil_tgroup *groups;
   double t0, t1;
-  int rc = 0, e = 0;
+  int rc = 0, e = 0, i;
   FILE *f;
   pthread_mutex_lock(&g->out_lock);
   if ((f = g->out_file) == NULL) {
     pthread_mutex_unlock(&g->out_lock);
     return 1;
   }
-  all = gil_trace_end(g, &t0, &t1);
-  if (write_trace(g, f, g->out_html, all, t0, t1) != 0) {
+  if ((groups = calloc((size_t)nmore + 1, sizeof *groups)) == NULL) {
+    pthread_mutex_unlock(&g->out_lock);
+    for (i = 0; i < nmore; i++) gil_trace_free(more[i].bufs);
+    errno = ENOMEM;
+    return -1;
+  }
+  groups[0].bufs = gil_trace_end(g, &t0, &t1);
+  groups[0].id = 0;
+  snprintf(groups[0].name, sizeof groups[0].name, "%s", name);
+  groups[0].interval = gil_getinterval(g);
+  groups[0].policy = g->trace_policy->name;
+  groups[0].check_interval = gil_checkinterval(g);
+  for (i = 0; i < nmore; i++) groups[i + 1] = more[i];
+  if (write_trace(f, g->out_html, groups, nmore + 1, t0, t1) != 0) {
     rc = -1;
     e = errno;
   }
@@ -446,7 +498,8 @@ int gil_trace_stop (gil_t *g) {
     rc = -1;
     e = errno;
   }
-  gil_trace_free(all);
+  for (i = 0; i <= nmore; i++) gil_trace_free(groups[i].bufs);
+  free(groups);
   g->out_file = NULL;
   free(g->out_path);
   g->out_path = NULL;

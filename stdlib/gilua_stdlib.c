@@ -21,6 +21,8 @@ int luaopen_gilua_queue(lua_State *L);   /* stdlib/queue/queue.c */
 int luaopen_gilua_multiprocessing(lua_State *L); /* stdlib/multiprocessing */
 int luaopen_gilua_subprocess(lua_State *L); /* stdlib/subprocess */
 int luaopen_gilua_asyncio(lua_State *L);  /* stdlib/asyncio/aio.c */
+int luaopen_gilua_interpreters(lua_State *L); /* stdlib/concurrent/interp.c */
+int luaopen_gilua_interpqueues(lua_State *L); /* stdlib/concurrent/interpqueue.c */
 
 /* The C halves of the modules, found by `require` under these names. */
 static const luaL_Reg cmodules[] = {
@@ -32,6 +34,8 @@ static const luaL_Reg cmodules[] = {
   {"_multiprocessing", luaopen_gilua_multiprocessing},
   {"_subprocess", luaopen_gilua_subprocess},
   {"_asyncio", luaopen_gilua_asyncio},
+  {"_interpreters", luaopen_gilua_interpreters},
+  {"_interpqueues", luaopen_gilua_interpqueues},
   {NULL, NULL}
 };
 

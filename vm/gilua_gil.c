@@ -1,31 +1,25 @@
 /*
 ** gilua_gil.c: the GIL as gilua.h offers it: releasing and taking it back
 ** around blocking code, the switch interval, the policy and its check
-** interval, statistics and traces. The
-** lock itself is gil/'s; this is the interpreter's side of it.
+** interval, statistics and traces. The lock itself is gil/'s; this is the
+** interpreters' side of it.
+**
+** Each interpreter has its GIL; the calls of gilua.h act on the GIL of
+** the interpreter the calling thread runs in (the main one for a thread
+** that runs in none). A trace is the process's: it records every
+** interpreter's GIL into one file, each interpreter a group of lanes. The
+** main interpreter's GIL owns the file; the others join in while they are
+** open, and hand their events over when they close.
 */
 #include <errno.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "gilua_vm.h"
 
-/* The GIL is made once and never destroyed: threads of a closed
-** interpreter stay parked on it (gil/gil.c). */
-static gil_t the_gil;
-static pthread_once_t gil_once = PTHREAD_ONCE_INIT;
-
-
-static void make_gil (void) {
-  gil_init(&the_gil, &gil_policy_new);
-  gilua_hook_init();
-}
-
-
-/* The GIL exists before any interpreter does: a host may set the switch
-** interval or read the (empty) statistics before gilua_open. */
-gil_t *gilua_gil (void) {
-  pthread_once(&gil_once, make_gil);
-  return &the_gil;
-}
+/* The statistics of this many closed sub-interpreters are kept for
+** gilua_printstats; older ones are only counted. */
+#define KEPT 32
 
 
 /*
@@ -127,16 +121,201 @@ void gilua_resetstats (void) {
 }
 
 
+/*
+** {======================================================
+** What is kept of interpreters that closed
+** =======================================================
+*/
+
+static pthread_mutex_t keep = PTHREAD_MUTEX_INITIALIZER;
+static int tracing;                     /* a process trace runs (keep) */
+static gil_tgroup *left;                /* closed while it ran (keep) */
+static int nleft, leftsize;
+static char *closed[KEPT];              /* their --gil-stats tables (keep) */
+static int nclosed, forgotten;
+
+
+static void label (char *buf, size_t n, gilua_interp *I) {
+  if (I->id == 0) snprintf(buf, n, "interpreter 0 (main)");
+  else snprintf(buf, n, "interpreter %d", (int)I->id);
+}
+
+
+void gilua_gil_opened (gilua_interp *I) {
+  int i;
+  pthread_mutex_lock(&keep);
+  if (tracing) gil_trace_begin(&I->gil);
+  if (I->id == 0) {  /* a new main interpreter: figures start again */
+    for (i = 0; i < nclosed; i++) free(closed[i]);
+    nclosed = forgotten = 0;
+  }
+  pthread_mutex_unlock(&keep);
+}
+
+
+/* I's table, headed by its name. */
+static char *stats_text (gilua_interp *I) {
+  char *buf = NULL, name[64];
+  size_t len = 0;
+  FILE *f = open_memstream(&buf, &len);
+  if (f == NULL) return NULL;
+  label(name, sizeof name, I);
+  fprintf(f, "%s (%s):\n", name, I->whence);
+  gil_printstats(&I->gil, f);
+  if (fclose(f) != 0) {
+    free(buf);
+    return NULL;
+  }
+  return buf;
+}
+
+
+/* I closes (no other thread runs there): its events join the trace, its
+** figures are kept for the summary. The main interpreter's stay in its
+** GIL, which owns the trace and keeps its figures until the next one. */
+void gilua_gil_closing (gilua_interp *I) {
+  char *text;
+  if (I->id == 0) return;
+  text = stats_text(I);
+  pthread_mutex_lock(&keep);
+  if (tracing && nleft == leftsize) {
+    int n = leftsize ? 2 * leftsize : 8;
+    gil_tgroup *g = realloc(left, (size_t)n * sizeof *g);
+    if (g != NULL) {
+      left = g;
+      leftsize = n;
+    }
+  }
+  if (tracing) {
+    double t0, t1;
+    gil_tbuf *b = gil_trace_end(&I->gil, &t0, &t1);
+    if (nleft < leftsize) {
+      gil_tgroup *g = &left[nleft++];
+      g->id = (int)I->id;
+      label(g->name, sizeof g->name, I);
+      g->bufs = b;
+      g->interval = gil_getinterval(&I->gil);
+      g->policy = I->gil.trace_policy->name;
+      g->check_interval = gil_checkinterval(&I->gil);
+    }
+    else gil_trace_free(b);
+  }
+  if (text != NULL) {
+    if (nclosed == KEPT) {
+      free(closed[0]);
+      memmove(closed, closed + 1, (KEPT - 1) * sizeof *closed);
+      nclosed--;
+      forgotten++;
+    }
+    closed[nclosed++] = text;
+  }
+  pthread_mutex_unlock(&keep);
+}
+
+/* }====================================================== */
+
+
+/*
+** {======================================================
+** Summaries and traces of every interpreter
+** =======================================================
+*/
+
+#define MAXLIST 256
+
+/* One table for the only interpreter there ever was (the common case:
+** the table is as it always was); else one per interpreter, the calling
+** thread's first, then the others open, then those that closed. */
 void gilua_printstats (FILE *out) {
-  gil_printstats(gilua_gil(), out);
+  gilua_interp *all[MAXLIST], *me = gilua_interp_current();
+  int n = gilua_interp_list(all, MAXLIST), i;
+  if (n > MAXLIST) n = MAXLIST;
+  if (me == NULL) me = gilua_interp_main();
+  pthread_mutex_lock(&keep);
+  if (nclosed == 0 && n <= 1) {
+    pthread_mutex_unlock(&keep);
+    gil_printstats(gilua_gil(), out);
+    return;
+  }
+  pthread_mutex_unlock(&keep);
+  for (i = -1; i < n; i++) {
+    gilua_interp *I = (i < 0) ? me : all[i];
+    char *text;
+    if (i >= 0 && I == me) continue;
+    if ((text = stats_text(I)) != NULL) {
+      fputs(text, out);
+      free(text);
+    }
+  }
+  pthread_mutex_lock(&keep);
+  if (forgotten)
+    fprintf(out, "(%d more interpreters closed)\n", forgotten);
+  for (i = 0; i < nclosed; i++) fputs(closed[i], out);
+  pthread_mutex_unlock(&keep);
+  fflush(out);
 }
 
 
 int gilua_trace_start (const char *path) {
-  return gil_trace_start(gilua_gil(), path);
+  gilua_interp *all[MAXLIST], *M = gilua_interp_main();
+  int n, i, rc;
+  pthread_mutex_lock(&keep);
+  rc = gil_trace_start(&M->gil, path);
+  if (rc == 0) {
+    tracing = 1;
+    n = gilua_interp_list(all, MAXLIST);
+    for (i = 0; i < n && i < MAXLIST; i++)
+      if (all[i] != M) gil_trace_begin(&all[i]->gil);
+  }
+  pthread_mutex_unlock(&keep);
+  return rc;
 }
 
 
 int gilua_trace_stop (void) {
-  return gil_trace_stop(gilua_gil());
+  gilua_interp *all[MAXLIST], *M = gilua_interp_main();
+  int n, i, rc, e;
+  pthread_mutex_lock(&keep);
+  if (!tracing) {
+    pthread_mutex_unlock(&keep);
+    return 1;
+  }
+  tracing = 0;
+  n = gilua_interp_list(all, MAXLIST);
+  for (i = 0; i < n && i < MAXLIST; i++) {
+    double t0, t1;
+    gil_tbuf *b;
+    if (all[i] == M || (b = gil_trace_end(&all[i]->gil, &t0, &t1)) == NULL)
+      continue;
+    if (nleft == leftsize) {
+      int size = leftsize ? 2 * leftsize : 8;
+      gil_tgroup *g = realloc(left, (size_t)size * sizeof *g);
+      if (g == NULL) {
+        gil_trace_free(b);
+        continue;
+      }
+      left = g;
+      leftsize = size;
+    }
+    left[nleft].id = (int)all[i]->id;
+    label(left[nleft].name, sizeof left[nleft].name, all[i]);
+    left[nleft].bufs = b;
+    left[nleft].interval = gil_getinterval(&all[i]->gil);
+    left[nleft].policy = all[i]->gil.trace_policy->name;
+    left[nleft].check_interval = gil_checkinterval(&all[i]->gil);
+    nleft++;
+  }
+  rc = gil_trace_stop(&M->gil, "interpreter 0 (main)", left, nleft);
+  e = errno;
+  nleft = 0;
+  pthread_mutex_unlock(&keep);
+  errno = e;
+  return rc;
 }
+
+
+char *gilua_trace_path (void) {
+  return gil_trace_path(&gilua_interp_main()->gil);
+}
+
+/* }====================================================== */

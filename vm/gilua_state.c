@@ -1,92 +1,29 @@
 /*
-** gilua_state.c: the interpreter and its thread states; the public API of
-** gilua.h.
+** gilua_state.c: opening and closing interpreters; the public API of
+** gilua.h for them, and for running code.
 **
-** One interpreter per process, with one GIL (a gil_t, gil/gil.h), as in
-** CPython before 3.12. Each OS thread that runs Lua owns a gilua_tstate,
-** found through the GIL's thread-local record (gil_self), which is its
-** first member; its Lua side is a thread made with lua_newthread, so
-** globals and tables are shared exactly as Python threads share objects.
+** Each interpreter has its own GIL (a gil_t, gil/gil.h), as in CPython
+** since 3.12; vm/gilua_interp.c keeps the list of them and moves threads
+** between them. Each OS thread that runs Lua in an interpreter owns a
+** gilua_tstate there, found through the GIL's thread-local record
+** (gil_self), which is its first member; its Lua side is a thread made
+** with lua_newthread, so globals and tables are shared between the threads
+** of one interpreter exactly as Python threads share objects, and not at
+** all between interpreters.
 */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-#include <sys/syscall.h>
 
 #include <lualib.h>
 
 #include "gilua_vm.h"
 
 
-static lua_State *main_L;      /* the interpreter, NULL when none is open */
-static lua_State *spawner;     /* makes new thread states, see below */
-static int spawner_ref = LUA_NOREF;
-static unsigned long main_ident;
-
-
-lua_State *gilua_mainstate (void) {
-  return main_L;
-}
-
-
-unsigned long gilua_mainident (void) {
-  return main_ident;
-}
-
-
-static void tstate_init (gilua_tstate *ts) {
-  gil_thread *t = &ts->gt;
-  memset(ts, 0, sizeof *ts);
-  gil_thread_init(t, gilua_gil());
-  ts->ref = LUA_NOREF;
-  t->thread = pthread_self();
-  t->ident = (unsigned long)t->thread;
-  t->native_id = (pid_t)syscall(SYS_gettid);
-  snprintf(t->name, sizeof t->name, "Thread-%d", (int)t->native_id);
-  gil_setself(t);
-}
-
-
-/*
-** A new thread state for the calling OS thread. Its Lua thread is made on
-** 'spawner', a state used for nothing else: the main state's stack may be
-** in use by the main thread, blocked in a C function without the GIL.
-*/
-gilua_tstate *gilua_tstate_new (lua_State *main) {
-  gilua_tstate *ts = malloc(sizeof *ts);
-  (void)main;
-  if (ts == NULL) return NULL;
-  tstate_init(ts);
-  gil_register(&ts->gt);
-  gil_acquire(&ts->gt);
-  ts->L = lua_newthread(spawner);
-  ts->ref = luaL_ref(spawner, LUA_REGISTRYINDEX);
-  ts->current = ts->L;
-  gilua_hook_thread(ts->L);
-  return ts;
-}
-
-
-/* Forget the calling thread's state and release the GIL (unless an
-** enclosing gilua_release let it go already: then the state is dropped
-** without touching Lua). */
-void gilua_tstate_free (gilua_tstate *ts) {
-  if (ts->released == 0 && main_L != NULL)
-    luaL_unref(spawner, LUA_REGISTRYINDEX, ts->ref);
-  ts->current = NULL;
-  gil_exit(&ts->gt);
-  gil_setself(NULL);
-  free(ts);
-}
-
-
-/* fork() in a thread that holds the GIL: the child's only thread keeps it. */
-static void after_fork_child (void) {
-  if (main_L != NULL && gil_self() != NULL) gil_after_fork(gil_self());
-}
+/* The most sub-interpreters the main one closes at its end. */
+#define MAXLEFT 256
 
 
 static int load_runtime (lua_State *L) {
@@ -105,26 +42,48 @@ static int load_runtime (lua_State *L) {
 }
 
 
-int gilua_vm_openlibs (lua_State *L, const luaL_Reg *cmodules) {
-  static int atfork_set;
-  gilua_tstate *ts;
-  if (L == NULL || main_L != NULL) return -1;
-  ts = malloc(sizeof *ts);
-  if (ts == NULL) return -1;
-  tstate_init(ts);
-  strcpy(ts->gt.name, "MainThread");
+static void close_state (lua_State *L) {
+  void *pool;
+  lua_Alloc alloc = lua_getallocf(L, &pool);
+  lua_close(L);
+  gilua_pool_free(alloc, pool);
+}
+
+
+/* Gives up an interpreter whose opening failed, and the state L made for
+** it when 'ours'. */
+static void abandon (gilua_tstate *ts, lua_State *L, int ours) {
+  gilua_interp *I = ts->interp;
+  gilua_interp_closing(I, ts);
+  gilua_gil_closing(I);
+  gil_finalize(&ts->gt);
+  ts->current = NULL;
+  if (ours) close_state(L);
+  gil_exit(&ts->gt);
+  gil_close(&I->gil);
+  gilua_interp_free(I);
+  gilua_interp_unopen(ts);
+}
+
+
+/*
+** Opens L as the main state of I, the calling thread ('ts') as its main
+** thread, holding its GIL. The main state's stack may be in use by the
+** main thread while it waits, GIL released, in a C function; so thread
+** states are made on 'spawner', a thread used for nothing else.
+*/
+static int open_state (gilua_tstate *ts, lua_State *L,
+                       const luaL_Reg *cmodules) {
+  gilua_interp *I = ts->interp;
   ts->L = ts->current = L;
-  main_L = L;
-  main_ident = ts->gt.ident;
-  gil_signal_init(&ts->gt);
-  gil_open(gilua_gil(), &ts->gt);
-  if (!atfork_set) {
-    pthread_atfork(NULL, NULL, after_fork_child);
-    atfork_set = 1;
-  }
+  I->L = L;
+  I->cmodules = cmodules;
+  if (I->id == 0) gil_signal_init(&ts->gt);
+  gil_open(&I->gil, &ts->gt);
+  gilua_gil_opened(I);
   gilua_hook_thread(L);
-  spawner = lua_newthread(L);
-  spawner_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  I->spawner = lua_newthread(L);
+  luaL_ref(L, LUA_REGISTRYINDEX);
   luaL_openlibs(L);
   gilua_hook_openlibs(L);
   lua_newtable(L);
@@ -138,6 +97,7 @@ int gilua_vm_openlibs (lua_State *L, const luaL_Reg *cmodules) {
     gilua_report(L);
     return -1;
   }
+  gilua_interp_opened(I);
   return 0;
 }
 
@@ -155,26 +115,24 @@ static int panic (lua_State *L) {
 /*
 ** warn() of Lua 5.4: off until "@on"; each warning is its pieces, the
 ** last with tocont == 0, written as one line "Lua warning: ..." on stderr.
-** Called with the GIL held, so plain statics will do.
+** Called with the interpreter's GIL held, so its own fields will do.
 */
-static int warn_on, warn_midline;
-
 static void warning (void *ud, const char *msg, int tocont) {
-  (void)ud;
-  if (!warn_midline && *msg == '@') {  /* a control message */
-    if (strcmp(msg, "@on") == 0) warn_on = 1;
-    else if (strcmp(msg, "@off") == 0) warn_on = 0;
+  gilua_interp *I = ud;
+  if (!I->warn_midline && *msg == '@') {  /* a control message */
+    if (strcmp(msg, "@on") == 0) I->warn_on = 1;
+    else if (strcmp(msg, "@off") == 0) I->warn_on = 0;
     return;
   }
-  if (warn_on) {
-    if (!warn_midline) fputs("Lua warning: ", stderr);
+  if (I->warn_on) {
+    if (!I->warn_midline) fputs("Lua warning: ", stderr);
     fputs(msg, stderr);
     if (!tocont) {
       fputc('\n', stderr);
       fflush(stderr);
     }
   }
-  warn_midline = tocont;
+  I->warn_midline = tocont;
 }
 
 
@@ -195,7 +153,7 @@ static void needgil (lua_State *L, const char *fn) {
 }
 
 
-lua_State *gilua_vm_open (const luaL_Reg *cmodules) {
+static lua_State *newstate (gilua_interp *I) {
   gilua_pool *pool;
   lua_Alloc alloc = gilua_allocator(&pool);
   lua_State *L = lua_newstate(alloc, pool);
@@ -204,28 +162,72 @@ lua_State *gilua_vm_open (const luaL_Reg *cmodules) {
     return NULL;
   }
   lua_atpanic(L, panic);
-  lua_setwarnf(L, warning, NULL);
-  if (gilua_vm_openlibs(L, cmodules) != 0) {
-    lua_close(L);
-    gilua_pool_free(alloc, pool);
-    return NULL;
-  }
+  lua_setwarnf(L, warning, I);
   return L;
 }
 
 
-void gilua_close (lua_State *L) {
-  gilua_tstate *ts = gilua_ts();
-  if (L == NULL || L != main_L) return;  /* nothing (of ours) to close */
-  if (ts == NULL || ts->L != L) {
-    fprintf(stderr, "gilua: fatal error in gilua_close: called by a thread "
-            "other than the one that opened the interpreter (which holds "
-            "the GIL)\n");
-    fflush(stderr);
-    abort();
+/* A new interpreter on L (NULL: made here), opened by the calling thread
+** as its main thread. */
+static gilua_tstate *open_interp (lua_State *L, const luaL_Reg *cmodules,
+                                  int capi) {
+  gilua_interp *I = gilua_interp_slot();
+  gilua_tstate *ts;
+  int ours = (L == NULL);
+  if (I == NULL) return NULL;
+  I->capi = capi;
+  I->whence = (I->id == 0) ? "runtime init" : capi ? "C-API"
+                                     : "_interpreters module";
+  if ((ts = gilua_interp_opener(I)) == NULL) {
+    gilua_interp_free(I);
+    return NULL;
   }
-  needgil(L, "gilua_close");
-  /* Python's exit rule: wait for the non-daemon threads. */
+  if (ours && (L = newstate(I)) == NULL) {
+    ts->L = NULL;
+    gil_open(&I->gil, &ts->gt);
+    abandon(ts, NULL, 0);
+    return NULL;
+  }
+  if (open_state(ts, L, cmodules) != 0) {
+    abandon(ts, L, ours);
+    return NULL;
+  }
+  return ts;
+}
+
+
+int gilua_vm_openlibs (lua_State *L, const luaL_Reg *cmodules) {
+  if (L == NULL) return -1;
+  return open_interp(L, cmodules, 1) ? 0 : -1;
+}
+
+
+lua_State *gilua_vm_open (const luaL_Reg *cmodules) {
+  gilua_tstate *ts = open_interp(NULL, cmodules, 1);
+  return ts ? ts->L : NULL;
+}
+
+
+int gilua_interp_create (lua_State *L, lua_Integer *id) {
+  gilua_tstate *ts = open_interp(NULL, gilua_ts()->interp->cmodules, 0);
+  (void)L;
+  if (ts == NULL) return GILUA_ENOMEM;
+  *id = ts->interp->id;
+  gilua_interp_keep(ts);
+  return 0;
+}
+
+
+/*
+** Closes the interpreter of 'ts', the calling thread's state there,
+** holding its GIL; then the thread is back where it was before. Python's
+** exit rule first: wait for the non-daemon threads. The main interpreter
+** then closes the interpreters made from Lua that are still open, as
+** CPython ends its sub-interpreters at exit.
+*/
+static void finish (gilua_tstate *ts) {
+  gilua_interp *I = ts->interp;
+  lua_State *L = I->L;
   lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
   lua_getfield(L, -1, "threading");
   if (lua_istable(L, -1)) {
@@ -235,41 +237,64 @@ void gilua_close (lua_State *L) {
     } else lua_pop(L, 1);
   }
   lua_pop(L, 2);
+  if (I->id == 0) {
+    lua_Integer left[MAXLEFT];
+    int n = gilua_interp_leftovers(left, MAXLEFT), i;
+    for (i = 0; i < n && i < MAXLEFT; i++) gilua_interp_close(L, left[i]);
+  }
   /* Daemon threads park for good the next time they want the GIL. From
   ** now on nobody posts drop requests, and none may reach a state that
   ** lua_close is freeing: the signal handler arms no hook without a
   ** 'current' coroutine. */
+  gilua_interp_closing(I, ts);
+  gilua_gil_closing(I);
   gil_finalize(&ts->gt);
   ts->current = NULL;
-  {
-    void *pool;
-    lua_Alloc alloc = lua_getallocf(L, &pool);
-    lua_close(L);
-    gilua_pool_free(alloc, pool);
-  }
-  main_L = NULL;
-  spawner = NULL;
+  close_state(L);
   gil_exit(&ts->gt);
-  gil_close(gilua_gil());
-  gil_setself(NULL);
-  free(ts);
+  gil_close(&I->gil);
+  gilua_interp_free(I);
+  gilua_interp_unopen(ts);
+}
+
+
+void gilua_close (lua_State *L) {
+  gilua_tstate *ts = gilua_ts();
+  if (L == NULL || !gilua_interp_isopen(L)) return;  /* nothing of ours */
+  if (ts == NULL || ts->L != L) {
+    fprintf(stderr, "gilua: fatal error in gilua_close: called by a thread "
+            "other than the one that opened the interpreter (which holds "
+            "the GIL)\n");
+    fflush(stderr);
+    abort();
+  }
+  needgil(L, "gilua_close");
+  finish(ts);
+}
+
+
+int gilua_interp_close (lua_State *L, lua_Integer id) {
+  int err;
+  gilua_tstate *ts = gilua_interp_enter(id, 1, &err);
+  (void)L;
+  if (ts == NULL) return err;
+  finish(ts);
+  return 0;
 }
 
 
 lua_State *gilua_attach (lua_State *L) {
-  gilua_tstate *ts;
-  if (L == NULL || main_L == NULL || gil_self() != NULL) return NULL;
-  ts = gilua_tstate_new(L);
+  gilua_tstate *ts = L ? gilua_tstate_new(L) : NULL;
   return ts ? ts->L : NULL;
 }
 
 
-/* The main thread's state is gilua_close's to end: detaching it would
-** leave the interpreter without its owner. */
+/* Only a state of gilua_attach: not an interpreter's main thread, nor a
+** visitor (which leaves with gilua_interp_leave). */
 void gilua_detach (lua_State *T) {
   gilua_tstate *ts = gilua_ts();
   (void)T;
-  if (ts != NULL && (main_L == NULL || ts->L != main_L))
+  if (ts != NULL && !ts->visitor && ts->L != ts->interp->L)
     gilua_tstate_free(ts);
 }
 

@@ -16,10 +16,13 @@
 #include "gilua.h"
 #include "gil.h"
 
+typedef struct gilua_interp gilua_interp;
+
 /*
-** One per OS thread that runs Lua. Owned by that thread; the fields that
-** other threads or a signal handler read are marked. What the GIL keeps
-** per thread is its first member, so that gil_self() is the thread state.
+** One per OS thread and interpreter the thread runs Lua in. Owned by that
+** thread; the fields that other threads or a signal handler read are
+** marked. What the GIL keeps per thread is its first member, so that
+** gil_self() is the thread state the OS thread runs in right now.
 */
 typedef struct gilua_tstate {
   gil_thread gt;                /* the GIL's record of this thread */
@@ -35,13 +38,52 @@ typedef struct gilua_tstate {
   int saved_mask, saved_count;
   volatile sig_atomic_t in_hookwork; /* owner is changing hooks: hands off */
   int released;                 /* nesting depth of gilua_release (owner) */
+  /* Interpreters (vm/gilua_interp.c) */
+  gilua_interp *interp;         /* the one this state runs in */
+  struct gilua_tstate *outer;   /* the state the thread left to come here */
+  int visitor;                  /* made by gilua_interp_enter, kept for
+                                ** the thread's next visit */
+  int claimed;                  /* this visit made the interpreter busy */
+  int dead;                     /* its interpreter closed (registry lock) */
+  struct gilua_tstate *tnext;   /* the OS thread's states (registry lock) */
+  struct gilua_tstate *vnext;   /* the interpreter's visitors (registry lock) */
 } gilua_tstate;
 
 /* The calling thread's state, or NULL if it has none. */
 #define gilua_ts()  ((gilua_tstate *)gil_self())
 
-/* The GIL of the interpreter (vm/gilua_gil.c), the main state, and the
-** main thread's ident (vm/gilua_state.c). */
+/*
+** An interpreter: a main lua_State with its own GIL, its own modules and
+** its own threads (vm/gilua_interp.c). Several may be open at once; a
+** thread runs in one at a time. A slot is made once and never freed (the
+** threads of a closed interpreter stay parked on its GIL, see gil/gil.c);
+** a closed one's slot serves the next interpreter opened, under a new id.
+*/
+enum { GILUA_FREE, GILUA_OPENING, GILUA_OPEN, GILUA_CLOSING };
+
+struct gilua_interp {
+  gil_t gil;                    /* its GIL: first, see above */
+  lua_Integer id;               /* 0: the main interpreter */
+  int state;                    /* GILUA_FREE ... (registry lock) */
+  int capi;                     /* opened by gilua_open/openlibs */
+  const char *whence;           /* Python's words: how it was made */
+  lua_State *L;                 /* its main state */
+  lua_State *spawner;           /* makes thread states, see gilua_state.c */
+  const luaL_Reg *cmodules;     /* its C modules (given by stdlib/) */
+  unsigned long main_ident;     /* the thread that opened it */
+  gilua_tstate *busy;           /* in exec/call there (registry lock) */
+  gilua_tstate *visitors;       /* threads kept here (registry lock) */
+  gilua_tstate *zombies;        /* visitors gone, refs to drop (same) */
+  int warn_on, warn_midline;    /* warn()'s state (GIL) */
+  struct gilua_interp *next;    /* every slot (registry lock) */
+};
+
+/* The interpreter the calling thread runs in; with no thread state, the
+** main one (NULL if none is open). */
+gilua_interp *gilua_interp_current(void);
+/* The GIL of gilua_interp_current(), or the main GIL made in advance when
+** no interpreter is open (vm/gilua_gil.c), its main state and the ident
+** of its main thread. */
 gil_t *gilua_gil(void);
 lua_State *gilua_mainstate(void);
 unsigned long gilua_mainident(void);
@@ -51,10 +93,71 @@ unsigned long gilua_mainident(void);
 lua_State *gilua_vm_open(const luaL_Reg *cmodules);
 int gilua_vm_openlibs(lua_State *L, const luaL_Reg *cmodules);
 
-/* Thread states (vm/gilua_state.c). gilua_tstate_new registers the calling
-** thread and takes the GIL; gilua_tstate_free releases it. */
+/* Thread states (vm/gilua_interp.c). gilua_tstate_new registers the
+** calling thread in the interpreter whose main state is 'main' and takes
+** its GIL (NULL: no such interpreter open, the thread is in it already, or
+** no memory); a thread running in another interpreter leaves it, GIL
+** released, until gilua_tstate_free, which releases the GIL and takes the
+** other one back. */
 gilua_tstate *gilua_tstate_new(lua_State *main);
 void gilua_tstate_free(gilua_tstate *ts);
+
+/*
+** Moving between interpreters (vm/gilua_interp.c). A thread that holds
+** the GIL of the interpreter it runs in calls gilua_interp_enter: it lets
+** that GIL go, takes I's with a thread state of its own there (kept from
+** its last visit, or made now) and returns it; gilua_interp_leave lets
+** I's GIL go and takes the first one back. With 'claim', the visit runs
+** I's main code (exec, call): I is busy meanwhile and nobody else may
+** claim or close it. On failure enter returns NULL and says why in *err:
+** GILUA_ENOTFOUND (no such interpreter open), GILUA_ERUNNING (busy, or
+** opened from C: its host runs it), GILUA_ENOMEM.
+*/
+enum { GILUA_ENOTFOUND = 1, GILUA_ERUNNING, GILUA_ENOMEM };
+gilua_tstate *gilua_interp_enter(lua_Integer id, int claim, int *err);
+void gilua_interp_leave(gilua_tstate *ts);
+/* Pushes an array of the open interpreters, in id order, each a table
+** {id =, whence =, running =}. GIL held. */
+void gilua_interp_pushlist(lua_State *L);
+
+/* For gilua_state.c, which opens and closes interpreters: a slot for a
+** new one (NULL: no memory); the calling thread's state as its main thread
+** (it leaves the interpreter it runs in, if any); the new one is open;
+** it is closing (only 'closer' may run there), closed (the slot is free);
+** the opener's state is done with (the thread is back where it was
+** before), or kept as a visitor's (the interpreter was made from Lua);
+** the ids of the open interpreters made from Lua (up to 'max'; returns
+** how many there are). */
+gilua_interp *gilua_interp_slot(void);
+gilua_tstate *gilua_interp_opener(gilua_interp *I);
+void gilua_interp_opened(gilua_interp *I);
+void gilua_interp_closing(gilua_interp *I, gilua_tstate *closer);
+void gilua_interp_free(gilua_interp *I);
+void gilua_interp_unopen(gilua_tstate *ts);
+void gilua_interp_keep(gilua_tstate *ts);
+int gilua_interp_leftovers(lua_Integer *ids, int max);
+
+/* The main interpreter's slot (made at first use); the slots of the
+** interpreters open or opening (up to 'max'; returns how many there are). */
+gilua_interp *gilua_interp_main(void);
+int gilua_interp_list(gilua_interp **out, int max);
+int gilua_interp_isopen(lua_State *L);  /* L: an open interpreter's main state */
+
+/* The GIL's side of an interpreter's life (vm/gilua_gil.c): it is open
+** (it joins a trace running); it is closing, nobody else runs there (its
+** events and figures are kept). The path of the running trace (a copy to
+** free), or NULL. */
+void gilua_gil_opened(gilua_interp *I);
+void gilua_gil_closing(gilua_interp *I);
+char *gilua_trace_path(void);
+
+/* Interpreters made and closed from Lua (vm/gilua_state.c), GIL held:
+** gilua_interp_create returns the new one's id (it has the C modules of
+** the caller's); gilua_interp_close closes one that is not busy (not the
+** caller's own), waiting for its non-daemon threads. Both return 0 or an
+** error code as above (GILUA_ERUNNING also when I is the caller's). */
+int gilua_interp_create(lua_State *L, lua_Integer *id);
+int gilua_interp_close(lua_State *L, lua_Integer id);
 
 /* The allocator of the interpreter's state (vm/gilua_alloc.c): size-class
 ** pools, or the system's malloc when GILUA_MALLOC=system. *pool is what to

@@ -117,7 +117,7 @@ static int g_trace_start (lua_State *L) {
 ** so other threads run meanwhile, as around any other file write. The path
 ** is kept first: another thread could start a new trace right away. */
 static int push_tracepath (lua_State *L) {
-  char *path = gil_trace_path(gilua_gil());
+  char *path = gilua_trace_path();
   if (path == NULL) return 0;
   lua_pushstring(L, path);  /* (a memory error here would leak 'path') */
   free(path);
@@ -139,7 +139,7 @@ static int g_trace_stop (lua_State *L) {
 
 
 static int g_tracing (lua_State *L) {
-  char *path = gil_trace_path(gilua_gil());
+  char *path = gilua_trace_path();
   lua_pushboolean(L, path != NULL);
   free(path);
   return 1;

@@ -46,6 +46,7 @@ typedef struct handle {
   int fn;                       /* registry ref of the function to run */
   pthread_t tid;
   pid_t pid;                    /* the process that made the thread */
+  lua_State *main;              /* the interpreter it runs in */
   unsigned long ident;
   pid_t native_id;
 } handle;
@@ -88,7 +89,7 @@ static void *bootstrap (void *arg) {
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   pthread_sigmask(SIG_BLOCK, &set, NULL);
-  ts = gilua_tstate_new(gilua_mainstate());   /* takes the GIL */
+  ts = gilua_tstate_new(h->main);             /* takes the GIL */
   if (ts == NULL) {                           /* no memory: no thread */
     fputs("gilua: can't start new thread (not enough memory)\n", stderr);
     handle_set(h, &h->started);
@@ -193,6 +194,7 @@ static int t_start (lua_State *L) {
   gilua_cond_init(&h->c);
   atomic_init(&h->refs, 2);
   h->pid = getpid();
+  h->main = gilua_mainstate();
   lua_pushvalue(L, 1);
   h->fn = luaL_ref(L, LUA_REGISTRYINDEX);
   *ud = h;
