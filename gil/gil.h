@@ -331,6 +331,10 @@ int gil_trace_start(gil_t *g, const char *path);
 int gil_trace_stop(gil_t *g, const char *name, gil_tgroup *more, int nmore);
 char *gil_trace_path(gil_t *g);  /* a copy, or NULL */
 void gil_printstats(gil_t *g, FILE *out);
+/* The same table from figures taken before (those of a GIL gone since). */
+void gil_printfigures(FILE *out, const gilua_stats *st,
+                      const gilua_threadstats *ts, int n, double interval,
+                      const gil_policy *policy, int check_interval);
 
 /* }====================================================== */
 

@@ -533,29 +533,38 @@ static double pct (double part, double whole) {
 
 
 void gil_printstats (gil_t *g, FILE *out) {
-  const gil_policy *policy;
   gilua_stats st;
   gilua_threadstats *ts;
-  int n, m, i, alive = 0;
+  int n, m;
   gil_getstats(g, &st);
   n = gil_threadstats(g, NULL, 0);
   ts = calloc((size_t)(n > 0 ? n : 1), sizeof *ts);
   if (ts == NULL) return;
   m = gil_threadstats(g, ts, n);  /* threads may have come or gone meanwhile */
   if (m < n) n = m;
+  gil_printfigures(out, &st, ts, n, gil_getinterval(g), gil_getpolicy(g),
+                   gil_checkinterval(g));
+  free(ts);
+}
+
+
+void gil_printfigures (FILE *out, const gilua_stats *st,
+                       const gilua_threadstats *ts, int n, double interval,
+                       const gil_policy *policy, int check_interval) {
+  int i, alive = 0;
   for (i = 0; i < n; i++) alive |= ts[i].alive;
-  policy = gil_getpolicy(g);
   if (policy->tick)  /* its own clock: instructions */
     fprintf(out, "GIL statistics: %.3f s, policy %s, check interval %d "
-            "instructions\n", st.elapsed, policy->name, gil_checkinterval(g));
+            "instructions\n", st->elapsed, policy->name, check_interval);
   else
     fprintf(out, "GIL statistics: %.3f s, policy %s, switch interval %.1f "
-            "ms\n", st.elapsed, policy->name, gil_getinterval(g) * 1e3);
+            "ms\n", st->elapsed, policy->name, interval * 1e3);
   fprintf(out, "  %lu switches (%.0f/s), %lu forced (%.0f%%), "
                "%lu drop requests\n",
-          st.switches, st.elapsed > 0 ? st.switches / st.elapsed : 0.0,
-          st.forced_switches, pct((double)st.forced_switches, (double)st.switches),
-          st.drop_requests);
+          st->switches, st->elapsed > 0 ? st->switches / st->elapsed : 0.0,
+          st->forced_switches,
+          pct((double)st->forced_switches, (double)st->switches),
+          st->drop_requests);
   fprintf(out, "  %-22s %8s  %-15s  %-15s  %8s  %s\n", "thread", "tid",
           "holding the GIL", "waiting for it", "acquired", "drop requests");
   fprintf(out, "  %-22s %8s  %8s %6s  %8s %6s  %8s  %6s %7s\n", "", "",
@@ -568,12 +577,11 @@ void gil_printstats (gil_t *g, FILE *out) {
     fprintf(out, "  %-22.22s %8ld  %8.3f %5.1f%%  %8.3f %5.1f%%  %8lu  "
                  "%6lu %7lu\n",
             name, ts[i].native_id, ts[i].hold_time,
-            pct(ts[i].hold_time, st.elapsed), ts[i].wait_time,
-            pct(ts[i].wait_time, st.elapsed), ts[i].acquisitions,
+            pct(ts[i].hold_time, st->elapsed), ts[i].wait_time,
+            pct(ts[i].wait_time, st->elapsed), ts[i].acquisitions,
             ts[i].drop_requests_made, ts[i].drop_requests_received);
   }
   fflush(out);
-  free(ts);
 }
 
 /* }====================================================== */

@@ -428,4 +428,20 @@ do
   t.like(r.stdout, "ran\ncollected", "... its task ran")
 end
 
+-- executors shut down and collected before exit: the exit hook joins their
+-- threads, whose handles may be finalized already (it crashed)
+do
+  local r = t.run([[
+    local futures = require "concurrent.futures"
+    for i = 1, 3 do
+      local p <close> = futures.ThreadPoolExecutor{ max_workers = 2 }
+      p:map(function(x) return x end, { 1, 2, 3, 4 })
+    end
+    collectgarbage()
+    print("end")
+  ]])
+  t.is(r.status, 0, "pools shut down and collected before exit: a clean exit")
+  t.like(r.stdout, "end", "... after the script ran")
+end
+
 t.done_testing()

@@ -131,7 +131,17 @@ static pthread_mutex_t keep = PTHREAD_MUTEX_INITIALIZER;
 static int tracing;                     /* a process trace runs (keep) */
 static gil_tgroup *left;                /* closed while it ran (keep) */
 static int nleft, leftsize;
-static char *closed[KEPT];              /* their --gil-stats tables (keep) */
+typedef struct figures {                /* a closed interpreter's */
+  char name[80];
+  gilua_stats st;
+  gilua_threadstats *threads;
+  int n;
+  double interval;
+  const gil_policy *policy;
+  int check_interval;
+} figures;
+
+static figures *closed[KEPT];           /* for the summary (keep) */
 static int nclosed, forgotten;
 
 
@@ -141,32 +151,58 @@ static void label (char *buf, size_t n, gilua_interp *I) {
 }
 
 
+static void forget (figures *f);
+
 void gilua_gil_opened (gilua_interp *I) {
   int i;
   pthread_mutex_lock(&keep);
   if (tracing) gil_trace_begin(&I->gil);
   if (I->id == 0) {  /* a new main interpreter: figures start again */
-    for (i = 0; i < nclosed; i++) free(closed[i]);
+    for (i = 0; i < nclosed; i++) forget(closed[i]);
     nclosed = forgotten = 0;
   }
   pthread_mutex_unlock(&keep);
 }
 
 
-/* I's table, headed by its name. */
-static char *stats_text (gilua_interp *I) {
-  char *buf = NULL, name[64];
-  size_t len = 0;
-  FILE *f = open_memstream(&buf, &len);
-  if (f == NULL) return NULL;
+static void heading (char *buf, size_t n, gilua_interp *I) {
+  char name[64];
   label(name, sizeof name, I);
-  fprintf(f, "%s (%s):\n", name, I->whence);
-  gil_printstats(&I->gil, f);
-  if (fclose(f) != 0) {
-    free(buf);
+  snprintf(buf, n, "%s (%s):", name, I->whence);
+}
+
+
+/* I's figures, taken now (a copy to forget), or NULL. */
+static figures *take (gilua_interp *I) {
+  figures *f = calloc(1, sizeof *f);
+  int n;
+  if (f == NULL) return NULL;
+  heading(f->name, sizeof f->name, I);
+  gil_getstats(&I->gil, &f->st);
+  n = gil_threadstats(&I->gil, NULL, 0);
+  if ((f->threads = calloc((size_t)(n > 0 ? n : 1), sizeof *f->threads)) == NULL) {
+    free(f);
     return NULL;
   }
-  return buf;
+  f->n = gil_threadstats(&I->gil, f->threads, n);
+  if (f->n > n) f->n = n;
+  f->interval = gil_getinterval(&I->gil);
+  f->policy = gil_getpolicy(&I->gil);
+  f->check_interval = gil_checkinterval(&I->gil);
+  return f;
+}
+
+
+static void forget (figures *f) {
+  free(f->threads);
+  free(f);
+}
+
+
+static void print_figures (FILE *out, const figures *f) {
+  fprintf(out, "%s\n", f->name);
+  gil_printfigures(out, &f->st, f->threads, f->n, f->interval, f->policy,
+                   f->check_interval);
 }
 
 
@@ -174,9 +210,9 @@ static char *stats_text (gilua_interp *I) {
 ** figures are kept for the summary. The main interpreter's stay in its
 ** GIL, which owns the trace and keeps its figures until the next one. */
 void gilua_gil_closing (gilua_interp *I) {
-  char *text;
+  figures *kept;
   if (I->id == 0) return;
-  text = stats_text(I);
+  kept = take(I);
   pthread_mutex_lock(&keep);
   if (tracing && nleft == leftsize) {
     int n = leftsize ? 2 * leftsize : 8;
@@ -200,14 +236,14 @@ void gilua_gil_closing (gilua_interp *I) {
     }
     else gil_trace_free(b);
   }
-  if (text != NULL) {
+  if (kept != NULL) {
     if (nclosed == KEPT) {
-      free(closed[0]);
+      forget(closed[0]);
       memmove(closed, closed + 1, (KEPT - 1) * sizeof *closed);
       nclosed--;
       forgotten++;
     }
-    closed[nclosed++] = text;
+    closed[nclosed++] = kept;
   }
   pthread_mutex_unlock(&keep);
 }
@@ -240,17 +276,17 @@ void gilua_printstats (FILE *out) {
   pthread_mutex_unlock(&keep);
   for (i = -1; i < n; i++) {
     gilua_interp *I = (i < 0) ? me : all[i];
-    char *text;
+    figures *f;
     if (i >= 0 && I == me) continue;
-    if ((text = stats_text(I)) != NULL) {
-      fputs(text, out);
-      free(text);
+    if ((f = take(I)) != NULL) {
+      print_figures(out, f);
+      forget(f);
     }
   }
   pthread_mutex_lock(&keep);
   if (forgotten)
     fprintf(out, "(%d more interpreters closed)\n", forgotten);
-  for (i = 0; i < nclosed; i++) fputs(closed[i], out);
+  for (i = 0; i < nclosed; i++) print_figures(out, closed[i]);
   pthread_mutex_unlock(&keep);
   fflush(out);
 }

@@ -82,6 +82,9 @@ static int open_state (gilua_tstate *ts, lua_State *L,
   gil_open(&I->gil, &ts->gt);
   gilua_gil_opened(I);
   gilua_hook_thread(L);
+  /* Everything made from here on stays: no collection while it is made
+  ** (it would walk a heap that is all alive, several times over). */
+  lua_gc(L, LUA_GCSTOP);
   I->spawner = lua_newthread(L);
   luaL_ref(L, LUA_REGISTRYINDEX);
   luaL_openlibs(L);
@@ -97,6 +100,7 @@ static int open_state (gilua_tstate *ts, lua_State *L,
     gilua_report(L);
     return -1;
   }
+  lua_gc(L, LUA_GCRESTART);
   gilua_interp_opened(I);
   return 0;
 }
@@ -208,10 +212,50 @@ lua_State *gilua_vm_open (const luaL_Reg *cmodules) {
 }
 
 
+/* What a new interpreter gets from its maker: where to find modules
+** (package.path and cpath, as multiprocessing's spawn passes them on). */
+static char *paths_of (lua_State *L) {
+  const char *p, *c;
+  char *both;
+  size_t np, nc;
+  lua_getglobal(L, "package");
+  if (!lua_istable(L, -1)) {
+    lua_pop(L, 1);
+    return NULL;
+  }
+  lua_getfield(L, -1, "path");
+  lua_getfield(L, -2, "cpath");
+  p = lua_tolstring(L, -2, &np);
+  c = lua_tolstring(L, -1, &nc);
+  both = (p && c) ? malloc(np + nc + 2) : NULL;
+  if (both != NULL) {
+    memcpy(both, p, np + 1);
+    memcpy(both + np + 1, c, nc + 1);
+  }
+  lua_pop(L, 3);
+  return both;
+}
+
+
+static void set_paths (lua_State *L, const char *both) {
+  lua_getglobal(L, "package");
+  lua_pushstring(L, both);
+  lua_setfield(L, -2, "path");
+  lua_pushstring(L, both + strlen(both) + 1);
+  lua_setfield(L, -2, "cpath");
+  lua_pop(L, 1);
+}
+
+
 int gilua_interp_create (lua_State *L, lua_Integer *id) {
+  char *paths = paths_of(L);
   gilua_tstate *ts = open_interp(NULL, gilua_ts()->interp->cmodules, 0);
-  (void)L;
-  if (ts == NULL) return GILUA_ENOMEM;
+  if (ts == NULL) {
+    free(paths);
+    return GILUA_ENOMEM;
+  }
+  if (paths != NULL) set_paths(ts->L, paths);
+  free(paths);
   *id = ts->interp->id;
   gilua_interp_keep(ts);
   return 0;

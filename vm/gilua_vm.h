@@ -153,9 +153,10 @@ char *gilua_trace_path(void);
 
 /* Interpreters made and closed from Lua (vm/gilua_state.c), GIL held:
 ** gilua_interp_create returns the new one's id (it has the C modules of
-** the caller's); gilua_interp_close closes one that is not busy (not the
-** caller's own), waiting for its non-daemon threads. Both return 0 or an
-** error code as above (GILUA_ERUNNING also when I is the caller's). */
+** the caller's, and its package.path and cpath); gilua_interp_close closes
+** one that is not busy (not the caller's own), waiting for its non-daemon
+** threads. Both return 0 or an error code as above (GILUA_ERUNNING also
+** when I is the caller's). */
 int gilua_interp_create(lua_State *L, lua_Integer *id);
 int gilua_interp_close(lua_State *L, lua_Integer id);
 

@@ -1,11 +1,13 @@
 --[[
 concurrent.futures: Python's module. Future, wait, as_completed and the
 Executor base class are in concurrent._base; this file adds the thread
-pool; the process pool (multiprocessing.executor, on the same Executor and
-Future) is loaded when first asked for.
+pool and InterpreterPoolExecutor (a thread pool whose workers each run in
+an interpreter of their own); the process pool (multiprocessing.executor,
+on the same Executor and Future) is loaded when first asked for.
 
     local futures = require "concurrent.futures"
     local pool <close> = futures.ThreadPoolExecutor{max_workers = 4}
+    -- or InterpreterPoolExecutor: the same, each worker in an interpreter
     local f = pool:submit(fn, 1, 2)
     print(f:result())                        -- every value fn returned
     local carres = pool:map(function(x) return x * x end, {1, 2, 3})
@@ -108,18 +110,34 @@ local function finish(f, ok, ...)
   return f:set_exception(e, tb)
 end
 
+local function direct(fn, ...) return fn(...) end
+
 --[[ The loop of a worker thread. It holds its executor only through the
 weak table `ref`, so that an executor dropped without shutdown can be
 collected (its __gc then sends the workers an end marker). A work item is
 the table.pack of the arguments, with the future in `f` and the function in
-`fn`; nil is the end marker, passed on to the next worker. ]]
-local function worker(ref, q, initializer, initargs)
-  if initializer ~= nil then
-    local ok, box = xpcall(initializer, traced, unpack(initargs, 1, initargs.n or #initargs))
+`fn`; nil is the end marker, passed on to the next worker. `context`, if
+any, is called first and gives how to run a function (instead of calling it
+here) and what to do once the worker ends: InterpreterPoolExecutor runs
+each worker's tasks in an interpreter of its own. ]]
+local function worker(ref, q, initializer, initargs, context)
+  local run, done = direct, nil
+  if context ~= nil then
+    local ok, box = xpcall(function() run, done = context() end, traced)
     if not ok then
       report("Exception in initializer:", unbox(box))
       local ex = ref[1]
       if ex ~= nil then ex:_initializer_failed() end
+      return
+    end
+  end
+  if initializer ~= nil then
+    local ok, box = xpcall(run, traced, initializer, unpack(initargs, 1, initargs.n or #initargs))
+    if not ok then
+      report("Exception in initializer:", unbox(box))
+      local ex = ref[1]
+      if ex ~= nil then ex:_initializer_failed() end
+      if done then done() end
       return
     end
   end
@@ -128,7 +146,7 @@ local function worker(ref, q, initializer, initargs)
     if w ~= nil then
       local f = w.f
       if f:set_running_or_notify_cancel() then
-        finish(f, xpcall(w.fn, traced, unpack(w, 1, w.n)))
+        finish(f, xpcall(run, traced, w.fn, unpack(w, 1, w.n)))
       end
       w, f = nil, nil
     else
@@ -136,6 +154,7 @@ local function worker(ref, q, initializer, initargs)
       if exiting or ex == nil or ex._shutdown then
         if ex ~= nil then ex._shutdown = true end
         q:put(nil)
+        if done then done() end
         return
       end
       ex = nil
@@ -148,6 +167,9 @@ M.ThreadPoolExecutor = ThreadPoolExecutor
 
 local POOL_ARGS = { "max_workers", "thread_name_prefix", "initializer", "initargs",
                     fname = "ThreadPoolExecutor" }
+ThreadPoolExecutor._broken_class = BrokenThreadPool
+ThreadPoolExecutor._broken_message =
+  "A thread initializer failed, the thread pool is not usable anymore"
 local EMPTY = { n = 0 }
 local WEAK_VALUES = { __mode = "v" }
 local pool_counter = 0
@@ -186,7 +208,7 @@ function ThreadPoolExecutor:_start_thread()
   local t = Thread{
     name = ("%s_%d"):format(self._thread_name_prefix, n),
     target = worker,
-    args = pack(self._ref, q, self._initializer, self._initargs),
+    args = pack(self._ref, q, self._initializer, self._initargs, self._context),
   }
   t:start()
   self._threads[n + 1] = t
@@ -197,7 +219,7 @@ function ThreadPoolExecutor:_start_thread()
 end
 
 local function refuse(self)
-  if self._broken then return BrokenThreadPool(self._broken) end
+  if self._broken then return self._broken_class(self._broken) end
   if self._shutdown then
     return RuntimeError("cannot schedule new futures after shutdown")
   end
@@ -237,7 +259,7 @@ end
 function ThreadPoolExecutor:_initializer_failed()
   local lock = self._shutdown_lock
   lock:acquire()
-  self._broken = "A thread initializer failed, the thread pool is not usable anymore"
+  self._broken = self._broken_message
   local q, ends = self._work_queue, 0
   while true do
     local ok, w = q:_poll()
@@ -245,7 +267,7 @@ function ThreadPoolExecutor:_initializer_failed()
     if w == nil then
       ends = ends + 1
     elseif not w.f:done() then
-      pcall(w.f.set_exception, w.f, BrokenThreadPool(self._broken))
+      pcall(w.f.set_exception, w.f, self._broken_class(self._broken))
     end
   end
   for _ = 1, ends do q:put(nil) end
@@ -285,6 +307,48 @@ function ThreadPoolExecutor:__tostring()
   return ("<%s max_workers=%d threads=%d%s>"):format(
     tostring(rawget(getmetatable(self), "__name")), self._max_workers,
     self._nthreads, self._shutdown and " shutdown" or "")
+end
+
+-- InterpreterPoolExecutor ------------------------------------------------------------
+
+--[[
+A ThreadPoolExecutor whose workers each run their tasks in an interpreter
+of their own (Python 3.14), made when the worker starts and closed when it
+ends: CPU-bound tasks run in parallel, in the threads of one process. The
+function and its arguments are copied there, its results copied back
+(concurrent.interpreters' rules: a function of the main script, a closure
+and an anonymous function all cross, with their upvalues). The initializer
+runs in each worker's interpreter. A task that raises fails its future
+with concurrent.interpreters.ExecutionFailed (excinfo: the error's type,
+message and traceback there).
+]]
+local InterpreterPoolExecutor =
+  ThreadPoolExecutor:extend("concurrent.futures.InterpreterPoolExecutor")
+M.InterpreterPoolExecutor = InterpreterPoolExecutor
+M.BrokenInterpreterPool =
+  BrokenThreadPool:extend("concurrent.futures.interpreter.BrokenInterpreterPool")
+InterpreterPoolExecutor._broken_class = M.BrokenInterpreterPool
+InterpreterPoolExecutor._broken_message =
+  "A worker initializer failed, the interpreter pool is not usable anymore"
+
+local interp_counter = 0
+
+-- In the worker's thread: its interpreter, how to run there, and the end.
+local function in_interpreter()
+  local interp = require("concurrent.interpreters").create()
+  local function run(fn, ...) return interp:call(fn, ...) end
+  local function done() interp:close() end
+  return run, done
+end
+
+function InterpreterPoolExecutor:init(...)
+  local max_workers, prefix, initializer, initargs = args.get(POOL_ARGS, ...)
+  if prefix == nil or prefix == "" then
+    prefix = ("InterpreterPoolExecutor-%d"):format(interp_counter)
+    interp_counter = interp_counter + 1
+  end
+  ThreadPoolExecutor.init(self, max_workers, prefix, initializer, initargs)
+  self._context = in_interpreter
 end
 
 -- The process half lives with multiprocessing, loaded on first use.

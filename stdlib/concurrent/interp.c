@@ -20,6 +20,8 @@
 ** concurrent.interpreters raises as ExecutionFailed. Errors of this module
 ** itself are concurrent.interpreters' exception classes, raised by name.
 */
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -58,7 +60,7 @@ static int encode_k (lua_State *L) {
 
 
 /* The serializer speaks of processes; here it is interpreters. */
-static void raise_notshareable (lua_State *L) {
+static void raise_notshareable (lua_State *L, const char *what) {
   const char *msg;
   luaL_Buffer b;
   size_t n;
@@ -72,13 +74,18 @@ static void raise_notshareable (lua_State *L) {
     luaL_addstring(&b, "interpreters");
   }
   else luaL_addstring(&b, msg);
+  if (what != NULL) {
+    luaL_addstring(&b, " (");
+    luaL_addstring(&b, what);
+    luaL_addchar(&b, ')');
+  }
   luaL_pushresult(&b);
   gilua_pushexception(L, NOTSHAREABLE, lua_tostring(L, -1));
   lua_error(L);
 }
 
 
-void ic_encode (lua_State *L, int idx, mp_buf *b) {
+void ic_encode (lua_State *L, int idx, mp_buf *b, const char *what) {
   int status;
   idx = lua_absindex(L, idx);
   setcrossing(L, 1);
@@ -87,7 +94,55 @@ void ic_encode (lua_State *L, int idx, mp_buf *b) {
   lua_pushlightuserdata(L, b);
   status = lua_pcall(L, 2, 0, 0);
   setcrossing(L, 0);
-  if (status != LUA_OK) raise_notshareable(L);
+  if (status != LUA_OK) raise_notshareable(L, what);
+}
+
+/* }====================================================== */
+
+
+/*
+** Several values in one buffer: their count, then each one as its length
+** and the serializer's bytes. Each value is encoded on its own, so that
+** numbers and strings, the common arguments and results, cost the
+** serializer nothing but their bytes (a table around them would make it
+** look every value up among the modules' names).
+*/
+static void encode_values (lua_State *L, int first, int n, mp_buf *b,
+                           const char *what) {
+  uint32_t count = (uint32_t)n;
+  char label[32];
+  int i;
+  mp_bufadd(L, b, &count, sizeof count);
+  for (i = 0; i < n; i++) {
+    size_t at = b->n;
+    uint64_t len;
+    mp_bufreserve(L, b, sizeof len);
+    b->n += sizeof len;
+    snprintf(label, sizeof label, "%s %d", what, i + 1);
+    ic_encode(L, first + i, b, label);
+    len = (uint64_t)(b->n - at - sizeof len);
+    memcpy(b->p + at, &len, sizeof len);
+  }
+}
+
+
+/* Pushes the values of encode_values; returns their count. */
+static int decode_values (lua_State *L, const char *s, size_t size) {
+  uint32_t count, i;
+  size_t at = sizeof count;
+  if (size < sizeof count) luaL_error(L, "malformed values");
+  memcpy(&count, s, sizeof count);
+  luaL_checkstack(L, (int)count + 1, "too many values");
+  for (i = 0; i < count; i++) {
+    uint64_t len;
+    if (size - at < sizeof len) luaL_error(L, "malformed values");
+    memcpy(&len, s + at, sizeof len);
+    at += sizeof len;
+    if (len > size - at) luaL_error(L, "malformed values");
+    mp_decode(L, s + at, (size_t)len);
+    at += (size_t)len;
+  }
+  return (int)count;
 }
 
 /* }====================================================== */
@@ -125,7 +180,7 @@ static void take_bytes (job *j, mp_buf *b) {
 /* In the target, with its GIL: the job's work. */
 static int run (lua_State *T) {
   job *j = lua_touserdata(T, 1);
-  int n, base;
+  int n;
   mp_buf *b;
   lua_settop(T, 0);
   gilua_checkinterrupt(T);  /* a Ctrl-C that came along */
@@ -135,8 +190,8 @@ static int run (lua_State *T) {
     lua_call(T, 0, 0);
     return 0;
   }
-  mp_decode(T, j->in, j->inlen);
   if (j->kind == RUN_SETMAIN) {
+    mp_decode(T, j->in, j->inlen);
     lua_pushnil(T);
     while (lua_next(T, 1)) {
       lua_pushvalue(T, -2);
@@ -146,24 +201,13 @@ static int run (lua_State *T) {
     }
     return 0;
   }
-  n = (int)luaL_len(T, 1);                     /* {fn, args...}, n */
-  lua_getfield(T, 1, "n");
-  if (lua_isinteger(T, -1)) n = (int)lua_tointeger(T, -1);
-  lua_pop(T, 1);
-  luaL_checkstack(T, n + 2, "too many arguments");
-  base = lua_gettop(T);
-  for (int i = 1; i <= n; i++) lua_rawgeti(T, 1, i);
+  n = decode_values(T, j->in, j->inlen);       /* fn, args... */
   lua_call(T, n - 1, j->kind == RUN_CALL ? LUA_MULTRET : 0);
   if (j->kind != RUN_CALL) return 0;
-  n = lua_gettop(T) - base;                    /* the results */
-  lua_createtable(T, n, 1);
-  lua_insert(T, base + 1);
-  for (int i = n; i >= 1; i--) lua_rawseti(T, base + 1, i);
-  lua_pushinteger(T, n);
-  lua_setfield(T, base + 1, "n");
+  n = lua_gettop(T);                           /* the results */
   b = mp_newbuf(T);
   j->results = 1;
-  ic_encode(T, base + 1, b);
+  encode_values(T, 1, n, b, "result");
   take_bytes(j, b);
   return 0;
 }
@@ -269,21 +313,15 @@ static lua_Integer checkid (lua_State *L) {
 }
 
 
-/* Encodes {values from index 'first' on, n = their count}. */
+/* Encodes the function at 'fn' and the values from index 'first' on. */
 static mp_buf *encode_args (lua_State *L, int first, int fn) {
-  int n = lua_gettop(L) - first + 1, i;
+  int n = lua_gettop(L) - first + 1;
   mp_buf *b;
-  lua_createtable(L, n + 1, 1);
   lua_pushvalue(L, fn);
-  lua_rawseti(L, -2, 1);
-  for (i = 0; i < n; i++) {
-    lua_pushvalue(L, first + i);
-    lua_rawseti(L, -2, i + 2);
-  }
-  lua_pushinteger(L, n + 1);
-  lua_setfield(L, -2, "n");
+  lua_insert(L, first);
   b = mp_newbuf(L);
-  ic_encode(L, -2, b);
+  lua_insert(L, first);                 /* b, fn, args... */
+  encode_values(L, first + 1, n + 1, b, "argument");
   return b;
 }
 
@@ -291,7 +329,8 @@ static mp_buf *encode_args (lua_State *L, int first, int fn) {
 /* The end of exec and call: true and the results, or false and the
 ** excinfo. */
 static int finish (lua_State *L, job *j, int withresults) {
-  int top = lua_gettop(L), n;
+  mp_buf *b;
+  int n;
   if (j->failed) {
     lua_pushboolean(L, 0);
     pushout(L, j);
@@ -299,13 +338,13 @@ static int finish (lua_State *L, job *j, int withresults) {
   }
   lua_pushboolean(L, 1);
   if (!withresults) return 1;
-  pushout(L, j);
-  lua_getfield(L, -1, "n");
-  n = (int)lua_tointeger(L, -1);
-  lua_pop(L, 1);
-  luaL_checkstack(L, n, "too many results");
-  for (int i = 1; i <= n; i++) lua_rawgeti(L, top + 2, i);
-  lua_remove(L, top + 2);
+  b = mp_newbuf(L);                     /* frees the bytes */
+  b->p = j->out;
+  b->n = b->cap = j->outlen;
+  j->out = NULL;
+  if (b->p == NULL) return luaL_error(L, "not enough memory");
+  lua_insert(L, -2);
+  n = decode_values(L, b->p, b->n);
   return n + 1;
 }
 
@@ -357,7 +396,7 @@ static int i_set_main (lua_State *L) {
   memset(&j, 0, sizeof j);
   lua_settop(L, 2);
   b = mp_newbuf(L);
-  ic_encode(L, 2, b);
+  ic_encode(L, 2, b, NULL);
   j.kind = RUN_SETMAIN;
   j.in = b->p;
   j.inlen = b->n;
@@ -416,7 +455,7 @@ static int i_get_main (lua_State *L) {
 
 
 static int shareable_k (lua_State *L) {
-  ic_encode(L, 1, mp_newbuf(L));
+  ic_encode(L, 1, mp_newbuf(L), NULL);
   return 0;
 }
 

@@ -16,7 +16,7 @@
 ** travel as themselves. A value that cannot cross raises
 ** concurrent.interpreters.NotShareableError, naming it and where it sits.
 */
-void ic_encode(lua_State *L, int idx, mp_buf *b);
+void ic_encode(lua_State *L, int idx, mp_buf *b, const char *what);
 int ic_crossing(lua_State *L);
 
 #endif

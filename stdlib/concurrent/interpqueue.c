@@ -254,7 +254,7 @@ static int q_put (lua_State *L) {
   blockargs(L, 3, &block, &timeout);
   lua_settop(L, 2);
   b = mp_newbuf(L);
-  ic_encode(L, 2, b);
+  ic_encode(L, 2, b, "the item");
   if ((it = malloc(sizeof *it)) == NULL) return luaL_error(L, "not enough memory");
   it->next = NULL;
   it->data = b->p;

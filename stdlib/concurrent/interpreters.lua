@@ -27,6 +27,7 @@ sits.
 Where Lua and Python differ:
   * call returns every value the function returned, copied back.
   * exec takes Lua source or a function (called with no arguments).
+  * A new interpreter gets its maker's package.path and package.cpath.
   * An Interpreter is to-be-closed: `local interp <close> = create()`
     closes it at the end of the scope. One that is never closed is closed
     when the main interpreter closes (at exit), as CPython ends its
@@ -191,8 +192,7 @@ end
 -- Module functions -----------------------------------------------------------------
 
 function M.create()
-  local id = _interp.create()
-  return handle(id, "_interpreters module")
+  return handle(_interp.create(), "_interpreters module")
 end
 
 function M.list_all()

@@ -114,6 +114,10 @@ static void *bootstrap (void *arg) {
 }
 
 
+/* NULL once the userdata was finalized. Its thread is done then (a running
+** thread keeps its Thread object, hence its handle, reachable), but Lua
+** code may still call it: an object finalized in the same cycle as another
+** that refers to it (an executor and its threads) is reachable again. */
 static handle *tohandle (lua_State *L) {
   return *(handle **)luaL_checkudata(L, 1, HANDLE_MT);
 }
@@ -244,6 +248,10 @@ static int t_stack_size (lua_State *L) {
 static int h_join (lua_State *L) {
   handle *h = tohandle(L);
   double timeout = gilua_timeout(L, 2, "Thread.join", NULL, GILUA_NEG_ZERO);
+  if (h == NULL) {                      /* finalized: the thread is done */
+    lua_pushboolean(L, 1);
+    return 1;
+  }
   double until = timeout >= 0 ? gilua_monotonic() + timeout : -1;
   struct timespec deadline, *d = NULL;
   int ok = 0, rc = 0;
@@ -279,7 +287,11 @@ static int h_join (lua_State *L) {
 
 static int h_is_done (lua_State *L) {
   handle *h = tohandle(L);
-  int done;
+  int done = 1;
+  if (h == NULL) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
   pthread_mutex_lock(&h->m);
   done = h->done;
   pthread_mutex_unlock(&h->m);
@@ -291,6 +303,10 @@ static int h_is_done (lua_State *L) {
 /* The thread's ident and native id (known once start() has returned). */
 static int h_ident (lua_State *L) {
   handle *h = tohandle(L);
+  if (h == NULL) {
+    lua_pushinteger(L, 0);
+    return 1;
+  }
   handle_wait(L, h, &h->started);
   lua_pushinteger(L, (lua_Integer)h->ident);
   return 1;
@@ -299,6 +315,10 @@ static int h_ident (lua_State *L) {
 
 static int h_native_id (lua_State *L) {
   handle *h = tohandle(L);
+  if (h == NULL) {
+    lua_pushinteger(L, 0);
+    return 1;
+  }
   handle_wait(L, h, &h->started);
   lua_pushinteger(L, (lua_Integer)h->native_id);
   return 1;

@@ -46,17 +46,23 @@ if type(registry) ~= "table" then registry = {} end
 local rawget, rawset, next, type, tostring, error =
   rawget, rawset, next, type, tostring, error
 local setmetatable, getmetatable = setmetatable, getmetatable
-local find = string.find
+local byte = string.byte
 
 -- Per-class bookkeeping, not inherited by subclasses.
 local OWN = { __index = true, __name = true, __super = true,
               __getters = true, __setters = true }
 
 -- Subclasses of each class, for pushing late metamethods down.
-local children = setmetatable({}, { __mode = "k" })
+local WEAK_KEYS = { __mode = "k" }
+local children = setmetatable({}, WEAK_KEYS)
 
+-- (Called for every field of a parent at each extend: bytes, not a
+-- pattern, so that making a class stays cheap; every interpreter makes
+-- the built-in exception classes when it starts.)
 local function is_meta_key(k)
-  return type(k) == "string" and find(k, "^__") ~= nil and not OWN[k]
+  if type(k) ~= "string" then return false end
+  local a, b = byte(k, 1, 2)
+  return a == 95 and b == 95 and not OWN[k]
 end
 
 local function push_down(cls, k, v)
@@ -110,43 +116,74 @@ local function no_setter(self, k)
   error(msg, 3)
 end
 
--- Gives cls its getter/setter tables and the instance access functions.
-local function equip(cls)
-  local g, s = rawget(cls, "__getters"), rawget(cls, "__setters")
-  if g then return g, s end
-  g, s = {}, {}
-  rawset(cls, "__getters", g)
-  rawset(cls, "__setters", s)
-  rawset(cls, "__index", function(self, k)
-    local get = g[k]
-    if get then return get(self) end
-    return cls[k]
-  end)
-  rawset(cls, "__newindex", function(self, k, v)
-    local set = s[k]
-    if set then return set(self, v) end
-    if g[k] then return no_setter(self, k) end
-    rawset(self, k, v)
-  end)
-  -- The nearest ancestor with properties lends them.
-  local up = rawget(cls, "__super")
-  while up and not rawget(up, "__getters") do up = rawget(up, "__super") end
-  if up then
-    setmetatable(g, { __index = rawget(up, "__getters") })
-    setmetatable(s, { __index = rawget(up, "__setters") })
+-- The metatable that makes a getter/setter table inherit from t: one per
+-- t, shared by all the subclasses.
+local lenders = setmetatable({}, WEAK_KEYS)
+local function lend(t)
+  local mt = lenders[t]
+  if mt == nil then
+    mt = { __index = t }
+    lenders[t] = mt
   end
-  return g, s
+  return mt
 end
 
+--[[ The instance access functions of every class with properties (its own
+or inherited): one pair for all of them, rather than a pair of closures
+per class, so that making a subclass costs no more than for any class.
+cls.__getters is the class's own table of getters, or, through the class
+chain, that of its nearest ancestor with properties; each such table
+inherits (lend) from the next one up. ]]
+local function prop_index(self, k)
+  local cls = getmetatable(self)
+  local get = cls.__getters[k]
+  if get then return get(self) end
+  return cls[k]
+end
+
+local function prop_newindex(self, k, v)
+  local cls = getmetatable(self)
+  local set = cls.__setters[k]
+  if set then return set(self, v) end
+  if cls.__getters[k] then return no_setter(self, k) end
+  rawset(self, k, v)
+end
+
+-- The subclasses of cls now have properties too: their access functions,
+-- and the tables of those with their own, which now inherit from g, s.
 local function spread(cls, g, s)
   local subs = children[cls]
   if not subs then return end
   for sub in next, subs do
-    local sg, ss = equip(sub)
-    setmetatable(sg, { __index = g })
-    setmetatable(ss, { __index = s })
-    spread(sub, sg, ss)
+    rawset(sub, "__index", prop_index)
+    rawset(sub, "__newindex", prop_newindex)
+    local sg = rawget(sub, "__getters")
+    if sg then
+      setmetatable(sg, lend(g))
+      setmetatable(rawget(sub, "__setters"), lend(s))
+    else
+      spread(sub, g, s)
+    end
   end
+end
+
+-- Gives cls getter/setter tables of its own.
+local function equip(cls)
+  local g, s = rawget(cls, "__getters"), rawget(cls, "__setters")
+  if g then return g, s end
+  g, s = {}, {}
+  local up = rawget(cls, "__super")       -- the nearest ancestor's lend theirs
+  while up and not rawget(up, "__getters") do up = rawget(up, "__super") end
+  if up then
+    setmetatable(g, lend(rawget(up, "__getters")))
+    setmetatable(s, lend(rawget(up, "__setters")))
+  end
+  rawset(cls, "__getters", g)
+  rawset(cls, "__setters", s)
+  rawset(cls, "__index", prop_index)
+  rawset(cls, "__newindex", prop_newindex)
+  spread(cls, g, s)
+  return g, s
 end
 
 function Object.property(cls, name, getter, setter)
@@ -156,7 +193,6 @@ function Object.property(cls, name, getter, setter)
   local g, s = equip(cls)
   g[name] = getter
   s[name] = setter
-  spread(cls, g, s)
   return cls
 end
 
@@ -166,30 +202,33 @@ function Object.extend(parent, name)
   if name ~= nil and type(name) ~= "string" then
     error("extend(): the class name must be a string", 2)
   end
-  local cls = {}
-  for k, v in next, parent do
-    if is_meta_key(k) then cls[k] = v end
-  end
+  -- made with its own fields at once (a table that grows field by field
+  -- is resized at each power of two)
   local pindex = rawget(parent, "__index")
-  if pindex == parent or pindex == nil or rawget(parent, "__getters") then
+  local cls = { __index = false, __super = parent,
+                __name = name or rawget(parent, "__name") }
+  if pindex == parent or pindex == nil then
     cls.__index = cls
-  else
-    cls.__index = pindex            -- a custom __index function or table
+  else                              -- properties (the __newindex came along),
+    cls.__index = pindex            -- or a custom __index function or table
   end
-  cls.__super = parent
-  cls.__name = name or rawget(parent, "__name")
+  for k, v in next, parent do           -- is_meta_key, inlined
+    if type(k) == "string" then
+      local a, b = byte(k, 1, 2)
+      if a == 95 and b == 95 and not OWN[k] then cls[k] = v end
+    end
+  end
   local pmeta = getmetatable(parent)
   setmetatable(cls, { __index = parent, __newindex = define,
                       __call = pmeta and pmeta.__call or construct,
                       __tostring = class_tostring })
   local subs = children[parent]
   if not subs then
-    subs = setmetatable({}, { __mode = "k" })
+    subs = setmetatable({}, WEAK_KEYS)
     children[parent] = subs
   end
   subs[cls] = true
   classes[cls] = true
-  if rawget(parent, "__getters") then equip(cls) end
   if name then registry[name] = cls end
   return cls
 end
