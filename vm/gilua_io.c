@@ -37,17 +37,23 @@ struct Seg {
 /*
 ** liolib's own functions, found in the io table and the file methods when
 ** gilua_openio runs. They have no upvalues (checked), so a pointer is
-** enough to call them again.
+** enough to call them again. They are the same in every interpreter: the
+** first one's opening sets them, under 'learn_lock', and the next ones
+** only check them (threads of other interpreters read them meanwhile).
 */
 static lua_CFunction orig_input, orig_output, orig_open, orig_popen;
 static lua_CFunction orig_close, orig_seek, orig_setvbuf, orig_gc;
+static pthread_mutex_t learn_lock = PTHREAD_MUTEX_INITIALIZER;
+static int learned;
 
 /*
 ** liolib's 'closef' for each kind of stream. Standard streams are seen at
-** start; for files and pipes, the first io.open and io.popen tell. A stream
-** whose closef is none of these is closed by liolib itself, with the GIL.
+** start; for files and pipes, the first io.open and io.popen tell (in any
+** interpreter: hence atomic). A stream whose closef is none of these is
+** closed by liolib itself, with the GIL.
 */
 static lua_CFunction closef_std, closef_file, closef_pipe;
+#define getclosef(slot)  __atomic_load_n(&(slot), __ATOMIC_RELAXED)
 
 
 static LStream *checkopen (lua_State *L, int idx) {
@@ -147,17 +153,18 @@ static int closefile (lua_State *L, int idx, int quiet) {
     gilua_checkinterrupt(L);
   }
   cf = p->closef;
-  if (cf != NULL && (cf == closef_file || cf == closef_pipe)) {
+  if (cf != NULL
+      && (cf == getclosef(closef_file) || cf == getclosef(closef_pipe))) {
     FILE *f = p->f;
     int res, en;
     p->closef = NULL;  /* closed for all from now on */
     gilua_release(L);
     errno = 0;
-    res = (cf == closef_pipe) ? pclose(f) : fclose(f);
+    res = (cf == getclosef(closef_pipe)) ? pclose(f) : fclose(f);
     en = errno;
     gilua_acquire(L);
     errno = en;
-    return (cf == closef_pipe) ? luaL_execresult(L, res)
+    return (cf == getclosef(closef_pipe)) ? luaL_execresult(L, res)
                                : luaL_fileresult(L, res == 0, NULL);
   }
   lua_pushcfunction(L, orig_close);  /* a standard file, or a stranger */
@@ -220,10 +227,10 @@ static int f_setvbuf (lua_State *L) {
 /* The first file and pipe that liolib opens show its closef for them. */
 static void learn (lua_State *L, int nres, lua_CFunction *slot) {
   LStream *p;
-  if (*slot == NULL && nres == 1
+  if (__atomic_load_n(slot, __ATOMIC_RELAXED) == NULL && nres == 1
       && (p = (LStream *)luaL_testudata(L, -1, LUA_FILEHANDLE)) != NULL
       && !isclosed(p) && p->closef != closef_std)
-    *slot = p->closef;
+    __atomic_store_n(slot, p->closef, __ATOMIC_RELAXED);
 }
 
 
@@ -523,13 +530,43 @@ static const luaL_Reg methods[] = {
 };
 
 
-static int learnstd (lua_State *L, int io) {
+static lua_CFunction learnstd (lua_State *L, int io) {
   LStream *p;
+  lua_CFunction f;
   lua_getfield(L, io, "stdin");
   p = (LStream *)luaL_testudata(L, -1, LUA_FILEHANDLE);
-  closef_std = (p != NULL) ? p->closef : NULL;
+  f = (p != NULL) ? p->closef : NULL;
   lua_pop(L, 1);
-  return closef_std != NULL;
+  return f;
+}
+
+
+/* Sets the originals (the first time) or checks that L's are the same. */
+static int originals (lua_State *L, int io, int m, int mt) {
+  lua_CFunction f[9];
+  lua_CFunction *slot[9] = {&orig_input, &orig_output, &orig_open,
+    &orig_popen, &orig_close, &orig_seek, &orig_setvbuf, &orig_gc,
+    &closef_std};
+  int i, ok = 1;
+  f[0] = original(L, io, "input");
+  f[1] = original(L, io, "output");
+  f[2] = original(L, io, "open");
+  f[3] = original(L, io, "popen");
+  f[4] = original(L, m, "close");
+  f[5] = original(L, m, "seek");
+  f[6] = original(L, m, "setvbuf");
+  f[7] = original(L, mt, "__gc");
+  f[8] = learnstd(L, io);
+  for (i = 0; i < 9; i++) ok = ok && f[i] != NULL;
+  pthread_mutex_lock(&learn_lock);
+  if (ok && !learned) {
+    for (i = 0; i < 9; i++) *slot[i] = f[i];
+    learned = 1;
+  }
+  else
+    for (i = 0; ok && i < 9; i++) ok = (*slot[i] == f[i]);
+  pthread_mutex_unlock(&learn_lock);
+  return ok;
 }
 
 
@@ -550,18 +587,7 @@ void gilua_openio (lua_State *L) {
       || lua_getfield(L, mt, "__index") != LUA_TTABLE)
     goto done;
   m = lua_gettop(L);
-  orig_input = original(L, io, "input");
-  orig_output = original(L, io, "output");
-  orig_open = original(L, io, "open");
-  orig_popen = original(L, io, "popen");
-  orig_close = original(L, m, "close");
-  orig_seek = original(L, m, "seek");
-  orig_setvbuf = original(L, m, "setvbuf");
-  orig_gc = original(L, mt, "__gc");
-  if (!orig_input || !orig_output || !orig_open || !orig_popen
-      || !orig_close || !orig_seek || !orig_setvbuf || !orig_gc
-      || !learnstd(L, io))
-    goto done;
+  if (!originals(L, io, m, mt)) goto done;
   pthread_once(&once, gio_businit);
   for (r = iofuncs; r->name != NULL; r++) replace(L, io, r->name, r->func);
   for (r = methods; r->name != NULL; r++) replace(L, m, r->name, r->func);

@@ -109,7 +109,7 @@ int mp_swait(mp_sync *s, const struct timespec *deadline);
 ** lets its feeders write first. */
 typedef struct qlocal qlocal;
 void mp_feeders_after_fork(void);
-qlocal **mp_feeders_hold(int *n);      /* with the GIL */
+qlocal **mp_feeders_hold(int *n);
 int mp_feeders_flush(qlocal **qs, int n);  /* without the GIL */
 
 

@@ -34,10 +34,20 @@ struct qlocal {
   char *pend;                  /* frames not written yet */
   size_t npend, cappend;
   int feeder, running, writing, waiting, closed, ignore, refs;
-  struct qlocal *next;         /* all queues of this process (under the GIL) */
+  struct qlocal *next;         /* all queues of this process (allq_lock) */
 };
 
+/* The queues of every interpreter of the process, under their own lock,
+** which a fork holds (so that the list is whole in the child). */
 static qlocal *allqueues;
+static pthread_mutex_t allq_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t allq_once = PTHREAD_ONCE_INIT;
+
+static void allq_prepare (void) { pthread_mutex_lock(&allq_lock); }
+static void allq_release (void) { pthread_mutex_unlock(&allq_lock); }
+static void allq_init (void) {
+  pthread_atfork(allq_prepare, allq_release, allq_release);
+}
 
 
 static void q_free (qlocal *q) {
@@ -55,8 +65,10 @@ static void q_free (qlocal *q) {
 
 static void q_unlink (qlocal *q) {
   qlocal **p;
+  pthread_mutex_lock(&allq_lock);
   for (p = &allqueues; *p; p = &(*p)->next)
     if (*p == q) { *p = q->next; break; }
+  pthread_mutex_unlock(&allq_lock);
 }
 
 
@@ -135,20 +147,23 @@ static int q_drain (qlocal *q) {
 
 
 /* The live queues, each held (refs) so that a collection in another thread
-** cannot free one while it is drained without the GIL. Call with the GIL,
-** which guards 'allqueues'. */
+** cannot free one while it is drained without the GIL. */
 qlocal **mp_feeders_hold (int *n) {
   qlocal *q, **qs;
   int k = 0;
+  pthread_mutex_lock(&allq_lock);
   for (q = allqueues; q; q = q->next) k++;
+  pthread_mutex_unlock(&allq_lock);
   *n = 0;
   if (k == 0 || (qs = malloc((size_t)k * sizeof *qs)) == NULL) return NULL;
-  for (q = allqueues; q; q = q->next) {
+  pthread_mutex_lock(&allq_lock);
+  for (q = allqueues; q && *n < k; q = q->next) {
     pthread_mutex_lock(&q->m);
     q->refs++;
     pthread_mutex_unlock(&q->m);
     qs[(*n)++] = q;
   }
+  pthread_mutex_unlock(&allq_lock);
   return qs;
 }
 
@@ -231,8 +246,11 @@ static int q_make (lua_State *L, int rfd, int wfd, int shfd, int create,
   gilua_cond_init(&q->c);
   gilua_cond_init(&q->drained);
   q->refs = 1;
+  pthread_once(&allq_once, allq_init);
+  pthread_mutex_lock(&allq_lock);
   q->next = allqueues;
   allqueues = q;
+  pthread_mutex_unlock(&allq_lock);
   *u = q;
   return 1;
 }

@@ -14,6 +14,7 @@
 **   back on that loop, and a wait for ever on waitid.
 */
 #include <errno.h>
+#include <pthread.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -25,36 +26,48 @@
 
 #define PROC_MT "_subprocess.process"
 
-/* Timed waits may use pidfds until the kernel refuses one. */
+/* Timed waits may use pidfds until the kernel refuses one (a fact about
+** the process, read and written by threads of every interpreter). */
 static int use_pidfd = 1;
+#define pidfd_ok()      __atomic_load_n(&use_pidfd, __ATOMIC_RELAXED)
+#define pidfd_set(on)   __atomic_store_n(&use_pidfd, (on), __ATOMIC_RELAXED)
 
 
 /*
 ** Children whose Popen was collected while they ran: they are reaped when
-** the next child starts (Python's _cleanup). Under the GIL.
+** the next child starts (Python's _cleanup). The process's children, of
+** every interpreter: under their own lock.
 */
+static pthread_mutex_t zombie_lock = PTHREAD_MUTEX_INITIALIZER;
 static pid_t *zombies;
 static int nzombies, zombiecap;
 
 static void zombie_add (pid_t pid) {
+  pthread_mutex_lock(&zombie_lock);
   if (nzombies == zombiecap) {
     int cap = zombiecap ? 2 * zombiecap : 16;
     pid_t *z = (pid_t *)realloc(zombies, (size_t)cap * sizeof *z);
-    if (z == NULL) return;  /* that one stays a zombie until we exit */
+    if (z == NULL) {  /* that one stays a zombie until we exit */
+      pthread_mutex_unlock(&zombie_lock);
+      return;
+    }
     zombies = z;
     zombiecap = cap;
   }
   zombies[nzombies++] = pid;
+  pthread_mutex_unlock(&zombie_lock);
 }
 
 
 void subp_zombies_reap (void) {
   int i = 0;
+  pthread_mutex_lock(&zombie_lock);
   while (i < nzombies) {
     if (waitpid(zombies[i], NULL, WNOHANG) != 0)  /* collected, or not ours */
       zombies[i] = zombies[--nzombies];
     else i++;
   }
+  pthread_mutex_unlock(&zombie_lock);
 }
 
 
@@ -122,10 +135,10 @@ static int proc_poll (lua_State *L) {
 
 static void openpidfd (subp_Proc *p) {
 #if defined(SYS_pidfd_open)
-  if (p->pidfd < 0 && use_pidfd) {
+  if (p->pidfd < 0 && pidfd_ok()) {
     int fd = (int)syscall(SYS_pidfd_open, p->pid, 0);  /* always O_CLOEXEC */
     if (fd >= 0) p->pidfd = fd;
-    else if (errno == ENOSYS || errno == EPERM) use_pidfd = 0;
+    else if (errno == ENOSYS || errno == EPERM) pidfd_set(0);
   }
 #else
   (void)p;
@@ -235,8 +248,8 @@ subp_Proc *subp_newproc (lua_State *L) {
 
 /* _subprocess._use_pidfd(on): tests reach the fallback of timed waits. */
 static int l_use_pidfd (lua_State *L) {
-  int old = use_pidfd;
-  if (!lua_isnoneornil(L, 1)) use_pidfd = lua_toboolean(L, 1);
+  int old = pidfd_ok();
+  if (!lua_isnoneornil(L, 1)) pidfd_set(lua_toboolean(L, 1));
   lua_pushboolean(L, old);
   return 1;
 }
