@@ -331,6 +331,36 @@ do
   t.like(r.stdout, "false", "an interpreter queue does not leave its process")
 end
 
+-- multiprocessing's shared objects are shared, not copied -----------------------------------------
+do
+  local mp = require "multiprocessing"
+  local shared_memory = require "multiprocessing.shared_memory"
+  local a <close> = interpreters.create()
+  local v = mp.Value("i", 0)
+  local arr = mp.Array("d", 3)
+  local lock = mp.Lock()
+  local q = mp.Queue()
+  local shm = shared_memory.SharedMemory{ create = true, size = 8 }
+  local r = table.pack(a:call(function(v2, arr2, lock2, q2, shm2)
+    lock2:acquire()
+    v2.value = v2.value + 41
+    lock2:release()
+    arr2[2] = 2.5
+    q2:put("from a")
+    shm2.buf[1] = 7
+    return lock2:acquire(false), v2.value
+  end, v, arr, lock, q, shm))
+  t.is(v.value, 41, "a multiprocessing.Value changed there is changed here")
+  t.is(arr[2], 2.5, "an Array too")
+  t.is(q:get(true, 5), "from a", "a multiprocessing.Queue is the same queue")
+  t.is(shm.buf[1], 7, "a shared_memory block is the same block")
+  t.ok(r[1] ~= false and r[2] == 41, "a Lock is the same lock (taken there ...)")
+  t.is(lock:acquire(false), false, "... so not free here")
+  lock:release()
+  shm:close()
+  shm:unlink()
+end
+
 -- 8 interpreters x 100,000 items through one queue, every item once ---------------------------
 do
   local PRODUCERS, ITEMS = 8, 100000

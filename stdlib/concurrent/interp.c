@@ -10,6 +10,7 @@
 **   call(id, fn, ...)              -> true, results... | false, excinfo
 **   set_main(id, {name = value})   globals of its main namespace
 **   is_shareable(v)                whether v can cross
+**   crossing(), dupfd(fd)          for shared objects' __mp_reduce
 **
 ** exec and call run in the calling thread: it lets its own GIL go, takes
 ** the other interpreter's (vm/gilua_interp.c), runs there, and comes back.
@@ -20,6 +21,8 @@
 ** concurrent.interpreters raises as ExecutionFailed. Errors of this module
 ** itself are concurrent.interpreters' exception classes, raised by name.
 */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -460,6 +463,25 @@ static int shareable_k (lua_State *L) {
 }
 
 
+/* crossing(): whether a value is being encoded for another interpreter
+** (shared objects' __mp_reduce ask). */
+static int i_crossing (lua_State *L) {
+  lua_pushboolean(L, ic_crossing(L));
+  return 1;
+}
+
+
+/* dupfd(fd): a duplicate (close-on-exec) for the other interpreter's copy
+** of a shared object, which owns it. */
+static int i_dupfd (lua_State *L) {
+  int fd = fcntl((int)luaL_checkinteger(L, 1), F_DUPFD_CLOEXEC, 0);
+  if (fd < 0)
+    return gilua_raise(L, "OSError", "dup: %s", strerror(errno));
+  lua_pushinteger(L, fd);
+  return 1;
+}
+
+
 static int i_is_shareable (lua_State *L) {
   lua_settop(L, 1);
   lua_pushcfunction(L, shareable_k);
@@ -472,6 +494,8 @@ static int i_is_shareable (lua_State *L) {
 static const luaL_Reg funcs[] = {
   {"create", i_create},
   {"is_shareable", i_is_shareable},
+  {"crossing", i_crossing},
+  {"dupfd", i_dupfd},
   {"destroy", i_destroy},
   {"list_all", i_list_all},
   {"get_current", i_get_current},

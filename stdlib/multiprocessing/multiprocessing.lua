@@ -233,6 +233,21 @@ and main script (which it runs with __name__ == "__mp_main__"), then the
 process object itself, serialized (its target travels as bytecode). ]]
 local spawn_fds   -- while spawn serializes a process: descriptors to pass
 
+--[[ The descriptor by which the other end finds a shared object again: in
+a spawned child the same number (inherited); in another interpreter of
+this process (concurrent.interpreters) a duplicate, which the rebuilt
+object owns, so that the object is shared there, not copied. nil when the
+object is going nowhere it can be shared. ]]
+local _interp = require "_interpreters"
+local function passing(fd)
+  if fd < 0 then return fd end
+  if spawn_fds ~= nil then
+    spawn_fds[#spawn_fds + 1] = fd
+    return fd
+  end
+  if _interp.crossing() then return _interp.dupfd(fd) end
+end
+
 -- Connections reach a spawned child as inherited descriptors (the same
 -- numbers there); anywhere else they only travel by fork.
 function M._rebuild_connection(state)
@@ -242,14 +257,13 @@ end
 do
   local a, b = _mp.Pipe()
   getmetatable(a).__mp_reduce = function(c)
-    if spawn_fds == nil then
+    local r, w = c:_fds()
+    local r2 = passing(r)
+    if r2 == nil then
       error(RuntimeError("a Connection can only be passed to a child process when it " ..
                          "starts (inherited with fork, or in the arguments of a spawned process)"), 0)
     end
-    local r, w = c:_fds()
-    if r >= 0 then spawn_fds[#spawn_fds + 1] = r end
-    if w >= 0 and w ~= r then spawn_fds[#spawn_fds + 1] = w end
-    return M._rebuild_connection, { r, w }
+    return M._rebuild_connection, { r2, w == r and r2 or passing(w) }
   end
   a:close(); b:close()
 end
@@ -611,15 +625,13 @@ end
 do
   local q = _mp.queue(0)
   getmetatable(q).__mp_reduce = function(u)
-    if spawn_fds == nil then
+    local r, w, sh = u:_fds()
+    local r2 = passing(r)
+    if r2 == nil then
       error(RuntimeError("Queue objects should only be shared between processes " ..
                          "through inheritance"), 0)
     end
-    local r, w, sh = u:_fds()
-    for _, fd in ipairs({ r, w, sh }) do
-      if fd >= 0 then spawn_fds[#spawn_fds + 1] = fd end
-    end
-    return M._rebuild_queue, { r, w, sh }
+    return M._rebuild_queue, { r2, passing(w), passing(sh) }
   end
 end
 
@@ -635,16 +647,12 @@ do
   end
   local s = _mp.semlock("sem", 1, 1)
   getmetatable(s).__mp_reduce = function(u)
-    if spawn_fds == nil then only_inherited("Lock") end
-    local fd = u:_fd()
-    spawn_fds[#spawn_fds + 1] = fd
+    local fd = passing(u:_fd()) or only_inherited("Lock")
     return M._rebuild_semlock, fd
   end
   local m = _mp.rawshm("b", 1)
   getmetatable(m).__mp_reduce = function(u)
-    if spawn_fds == nil then only_inherited("Shared memory") end
-    local fd = u:_fd()
-    spawn_fds[#spawn_fds + 1] = fd
+    local fd = passing(u:_fd()) or only_inherited("Shared memory")
     return M._rebuild_rawshm, { u:_typecode(), u:len(), fd }
   end
 end

@@ -96,6 +96,15 @@ M.SharedMemory = SharedMemory
 
 local ARGS = { "name", "create", "size", fname = "SharedMemory" }
 
+--[[ A block goes elsewhere (another interpreter, a spawned process) by
+name, as Python pickles it: its buffer is attached again there. ]]
+local names = setmetatable({}, { __mode = "k" })     -- buffer -> name
+
+function M._attach(state)
+  return (_mp.shm_open("/" .. state[1], false, state[2]))
+end
+
+
 function SharedMemory:init(...)
   local name, create, size = args.get(ARGS, ...)
   create = create and true or false
@@ -126,6 +135,11 @@ function SharedMemory:init(...)
   end
   local buf, actual = _mp.shm_open("/" .. name, create, size)
   self._name, self._buf, self.size = name, buf, actual
+  names[buf] = name
+  local mt = getmetatable(buf)
+  if mt.__mp_reduce == nil then
+    mt.__mp_reduce = function(b) return M._attach, { names[b], #b } end
+  end
   self._owner = create
   if create then track("REGISTER", name) end
 end
