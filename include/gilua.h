@@ -2,9 +2,12 @@
 ** gilua.h: the public C API of libgilua, Lua 5.4 with a Global Interpreter
 ** Lock.
 **
-** One interpreter per process. Every OS thread that touches Lua does so with
-** its own thread state (a lua_State made by lua_newthread from the main
-** state) and only while it holds the GIL. A thread that is about to block
+** A process may hold several interpreters, each with its own GIL (see
+** docs/embedding.md); a thread runs in one at a time. Every OS thread that
+** touches Lua does so with its own thread state (a lua_State made by
+** lua_newthread from the interpreter's main state) and only while it holds
+** that interpreter's GIL. Calls about "the GIL" act on the GIL of the
+** interpreter the calling thread runs in (the main one if it runs in none). A thread that is about to block
 ** (sleep, wait, read, ...) releases the GIL around the blocking call so that
 ** other threads can run Lua meanwhile:
 **
@@ -66,10 +69,12 @@ extern "C" {
 ** ===================================================================
 */
 
-/* A new interpreter with Lua's libraries and every gilua module loaded.
-** The calling thread becomes the main thread and holds the GIL on return.
-** Returns NULL if out of memory or if an interpreter is already open.
-** GIL: none exists yet. */
+/* A new interpreter with Lua's libraries and every gilua module loaded,
+** and a GIL of its own. The calling thread becomes its main thread and
+** holds its GIL on return; a thread that ran in another interpreter leaves
+** it (its GIL released) until it closes this one. The first interpreter
+** opened is the main one. Returns NULL if out of memory.
+** GIL: not held, or held in another interpreter. */
 GILUA_API lua_State *gilua_open(void);
 
 /* Waits for the non-daemon threads (Python's exit rule), then closes the
@@ -77,20 +82,22 @@ GILUA_API lua_State *gilua_open(void);
 ** and host threads still attached) are parked for good the next time they
 ** try to take it: they never run Lua again and gilua_acquire does not
 ** return for them. So detach (and join) your own threads before closing.
-** A new interpreter may be opened after this one is closed.
-** L NULL, or not the state gilua_open returned (one of its threads, a
-** state of another interpreter, one closed already: a second gilua_close):
-** a no-op. Called by another thread than the one that opened it, or by
-** that thread without the GIL: a fatal error.
-** GIL: held, by the thread that called gilua_open. */
+** The main interpreter first closes the interpreters made from Lua that
+** are still open. The calling thread then runs where it ran before
+** gilua_open (holding that GIL again), if anywhere. A new interpreter may
+** be opened after this one is closed.
+** L NULL, or not the main state of an open interpreter (one of its
+** threads, one closed already: a second gilua_close): a no-op. Called by
+** another thread than the one that opened it, or by that thread without
+** the GIL: a fatal error.
+** GIL: held, by the thread that called gilua_open, running in L. */
 GILUA_API void gilua_close(lua_State *L);
 
 /* Opens Lua's standard libraries plus gilua's modules into L, a state that
-** the host made itself with luaL_newstate. The calling thread becomes the
-** main thread and holds the GIL. Returns 0 on success; on failure (L NULL,
-** an interpreter open already, out of memory) the state is not usable with
-** gilua (close it with lua_close).
-** GIL: none exists yet. */
+** the host made itself with luaL_newstate: a new interpreter, as with
+** gilua_open. Returns 0 on success; on failure (L NULL, out of memory) the
+** state is not usable with gilua (close it with lua_close).
+** GIL: not held, or held in another interpreter. */
 GILUA_API int gilua_openlibs(lua_State *L);
 
 /* }================================================================== */
@@ -102,23 +109,26 @@ GILUA_API int gilua_openlibs(lua_State *L);
 ** ===================================================================
 */
 
-/* Called by a host thread that wants to run Lua: gives it its own thread
-** state (a lua_State whose globals are the interpreter's) and takes the GIL
-** for it, waiting as long as needed. Returns the new state, or NULL if no
-** interpreter is open (before gilua_open, after gilua_close), L is NULL,
-** the calling thread has a state already (it attached before, or it is the
-** main thread) or memory ran out. A thread attaches once (again after
+/* Called by a host thread that wants to run Lua in the interpreter whose
+** main state is L: gives it its own thread state there (a lua_State whose
+** globals are the interpreter's) and takes that interpreter's GIL for it,
+** waiting as long as needed. A thread that runs in another interpreter
+** leaves it (its GIL released) until gilua_detach. Returns the new state,
+** or NULL if L is NULL or no open interpreter's, the thread runs in that
+** interpreter already (it attached before, or it opened it), or memory ran
+** out. A thread attaches once to an interpreter (again after
 ** gilua_detach); Lua sees it as a daemon thread
 ** (threading.current_thread() is a dummy thread).
-** GIL: not held (the calling thread has no state yet). */
+** GIL: not held, or held in another interpreter. */
 GILUA_API lua_State *gilua_attach(lua_State *L);
 
-/* Forgets a state made by gilua_attach and releases the GIL. Call it from
-** the thread that attached, before that thread ends. The figures of the
-** thread stay in the statistics. It acts on the calling thread's state (T
-** may be NULL); from a thread without one (never attached, detached
-** already) and from the main thread (gilua_close ends its state), it is a
-** no-op.
+/* Forgets a state made by gilua_attach and releases the GIL; a thread that
+** ran in another interpreter before attaching runs there again, holding
+** its GIL. Call it from the thread that attached, before that thread ends.
+** The figures of the thread stay in the statistics. It acts on the calling
+** thread's state (T may be NULL); from a thread without one (never
+** attached, detached already) and from an interpreter's main thread
+** (gilua_close ends its state), it is a no-op.
 ** GIL: held through T (or released with gilua_release: it is not released
 ** twice). */
 GILUA_API void gilua_detach(lua_State *T);
@@ -273,23 +283,26 @@ typedef struct gilua_threadstats {
   unsigned long drop_requests_received; /* had to let go when asked */
 } gilua_threadstats;
 
-/* GIL: any. These also work after gilua_close, and then give the figures
-** of the interpreter that was closed (until the next gilua_open). */
+/* GIL: any. The figures of the interpreter the calling thread runs in (the
+** main one if it runs in none). They also work after the main interpreter
+** closed, and then give its figures (until the next one opens). */
 GILUA_API void gilua_getstats(gilua_stats *st);
 /* Fills up to 'max' records, oldest thread first, and returns how many
 ** there are (call with max 0 to learn the count). */
 GILUA_API int gilua_getthreadstats(gilua_threadstats *threads, int max);
 GILUA_API void gilua_resetstats(void);
 /* The readable summary that `gilua --gil-stats` prints: totals, then one
-** line per thread. */
+** line per thread; a table per interpreter when there have been several. */
 GILUA_API void gilua_printstats(FILE *out);
 
 /* Starts recording every acquire, release, drop request and blocking-call
-** release of every thread, with CLOCK_MONOTONIC timestamps and thread
-** names. gilua_trace_stop writes them to 'path': Chrome trace-event JSON
-** (open it in https://ui.perfetto.dev or chrome://tracing), or, if 'path'
+** release of every thread of every interpreter, with CLOCK_MONOTONIC
+** timestamps and thread names. gilua_trace_stop writes them to 'path':
+** Chrome trace-event JSON (open it in https://ui.perfetto.dev or
+** chrome://tracing; each interpreter is a "process" there), or, if 'path'
 ** ends in ".html", a self-contained page drawing the timeline (one lane per
-** thread: running, waiting for the GIL, blocked; drop requests marked).
+** thread and interpreter: running, waiting for the GIL, blocked; drop
+** requests marked).
 ** The file is created at once. Returns 0, or -1 with errno set (EBUSY: a
 ** trace is running already). Recording costs a few stores per GIL hand-over
 ** and no lock beyond the GIL's own; off, it costs nothing.

@@ -3,13 +3,14 @@
 -- crossing (copied) and queues (shared), ExecutionFailed, a GIL per
 -- interpreter (CPU-bound calls in parallel), closing with threads alive,
 -- exit with interpreters open, fork, Ctrl-C, statistics and traces.
+local util = require "support.util"
+util.tsan_allow_fork()      -- the fork test's children start threads
 local t = require "tap"
 local interpreters = require "concurrent.interpreters"
 local threading = require "threading"
 local queue = require "queue"
 local time = require "time"
 local gil = require "gil"
-local util = require "support.util"
 
 local InterpreterError = interpreters.InterpreterError
 local InterpreterNotFoundError = interpreters.InterpreterNotFoundError

@@ -640,7 +640,7 @@ static void after_fork_parent (void) { unlockreg(); }
 static void after_fork_child (void) {
   gilua_tstate *ts, *cur = gilua_ts(), **p;
   gilua_interp *I;
-  pthread_mutex_init(&reg, NULL);
+  unlockreg();                  /* before_fork took it: nobody changed it */
   if (cur == NULL) return;
   for (I = slots; I; I = I->next) {
     if (I->state == GILUA_FREE) continue;

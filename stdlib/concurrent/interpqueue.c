@@ -51,19 +51,23 @@ static lua_Integer last_qid;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
 
-/* In a fork child only the forking thread is left: the locks that other
-** threads held are made anew. */
+/* In a fork child only the forking thread is left: the list is whole (the
+** forking thread held its lock), the queues' locks that other threads held
+** are made anew. */
+static void prepare (void) { pthread_mutex_lock(&qreg); }
+static void parent (void) { pthread_mutex_unlock(&qreg); }
+
 static void child (void) {
   xq *q;
-  pthread_mutex_init(&qreg, NULL);
   for (q = queues; q; q = q->next) {
     pthread_mutex_init(&q->m, NULL);
     gilua_cond_init(&q->not_empty);
     gilua_cond_init(&q->not_full);
   }
+  pthread_mutex_unlock(&qreg);
 }
 
-static void set_atfork (void) { pthread_atfork(NULL, NULL, child); }
+static void set_atfork (void) { pthread_atfork(prepare, parent, child); }
 
 
 static void item_free (item *it) {
