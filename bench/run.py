@@ -151,6 +151,14 @@ WORKLOADS = [
              "2 processes", twins=["python3"],
              modes=["seq", "threads", "processes"],
              ratio=("processes", "seq")),
+    Workload("interp_cpu", "2 CPU-bound calls: sequential, in 2 threads, "
+             "in 2 interpreters (concurrent.interpreters, a GIL each)",
+             twins=[], modes=["seq", "threads", "interpreters"],
+             ratio=("interpreters", "seq")),
+    Workload("interp_start", "200 x (create an interpreter, call, close) "
+             "against 200 x (Process start + join, fork)",
+             twins=[], modes=["interpreter", "process"],
+             ratio=("interpreter", "process")),
     Workload("mp_pool_map", "multiprocessing.Pool(2).map of a CPU-bound "
              "function over 8 chunks (pool start included)",
              twins=["python3"]),
