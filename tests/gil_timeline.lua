@@ -220,4 +220,34 @@ c:barrier()
   end
 end
 
+-- Two interpreters, a GIL each: their lanes are grouped by interpreter (a
+-- trace "process" each), and both run at once.
+do
+  local html = t.tmpname(".html")
+  local r = t.run([[
+    local interpreters = require "concurrent.interpreters"
+    local threading = require "threading"
+    local a, b = interpreters.create(), interpreters.create()
+    local function work() local s = 0 for i = 1, 2e6 do s = s + i end return s end
+    local ths = {}
+    for i, it in ipairs({ a, b }) do
+      ths[i] = threading.Thread{ name = "w" .. i, target = function() it:call(work) end }
+      ths[i]:start()
+    end
+    for i = 1, 2 do ths[i]:join() end
+  ]], { flags = {"--gil-timeline=" .. html} })
+  t.is(r.status, 0, "a timeline of two interpreters")
+  -- (the main thread made the interpreters: it ran in each of them)
+  local dom = check_page(html, {"MainThread", "w1", "w2", "MainThread", "w1", "MainThread", "w2"},
+                         "two interpreters")
+  t.like(dom, '<html[^>]* data%-groups="3"', "one group per interpreter")
+  local groups = {}
+  for name in dom:gmatch('<g class="group" data%-pid="%d+" data%-name="([^"]*)"') do
+    groups[#groups + 1] = name:match("(interpreter %d+)")
+  end
+  t.is(#groups, 3, "the groups are named after the interpreters")
+  t.like(dom, "in 3 interpreters %(a GIL each%)", "the summary counts the interpreters")
+  os.remove(html)
+end
+
 t.done_testing()
