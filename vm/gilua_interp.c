@@ -5,7 +5,7 @@
 ** An interpreter (gilua_interp, gilua_vm.h) is a main lua_State with its
 ** own GIL, modules and threads. The registry below lists them, under one
 ** lock ('reg'), which also guards what other threads may change of an
-** interpreter: its state, who is busy in it, its visitors.
+** interpreter: its state, who is busy in it, its thread states.
 **
 ** A thread runs in one interpreter at a time: its current thread state
 ** is the thread-local gil_self(), whose GIL is the one it takes and
@@ -18,11 +18,12 @@
 ** the current GIL go and takes the other one (never both: no thread holds
 ** two GILs, so no two GILs can deadlock), and leaving does the reverse.
 **
-** Closing an interpreter (gilua_state.c) marks the visitors that other
-** threads keep there dead; their owners free them when they next look
-** through their list. A visitor whose thread ends while its interpreter
-** is open becomes a zombie: its Lua thread is unreferenced by the next
-** thread that holds that interpreter's GIL.
+** An interpreter lists its thread states ('members'). Closing one
+** (gilua_state.c) marks the states that other threads keep there dead;
+** their owners free them when they next look through their list. A
+** visitor whose thread ends while its interpreter is open becomes a
+** zombie: its Lua thread is unreferenced by the next thread that holds
+** that interpreter's GIL.
 **
 ** Slots are made once and never freed: a thread parked on the GIL of a
 ** closed interpreter (a daemon thread) still points to it. The first slot
@@ -135,7 +136,7 @@ gilua_interp *gilua_interp_slot (void) {
   if (I != NULL) {
     I->state = GILUA_OPENING;
     I->busy = NULL;
-    I->visitors = I->zombies = NULL;
+    I->members = I->zombies = NULL;
     I->warn_on = I->warn_midline = 0;
   }
   unlockreg();
@@ -165,14 +166,14 @@ static void free_zombies (gilua_interp *I, int unref) {
 
 
 /* Nobody enters I any more, except 'closer' (the thread state closing
-** it, holding its GIL): the visitors other threads keep here are dead. */
+** it, holding its GIL): the states other threads have here are dead. */
 void gilua_interp_closing (gilua_interp *I, gilua_tstate *closer) {
   gilua_tstate *v;
   lockreg();
   I->state = GILUA_CLOSING;
-  for (v = I->visitors; v; v = v->vnext)
+  for (v = I->members; v; v = v->vnext)
     if (v != closer) v->dead = 1;
-  I->visitors = (closer && closer->visitor) ? closer : NULL;
+  I->members = closer;
   if (closer) closer->vnext = NULL;
   unlockreg();
   free_zombies(I, 0);  /* lua_close frees their threads */
@@ -184,7 +185,7 @@ void gilua_interp_free (gilua_interp *I) {
   lockreg();
   I->state = GILUA_FREE;
   I->L = I->spawner = NULL;
-  I->visitors = NULL;
+  I->members = NULL;
   I->busy = NULL;
   unlockreg();
 }
@@ -274,9 +275,9 @@ static void unlink_mine (gilua_tstate *ts) {
 }
 
 
-static void unlink_visitor (gilua_interp *I, gilua_tstate *ts) {
+static void unlink_member (gilua_interp *I, gilua_tstate *ts) {
   gilua_tstate **p;
-  for (p = &I->visitors; *p; p = &(*p)->vnext)
+  for (p = &I->members; *p; p = &(*p)->vnext)
     if (*p == ts) {
       *p = ts->vnext;
       break;
@@ -379,6 +380,8 @@ gilua_tstate *gilua_interp_opener (gilua_interp *I) {
   lockreg();
   ts->tnext = mine;
   mine = ts;
+  ts->vnext = I->members;
+  I->members = ts;
   unlockreg();
   switch_to(ts, from);
   return ts;
@@ -397,6 +400,8 @@ gilua_tstate *gilua_tstate_new (lua_State *main) {
   gil_register(&ts->gt);
   ts->tnext = mine;
   mine = ts;
+  ts->vnext = I->members;
+  I->members = ts;
   unlockreg();
   switch_to(ts, from);
   gil_acquire(&ts->gt);
@@ -416,7 +421,7 @@ static void drop_visitor (gilua_tstate *v) {
   unlink_mine(v);
   if (!v->dead) {               /* its Lua thread goes with the next holder */
     gilua_interp *I = v->interp;
-    unlink_visitor(I, v);
+    unlink_member(I, v);
     v->vnext = I->zombies;
     I->zombies = v;
     v = NULL;
@@ -439,6 +444,7 @@ void gilua_tstate_free (gilua_tstate *ts) {
   gil_exit(&ts->gt);
   lockreg();
   unlink_mine(ts);
+  if (!ts->dead) unlink_member(ts->interp, ts);
   for (v = mine; v; v = v->tnext) bases += !v->visitor;
   unlockreg();
   switch_back(ts);
@@ -456,7 +462,7 @@ void gilua_tstate_free (gilua_tstate *ts) {
 void gilua_interp_unopen (gilua_tstate *ts) {
   lockreg();
   unlink_mine(ts);
-  if (ts->visitor) unlink_visitor(ts->interp, ts);
+  unlink_member(ts->interp, ts);
   unlockreg();
   switch_back(ts);
   free(ts);
@@ -465,11 +471,8 @@ void gilua_interp_unopen (gilua_tstate *ts) {
 /* The thread that made I from Lua keeps its state there as a visitor's,
 ** and goes back where it came from (I's GIL released). */
 void gilua_interp_keep (gilua_tstate *ts) {
-  gilua_interp *I = ts->interp;
   lockreg();
   ts->visitor = 1;
-  ts->vnext = I->visitors;
-  I->visitors = ts;
   unlockreg();
   gilua_interp_leave(ts);
 }
@@ -521,8 +524,8 @@ gilua_tstate *gilua_interp_enter (lua_Integer id, int claim, int *err) {
     gil_register(&ts->gt);
     ts->tnext = mine;
     mine = ts;
-    ts->vnext = I->visitors;
-    I->visitors = ts;
+    ts->vnext = I->members;
+    I->members = ts;
     fresh = 1;
   }
   if (claim) I->busy = ts;
@@ -621,10 +624,13 @@ void gilua_interp_pushlist (lua_State *L) {
 ** In the child of fork() only the forking thread exists. It held the GIL
 ** of the interpreter it ran in, and had let go of those it left to come
 ** there: those interpreters live on, with the thread as their only one,
-** owning the innermost GIL. Every other interpreter had threads that the
-** child does not have, and perhaps one of them in the middle of changing
-** its state: they are dropped, their memory left alone (as CPython's child
-** keeps only the main interpreter), and their slots made anew.
+** owning the innermost GIL; the thread states of the other threads there
+** become zombies (the next holder drops their Lua threads). Every other
+** interpreter had threads that the child does not have, and perhaps one of
+** them in the middle of changing its state: those are dropped, left as
+** they are (as CPython's child keeps only its main interpreter), their
+** slots never used again. The registry itself was locked across fork, so
+** it is whole.
 */
 static int instack (gilua_tstate *ts) {
   gilua_tstate *t;
@@ -640,35 +646,34 @@ static void after_fork_parent (void) { unlockreg(); }
 static void after_fork_child (void) {
   gilua_tstate *ts, *cur = gilua_ts(), **p;
   gilua_interp *I;
-  unlockreg();                  /* before_fork took it: nobody changed it */
-  if (cur == NULL) return;
-  for (I = slots; I; I = I->next) {
-    if (I->state == GILUA_FREE) continue;
-    if (!inside(I)) {
-      gil_init(&I->gil, &gil_policy_new);
-      I->state = GILUA_FREE;
-      I->L = I->spawner = NULL;
+  if (cur != NULL)
+    for (I = slots; I; I = I->next) {
+      if (I->state == GILUA_FREE || I->state == GILUA_DROPPED) continue;
+      if (!inside(I)) {
+        I->state = GILUA_DROPPED;
+        continue;
+      }
+      for (p = &I->members; (ts = *p) != NULL; ) {
+        if (instack(ts)) p = &ts->vnext;
+        else {
+          *p = ts->vnext;
+          ts->vnext = I->zombies;
+          I->zombies = ts;
+        }
+      }
       I->busy = NULL;
     }
-    I->visitors = I->zombies = NULL;
-  }
   for (ts = cur; ts; ts = ts->outer) {
     gil_after_fork(&ts->gt);
     if (ts != cur) gil_release(&ts->gt);
-    if (ts->visitor) {
-      ts->vnext = ts->interp->visitors;
-      ts->interp->visitors = ts;
-    }
+    if (ts->interp->busy == NULL && ts->claimed) ts->interp->busy = ts;
   }
-  /* The thread's other states: their records went with the GILs made
-  ** anew (their Lua threads stay referenced: the child leaves them). */
+  /* This thread's other states: zombies, or in dropped interpreters. */
   for (p = &mine; (ts = *p) != NULL; ) {
-    if (!instack(ts)) {
-      *p = ts->tnext;
-      free(ts);
-    }
-    else p = &ts->tnext;
+    if (instack(ts)) p = &ts->tnext;
+    else *p = ts->tnext;
   }
+  unlockreg();                  /* before_fork took it */
 }
 
 /* }====================================================== */

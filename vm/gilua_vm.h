@@ -46,7 +46,7 @@ typedef struct gilua_tstate {
   int claimed;                  /* this visit made the interpreter busy */
   int dead;                     /* its interpreter closed (registry lock) */
   struct gilua_tstate *tnext;   /* the OS thread's states (registry lock) */
-  struct gilua_tstate *vnext;   /* the interpreter's visitors (registry lock) */
+  struct gilua_tstate *vnext;   /* the interpreter's members (registry lock) */
 } gilua_tstate;
 
 /* The calling thread's state, or NULL if it has none. */
@@ -59,7 +59,7 @@ typedef struct gilua_tstate {
 ** threads of a closed interpreter stay parked on its GIL, see gil/gil.c);
 ** a closed one's slot serves the next interpreter opened, under a new id.
 */
-enum { GILUA_FREE, GILUA_OPENING, GILUA_OPEN, GILUA_CLOSING };
+enum { GILUA_FREE, GILUA_OPENING, GILUA_OPEN, GILUA_CLOSING, GILUA_DROPPED };
 
 struct gilua_interp {
   gil_t gil;                    /* its GIL: first, see above */
@@ -72,8 +72,8 @@ struct gilua_interp {
   const luaL_Reg *cmodules;     /* its C modules (given by stdlib/) */
   unsigned long main_ident;     /* the thread that opened it */
   gilua_tstate *busy;           /* in exec/call there (registry lock) */
-  gilua_tstate *visitors;       /* threads kept here (registry lock) */
-  gilua_tstate *zombies;        /* visitors gone, refs to drop (same) */
+  gilua_tstate *members;        /* its thread states (registry lock) */
+  gilua_tstate *zombies;        /* states gone, refs to drop (same) */
   int warn_on, warn_midline;    /* warn()'s state (GIL) */
   struct gilua_interp *next;    /* every slot (registry lock) */
 };
