@@ -135,7 +135,7 @@ $(MPI_MOD): $(MOD_SRC:%.c=$(BUILD)/obj/%.o)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SAN) -shared $^ -o $@ $$(pkg-config --libs $(MPI_PC))
 
-$(BUILD)/tests/%.t: tests/c/%.c $(BUILD)/libgilua.a $(HEADERS)
+$(BUILD)/tests/%.t: tests/c/%.c $(BUILD)/libgilua.a $(HEADERS) $(wildcard tests/c/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $< $(BUILD)/libgilua.a -o $@ $(LDLIBS)
 

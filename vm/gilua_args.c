@@ -41,6 +41,17 @@ double gilua_arg_timeout (gilua_args *a, int pos, const char *name) {
 }
 
 
+void gilua_arg_block (lua_State *L, int first, int *block, double *timeout) {
+  gilua_args a;
+  *block = 1;
+  *timeout = -1;
+  if (lua_gettop(L) < first) return;  /* nothing: the fast path */
+  gilua_args_init(&a, L, first);
+  *block = gilua_arg_bool(&a, 0, "block", 1);
+  *timeout = gilua_arg_timeout(&a, 1, "timeout");
+}
+
+
 /*
 ** {==================================================================
 ** Timeouts: one rule for every wait

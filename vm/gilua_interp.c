@@ -286,8 +286,19 @@ static void unlink_member (gilua_interp *I, gilua_tstate *ts) {
 }
 
 
-/* A new state for the calling thread in I, registered with its GIL (not
-** held yet). The thread's name and ident come along from the state it
+/* A state of the calling thread joins its list and its interpreter's
+** (registry lock held). */
+static void adopt (gilua_tstate *ts) {
+  gilua_interp *I = ts->interp;
+  ts->tnext = mine;
+  mine = ts;
+  ts->vnext = I->members;
+  I->members = ts;
+}
+
+
+/* A new state for the calling thread in I, not registered with its GIL
+** yet. The thread's name and ident come along from the state it
 ** runs in now, if any. */
 static gilua_tstate *tstate_make (gilua_interp *I, gilua_tstate *from) {
   gilua_tstate *ts = calloc(1, sizeof *ts);
@@ -378,10 +389,7 @@ gilua_tstate *gilua_interp_opener (gilua_interp *I) {
   if (from == NULL) strcpy(ts->gt.name, "MainThread");
   I->main_ident = ts->gt.ident;
   lockreg();
-  ts->tnext = mine;
-  mine = ts;
-  ts->vnext = I->members;
-  I->members = ts;
+  adopt(ts);
   unlockreg();
   switch_to(ts, from);
   return ts;
@@ -398,10 +406,7 @@ gilua_tstate *gilua_tstate_new (lua_State *main) {
     return NULL;
   }
   gil_register(&ts->gt);
-  ts->tnext = mine;
-  mine = ts;
-  ts->vnext = I->members;
-  I->members = ts;
+  adopt(ts);
   unlockreg();
   switch_to(ts, from);
   gil_acquire(&ts->gt);
@@ -522,10 +527,7 @@ gilua_tstate *gilua_interp_enter (lua_Integer id, int claim, int *err) {
     ts->visitor = 1;
     ts->released = 1;
     gil_register(&ts->gt);
-    ts->tnext = mine;
-    mine = ts;
-    ts->vnext = I->members;
-    I->members = ts;
+    adopt(ts);
     fresh = 1;
   }
   if (claim) I->busy = ts;

@@ -199,6 +199,9 @@ int gilua_arg(gilua_args *a, int pos, const char *name);
 int gilua_arg_bool(gilua_args *a, int pos, const char *name, int def);
 /* A timeout in seconds: nil means forever (-1); negative is a ValueError. */
 double gilua_arg_timeout(gilua_args *a, int pos, const char *name);
+/* Queues' (block, timeout) from index 'first' on, positional or one
+** options table {block =, timeout =}; none: block for ever. */
+void gilua_arg_block(lua_State *L, int first, int *block, double *timeout);
 
 /* Clocks, deadlines and interruptible waits, from gil/ (see gil.h):
 ** gilua_nap sleeps without the GIL (caller must NOT hold it) and returns 1

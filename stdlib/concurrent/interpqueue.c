@@ -139,17 +139,24 @@ static int iq_new (lua_State *L) {
 }
 
 
-/* get_by_id(id): a new handle on a queue that some handle still holds. */
-static int iq_get_by_id (lua_State *L) {
-  lua_Integer id = luaL_checkinteger(L, 1);
+/* The queue of id 'id' (NULL if none), with one more reference if 'ref'. */
+static xq *byid (lua_Integer id, int ref) {
   xq *q;
   pthread_mutex_lock(&qreg);
   for (q = queues; q; q = q->next)
     if (q->id == id) {
-      q->refs++;
+      q->refs += ref;
       break;
     }
   pthread_mutex_unlock(&qreg);
+  return q;
+}
+
+
+/* get_by_id(id): a new handle on a queue that some handle still holds. */
+static int iq_get_by_id (lua_State *L) {
+  lua_Integer id = luaL_checkinteger(L, 1);
+  xq *q = byid(id, 1);
   if (q == NULL) return gilua_raise(L, "KeyError", "no queue with id %d", (int)id);
   pushhandle(L, q);
   return 1;
@@ -159,11 +166,7 @@ static int iq_get_by_id (lua_State *L) {
 /* _rebuild(id): the other end of a crossing; the reference comes with. */
 static int iq_rebuild (lua_State *L) {
   lua_Integer id = luaL_checkinteger(L, 1);
-  xq *q;
-  pthread_mutex_lock(&qreg);
-  for (q = queues; q; q = q->next)
-    if (q->id == id) break;
-  pthread_mutex_unlock(&qreg);
+  xq *q = byid(id, 0);
   if (q == NULL) return luaL_error(L, "queue %d is gone", (int)id);
   pushhandle(L, q);
   return 1;
@@ -190,18 +193,6 @@ static int q_gc (lua_State *L) {
   if (*u) unref(*u);
   *u = NULL;
   return 0;
-}
-
-
-/* block/timeout from index 'first': positional or {block =, timeout =}. */
-static void blockargs (lua_State *L, int first, int *block, double *timeout) {
-  gilua_args a;
-  *block = 1;
-  *timeout = -1;
-  if (lua_gettop(L) < first) return;
-  gilua_args_init(&a, L, first);
-  *block = gilua_arg_bool(&a, 0, "block", 1);
-  *timeout = gilua_arg_timeout(&a, 1, "timeout");
 }
 
 
@@ -255,7 +246,7 @@ static int q_put (lua_State *L) {
   mp_buf *b;
   item *it;
   luaL_checkany(L, 2);
-  blockargs(L, 3, &block, &timeout);
+  gilua_arg_block(L, 3, &block, &timeout);
   lua_settop(L, 2);
   b = mp_newbuf(L);
   ic_encode(L, 2, b, "the item");
@@ -288,7 +279,7 @@ static int q_get (lua_State *L) {
   struct timespec deadline, *dl = NULL;
   item *it = NULL;
   mp_buf *b;
-  blockargs(L, 2, &block, &timeout);
+  gilua_arg_block(L, 2, &block, &timeout);
   b = mp_newbuf(L);                     /* frees the item's bytes */
   rc = take(q, &it, 0, NULL);
   if (rc != 0 && block && timeout != 0) {
@@ -351,15 +342,16 @@ static int q_full (lua_State *L) {
 }
 
 
-/* Fields id and maxsize, then the methods (upvalue 1). */
+/* Fields id and maxsize, then the methods (upvalue 1: the metatable). */
 static int q_index (lua_State *L) {
   xq *q = toq(L);
   const char *k = lua_tostring(L, 2);
   if (k != NULL && strcmp(k, "id") == 0) lua_pushinteger(L, q->id);
   else if (k != NULL && strcmp(k, "maxsize") == 0) lua_pushinteger(L, q->maxsize);
   else {
+    lua_getfield(L, lua_upvalueindex(1), "methods");
     lua_pushvalue(L, 2);
-    lua_rawget(L, lua_upvalueindex(1));
+    lua_rawget(L, -2);
   }
   return 1;
 }
@@ -390,6 +382,11 @@ static const luaL_Reg methods[] = {
   {"full", q_full}, {NULL, NULL}
 };
 
+static const luaL_Reg meta[] = {
+  {"__index", q_index}, {"__gc", q_gc}, {"__tostring", q_tostring},
+  {"__eq", q_eq}, {NULL, NULL}
+};
+
 static const luaL_Reg funcs[] = {
   {"new", iq_new}, {"get_by_id", iq_get_by_id}, {"_rebuild", iq_rebuild},
   {"isqueue", iq_isqueue}, {NULL, NULL}
@@ -398,17 +395,8 @@ static const luaL_Reg funcs[] = {
 
 int luaopen_gilua_interpqueues (lua_State *L) {
   luaL_newlib(L, funcs);
-  luaL_newmetatable(L, QUEUE_MT);
-  luaL_newlib(L, methods);
-  lua_pushcclosure(L, q_index, 1);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, q_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, q_tostring);
-  lua_setfield(L, -2, "__tostring");
-  lua_pushcfunction(L, q_eq);
-  lua_setfield(L, -2, "__eq");
-  lua_getfield(L, -2, "_rebuild");
+  gilua_newclass(L, QUEUE_MT, methods, meta);
+  lua_getfield(L, -2, "_rebuild");      /* what a crossing handle names */
   lua_pushcclosure(L, q_reduce, 1);
   lua_setfield(L, -2, "__mp_reduce");
   lua_pop(L, 1);

@@ -78,19 +78,6 @@ static queue *toqueue (lua_State *L) {
 }
 
 
-/* block/timeout arguments from index 'first': positional, or one options
-** table {block =, timeout =}. Nothing there is the fast path. */
-static void blockargs (lua_State *L, int first, int *block, double *timeout) {
-  gilua_args a;
-  *block = 1;
-  *timeout = -1;
-  if (lua_gettop(L) < first) return;
-  gilua_args_init(&a, L, first);
-  *block = gilua_arg_bool(&a, 0, "block", 1);
-  *timeout = gilua_arg_timeout(&a, 1, "timeout");
-}
-
-
 /* Sleeps on 'wq' until a wake-up or the deadline (set by the caller's
 ** spin, the first wait); 0 once the time is up. A timeout of 0 never
 ** sleeps. */
@@ -423,7 +410,7 @@ static int q_put (lua_State *L) {
   double timeout;
   if (lua_gettop(L) < 2)
     return gilua_raise(L, "TypeError", "put() missing required argument 'item' (nil is an item: put(nil))");
-  blockargs(L, 3, &block, &timeout);
+  gilua_arg_block(L, 3, &block, &timeout);
   if (q->kind == SIMPLE) lua_settop(L, 2);  /* never full */
   return doput(L, q, block, timeout);
 }
@@ -443,7 +430,7 @@ static int q_get (lua_State *L) {
   queue *q = toqueue(L);
   int block;
   double timeout;
-  blockargs(L, 2, &block, &timeout);
+  gilua_arg_block(L, 2, &block, &timeout);
   lua_settop(L, 1);
   return doget(L, q, block, timeout);
 }

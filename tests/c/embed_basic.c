@@ -16,20 +16,7 @@
 #include <lauxlib.h>
 
 #include "gilua.h"
-
-static int ntest, nfail;
-
-static void ok (int cond, const char *name) {
-  ntest++;
-  if (!cond) nfail++;
-  printf("%sok %d - %s\n", cond ? "" : "not ", ntest, name);
-  fflush(stdout);
-}
-
-static void diag (const char *msg) {
-  fprintf(stderr, "# %s\n", msg);
-  fflush(stderr);
-}
+#include "tap.h"
 
 static lua_State *L;
 
@@ -81,12 +68,6 @@ static lua_Integer get_int (const char *name) {
   return v;
 }
 
-static double now (void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 int main (void) {
   pthread_t th[THREADS], tk;
   job jobs[THREADS];
@@ -122,7 +103,7 @@ int main (void) {
     "return 6 * 7");
   if (status == LUA_OK) status = gilua_pcall(L, 0, 1);
   ok(status == LUA_OK, "a chunk loads and runs");
-  if (status != LUA_OK) diag(lua_tostring(L, -1));
+  if (status != LUA_OK) diag("%s", lua_tostring(L, -1));
   ok(lua_tointeger(L, -1) == 42, "the chunk's result is on the stack");
   lua_pop(L, 1);
 
@@ -138,14 +119,14 @@ int main (void) {
       all_ok = 0;
       snprintf(buf, sizeof buf, "thread %d: attached %d, status %d: %s",
                i, jobs[i].attached, jobs[i].status, jobs[i].err);
-      diag(buf);
+      diag("%s", buf);
     }
   }
   ok(all_ok, "four attached pthreads ran the Lua function without error");
   snprintf(buf, sizeof buf, "total = %lld, expected %d", (long long)get_int("total"),
            THREADS * PER_THREAD);
   ok(get_int("total") == THREADS * PER_THREAD, "the total under a threading.Lock is exact");
-  if (get_int("total") != THREADS * PER_THREAD) diag(buf);
+  if (get_int("total") != THREADS * PER_THREAD) diag("%s", buf);
   gilua_getstats(&st);
   ok(st.switches > 0, "the GIL changed hands between the host threads");
 
@@ -174,7 +155,7 @@ int main (void) {
   }
   after = get_int("ticks");
   snprintf(buf, sizeof buf, "ticks during the 0.3 s usleep: %lld", (long long)(after - before));
-  diag(buf);
+  diag("%s", buf);
   ok(after - before >= 5, "another thread ran Lua while the host slept with the GIL released");
   lua_pushboolean(L, 1);
   lua_setglobal(L, "stop_ticking");

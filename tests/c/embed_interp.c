@@ -17,7 +17,6 @@
 */
 #include <errno.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -26,31 +25,7 @@
 #include <lauxlib.h>
 
 #include "gilua.h"
-
-static int ntest, nfail;
-
-static void ok (int cond, const char *name) {
-  ntest++;
-  if (!cond) nfail++;
-  printf("%sok %d - %s\n", cond ? "" : "not ", ntest, name);
-  fflush(stdout);
-}
-
-static void diag (const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  fprintf(stderr, "# ");
-  vfprintf(stderr, fmt, ap);
-  fprintf(stderr, "\n");
-  va_end(ap);
-  fflush(stderr);
-}
-
-static double now (void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return t.tv_sec + t.tv_nsec / 1e9;
-}
+#include "tap.h"
 
 static int dostring (lua_State *T, const char *code) {
   int st = luaL_loadstring(T, code);

@@ -127,17 +127,4 @@ function M.wait_until(pred, timeout)
   return true
 end
 
---[[ ThreadSanitizer stops a child forked from a threaded process at its
-first new thread unless told otherwise: a test file whose children start
-threads calls this first, and is run again with that option. ]]
-function M.tsan_allow_fork()
-  if (os.getenv("GILUA_BUILD") or ""):match("tsan") and
-     not (os.getenv("TSAN_OPTIONS") or ""):match("die_after_fork") then
-    local gilua = os.getenv("GILUA") or "gilua"
-    local opts = "die_after_fork=0 " .. (os.getenv("TSAN_OPTIONS") or "")
-    local _, _, code = os.execute("TSAN_OPTIONS='" .. opts .. "' " .. gilua .. " " .. arg[0])
-    os.exit(code or 1)
-  end
-end
-
 return M
