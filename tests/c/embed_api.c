@@ -46,16 +46,6 @@ static void nap (double secs) {
 
 static lua_State *L;
 
-static int dostring (lua_State *T, const char *code) {
-  int st = luaL_loadstring(T, code);
-  if (st == LUA_OK) st = gilua_pcall(T, 0, 0);
-  if (st != LUA_OK) {
-    diag("%s", lua_tostring(T, -1) ? lua_tostring(T, -1) : "(error object)");
-    lua_pop(T, 1);
-  }
-  return st;
-}
-
 static lua_Integer getint (lua_State *T, const char *name) {
   lua_Integer v;
   lua_getglobal(T, name);

@@ -27,16 +27,6 @@
 #include "gilua.h"
 #include "tap.h"
 
-static int dostring (lua_State *T, const char *code) {
-  int st = luaL_loadstring(T, code);
-  if (st == LUA_OK) st = gilua_pcall(T, 0, 0);
-  if (st != LUA_OK) {
-    diag("%s", lua_tostring(T, -1) ? lua_tostring(T, -1) : "(error object)");
-    lua_pop(T, 1);
-  }
-  return st;
-}
-
 /* The global 'name' of T, as tostring gives it. */
 static const char *getstr (lua_State *T, const char *name, char *buf, size_t n) {
   lua_getglobal(T, name);

@@ -1,5 +1,6 @@
 /*
-** tap.h: TAP output for the C tests (each test file includes it once).
+** tap.h: TAP output for the C tests, and running a chunk (each test file
+** includes it once, after gilua.h).
 */
 #ifndef tap_h
 #define tap_h
@@ -7,6 +8,11 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <time.h>
+
+#include <lua.h>
+#include <lauxlib.h>
+
+#include "gilua.h"
 
 static int ntest, nfail;
 
@@ -31,6 +37,17 @@ static double now (void) {
   struct timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);
   return t.tv_sec + t.tv_nsec / 1e9;
+}
+
+/* Runs 'code' in T; an error is shown as a diagnostic. */
+static int dostring (lua_State *T, const char *code) {
+  int st = luaL_loadstring(T, code);
+  if (st == LUA_OK) st = gilua_pcall(T, 0, 0);
+  if (st != LUA_OK) {
+    diag("%s", lua_tostring(T, -1) ? lua_tostring(T, -1) : "(error object)");
+    lua_pop(T, 1);
+  }
+  return st;
 }
 
 #endif
