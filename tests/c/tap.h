@@ -39,8 +39,9 @@ static double now (void) {
   return t.tv_sec + t.tv_nsec / 1e9;
 }
 
-/* Runs 'code' in T; an error is shown as a diagnostic. */
-static int dostring (lua_State *T, const char *code) {
+/* Runs 'code' in T; an error is shown as a diagnostic (inline: not every
+** test uses it). */
+static inline int dostring (lua_State *T, const char *code) {
   int st = luaL_loadstring(T, code);
   if (st == LUA_OK) st = gilua_pcall(T, 0, 0);
   if (st != LUA_OK) {
