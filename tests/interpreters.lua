@@ -107,6 +107,25 @@ do
   t.is(tid, threading.get_ident(), "call runs in the calling thread")
 end
 
+-- the runtime of a new interpreter comes when it is first needed ---------------------------------
+do
+  local a <close> = interpreters.create()
+  t.is(a:call(function() return rawget(_G, "ValueError") == nil end), true,
+       "a new interpreter has not made the built-in exception classes yet")
+  t.is(a:call(function() return ValueError ~= nil and Exception:is(ValueError("x")) end), true,
+       "... they come at the first use of a global that is not there")
+  t.is(a:call(function() return getmetatable(_G) end), nil, "... and _G has no metatable after")
+  local b <close> = interpreters.create()
+  local ok, msg = b:call(function()
+    local ok2, e = pcall(require("time").sleep, -1)
+    return ok2, tostring(e)
+  end)
+  t.ok(ok == false and msg:match("^ValueError: "), "an exception raised from C comes with its class")
+  local c <close> = interpreters.create()
+  t.is(c:call(function(e) return e.message end, KeyError("crossed")), "crossed",
+       "an exception object crossing into a new interpreter finds its class there")
+end
+
 -- exec, call, prepare_main, values -----------------------------------------------------------
 do
   local a <close> = interpreters.create()
@@ -271,6 +290,37 @@ do
   t.is(spans[1][4] + spans[2][4], 0, "no drop request in either interpreter: each had its GIL to itself")
   t.ok(good(best), ("two interpreters run CPU-bound code as much faster as two processes " ..
        "do, within 25%% (x%.2f; processes x%.2f)"):format(best.seq / best.par, best.seq / best.proc))
+end
+
+-- an interpreter's whole life costs far less than a process's ------------------------------------
+do
+  local mp = require "multiprocessing"
+  local function petit(x) return x + 1 end
+  local function cycles()
+    local t0 = util.clock()
+    for i = 1, 50 do
+      local it = interpreters.create()
+      it:call(petit, i)
+      it:close()
+    end
+    local itp = (util.clock() - t0) / 50
+    t0 = util.clock()
+    for i = 1, 20 do
+      local p = mp.Process{ target = petit, args = { i } }
+      p:start()
+      p:join()
+    end
+    return itp, (util.clock() - t0) / 20
+  end
+  local itp, proc = cycles()
+  for _ = 2, 3 do
+    if itp / proc < 0.1 then break end
+    local i2, p2 = cycles()
+    itp, proc = math.min(itp, i2), math.min(proc, p2)
+  end
+  t.diag(("create + call + close: %.0f us; Process start + join: %.0f us (%.3fx)")
+         :format(itp * 1e6, proc * 1e6, itp / proc))
+  t.ok(itp / proc < 0.15, "an interpreter made, used and closed costs a fraction of a process started and joined")
 end
 
 -- queues --------------------------------------------------------------------------------------

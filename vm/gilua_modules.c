@@ -71,9 +71,21 @@ static int embedded_loader (lua_State *L) {
 }
 
 
+/* gilua.class gets the table where named classes are registered (C code
+** and the serializer find classes there by name). */
+static int class_loader (lua_State *L) {
+  gilua_loadembedded(L, "gilua.class");
+  lua_getfield(L, LUA_REGISTRYINDEX, GILUA_CLASSES_KEY);
+  lua_call(L, 1, 1);
+  return 1;
+}
+
+
 void gilua_preload (lua_State *L, const luaL_Reg *cmodules) {
   const luaL_Reg *m;
   const struct gilua_embedded *e;
+  lua_newtable(L);
+  lua_setfield(L, LUA_REGISTRYINDEX, GILUA_CLASSES_KEY);
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
   for (m = cmodules; m->name; m++) {
     lua_pushcfunction(L, m->func);
@@ -87,5 +99,7 @@ void gilua_preload (lua_State *L, const luaL_Reg *cmodules) {
     lua_pushcclosure(L, embedded_loader, 1);
     lua_setfield(L, -2, e->name);
   }
+  lua_pushcfunction(L, class_loader);
+  lua_setfield(L, -2, "gilua.class");
   lua_pop(L, 1);
 }

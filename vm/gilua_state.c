@@ -27,17 +27,7 @@
 
 
 static int load_runtime (lua_State *L) {
-  /* gilua.class gets the table where named classes are registered. */
-  gilua_loadembedded(L, "gilua.class");
-  lua_getfield(L, LUA_REGISTRYINDEX, GILUA_CLASSES_KEY);
-  lua_call(L, 1, 1);
-  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
-  lua_pushvalue(L, -2);
-  lua_setfield(L, -2, "gilua.class");
-  lua_pop(L, 2);
-  lua_getglobal(L, "require");
-  lua_pushliteral(L, "gilua.exceptions");
-  lua_call(L, 1, 0);
+  gilua_runtime(L);
   return 0;
 }
 
@@ -89,16 +79,17 @@ static int open_state (gilua_tstate *ts, lua_State *L,
   luaL_ref(L, LUA_REGISTRYINDEX);
   luaL_openlibs(L);
   gilua_hook_openlibs(L);
-  lua_newtable(L);
-  lua_setfield(L, LUA_REGISTRYINDEX, GILUA_CLASSES_KEY);
   gilua_preload(L, cmodules);
   gilua_opencoroutine(L);
   gilua_openio(L);
   gilua_openos(L);
-  lua_pushcfunction(L, load_runtime);
-  if (gilua_pcall(L, 0, 0) != LUA_OK) {
-    gilua_report(L);
-    return -1;
+  if (!I->capi) gilua_lazyruntime(L);   /* made from Lua: when needed */
+  else {
+    lua_pushcfunction(L, load_runtime);
+    if (gilua_pcall(L, 0, 0) != LUA_OK) {
+      gilua_report(L);
+      return -1;
+    }
   }
   lua_gc(L, LUA_GCRESTART);
   gilua_interp_opened(I);

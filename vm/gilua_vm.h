@@ -351,6 +351,11 @@ int gilua_poll(lua_State *L, struct pollfd *fds, int n, double deadline,
 ** are the C modules that `require` finds by name. */
 void gilua_preload(lua_State *L, const luaL_Reg *cmodules);
 int gilua_loadembedded(lua_State *L, const char *modname);
+/* The runtime (the class model, the built-in exception classes;
+** vm/gilua_error.c): loads it now if it is not yet (returns 1 then); or
+** lets the interpreter load it at its first need. GIL held. */
+int gilua_runtime(lua_State *L);
+void gilua_lazyruntime(lua_State *L);
 
 /* Lua's libraries as gilua changes them (vm/gilua_os.c, gilua_io.c,
 ** gilua_coroutine.c). */

@@ -923,7 +923,13 @@ static void dec_value (dec *d) {
       push_lstr(d);
       lua_getfield(L, LUA_REGISTRYINDEX, GILUA_CLASSES_KEY);
       lua_pushvalue(L, -2);
-      if (!lua_istable(L, -2) || lua_rawget(L, -2) != LUA_TTABLE) {
+      if (lua_istable(L, -2) && lua_rawget(L, -2) != LUA_TTABLE
+          && gilua_runtime(L)) {  /* an interpreter that had not needed it */
+        lua_pop(L, 1);
+        lua_pushvalue(L, -2);
+        lua_rawget(L, -2);
+      }
+      if (!lua_istable(L, -2) || !lua_istable(L, -1)) {
         gilua_raise(L, "ValueError", "malformed message: unknown class '%s'",
                     lua_tostring(L, -3));
       }

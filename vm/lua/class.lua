@@ -56,13 +56,20 @@ local OWN = { __index = true, __name = true, __super = true,
 local WEAK_KEYS = { __mode = "k" }
 local children = setmetatable({}, WEAK_KEYS)
 
--- (Called for every field of a parent at each extend: bytes, not a
--- pattern, so that making a class stays cheap; every interpreter makes
--- the built-in exception classes when it starts.)
+-- Called for every field of a parent at each extend, so remembered per
+-- name (a method name is looked at once), that making a class stays
+-- cheap: every interpreter makes the built-in exception classes when it
+-- starts.
+local metakeys = {}
 local function is_meta_key(k)
-  if type(k) ~= "string" then return false end
-  local a, b = byte(k, 1, 2)
-  return a == 95 and b == 95 and not OWN[k]
+  local m = metakeys[k]
+  if m == nil then
+    if type(k) ~= "string" then return false end
+    local a, b = byte(k, 1, 2)
+    m = a == 95 and b == 95 and not OWN[k]
+    metakeys[k] = m
+  end
+  return m
 end
 
 local function push_down(cls, k, v)
@@ -212,11 +219,8 @@ function Object.extend(parent, name)
   else                              -- properties (the __newindex came along),
     cls.__index = pindex            -- or a custom __index function or table
   end
-  for k, v in next, parent do           -- is_meta_key, inlined
-    if type(k) == "string" then
-      local a, b = byte(k, 1, 2)
-      if a == 95 and b == 95 and not OWN[k] then cls[k] = v end
-    end
+  for k, v in next, parent do
+    if metakeys[k] or (metakeys[k] == nil and is_meta_key(k)) then cls[k] = v end
   end
   local pmeta = getmetatable(parent)
   setmetatable(cls, { __index = parent, __newindex = define,
