@@ -204,7 +204,8 @@ lua_State *gilua_vm_open (const luaL_Reg *cmodules) {
 
 
 /* What a new interpreter gets from its maker: where to find modules
-** (package.path and cpath, as multiprocessing's spawn passes them on). */
+** (package.path and cpath, as multiprocessing's spawn passes them on), and
+** its GIL's settings (below). */
 static char *paths_of (lua_State *L) {
   const char *p, *c;
   char *both;
@@ -240,6 +241,7 @@ static void set_paths (lua_State *L, const char *both) {
 
 int gilua_interp_create (lua_State *L, lua_Integer *id) {
   char *paths = paths_of(L);
+  gil_t *maker = gilua_gil(), *g;
   gilua_tstate *ts = open_interp(NULL, gilua_ts()->interp->cmodules, 0);
   if (ts == NULL) {
     free(paths);
@@ -247,6 +249,12 @@ int gilua_interp_create (lua_State *L, lua_Integer *id) {
   }
   if (paths != NULL) set_paths(ts->L, paths);
   free(paths);
+  /* its GIL starts as its maker's is set now: policy and intervals */
+  g = &ts->interp->gil;
+  gil_setinterval(g, gil_getinterval(maker));
+  gil_setcheckinterval(g, gil_checkinterval(maker));
+  if (gil_getpolicy(g) != gil_getpolicy(maker))
+    gil_setpolicy(g, gil_getpolicy(maker));
   *id = ts->interp->id;
   gilua_interp_keep(ts);
   return 0;
