@@ -29,27 +29,9 @@
 #include <lauxlib.h>
 
 #include "gilua.h"
-
-static int ntest, nfail;
-
-static void ok (int cond, const char *name) {
-  ntest++;
-  if (!cond) nfail++;
-  printf("%sok %d - %s\n", cond ? "" : "not ", ntest, name);
-  fflush(stdout);
-}
+#include "tap.h"
 
 static lua_State *L;
-
-static int dostring (lua_State *T, const char *code) {
-  int st = luaL_loadstring(T, code);
-  if (st == LUA_OK) st = gilua_pcall(T, 0, 0);
-  if (st != LUA_OK) {
-    fprintf(stderr, "# %s\n", lua_tostring(T, -1) ? lua_tostring(T, -1) : "(error)");
-    lua_pop(T, 1);
-  }
-  return st;
-}
 
 static void run_thread (void *(*fn)(void *), void *arg) {
   pthread_t th;
