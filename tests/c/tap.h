@@ -1,6 +1,6 @@
 /*
 ** tap.h: TAP output for the C tests, and running a chunk (each test file
-** includes it once, after gilua.h).
+** includes it once, after gilua.h; helpers a test may not use are inline).
 */
 #ifndef tap_h
 #define tap_h
@@ -23,7 +23,7 @@ static void ok (int cond, const char *name) {
   fflush(stdout);
 }
 
-static void diag (const char *fmt, ...) {
+static inline void diag (const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   fprintf(stderr, "# ");
@@ -33,14 +33,13 @@ static void diag (const char *fmt, ...) {
   fflush(stderr);
 }
 
-static double now (void) {
+static inline double now (void) {
   struct timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);
   return t.tv_sec + t.tv_nsec / 1e9;
 }
 
-/* Runs 'code' in T; an error is shown as a diagnostic (inline: not every
-** test uses it). */
+/* Runs 'code' in T; an error is shown as a diagnostic. */
 static inline int dostring (lua_State *T, const char *code) {
   int st = luaL_loadstring(T, code);
   if (st == LUA_OK) st = gilua_pcall(T, 0, 0);
