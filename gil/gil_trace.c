@@ -255,11 +255,13 @@ static void group_names (W *w, const gil_tgroup *gr, int several) {
   flush(w);
   jstr(w->f, pname);
   fputs("}}", w->f);
-  begin(w, "M", "process_sort_index", 0, -1);
-  add(w, ",\"args\":{\"sort_index\":");
-  addint(w, (unsigned long long)gr->id);
-  add(w, "}}");
-  flush(w);
+  if (several) {                /* (a trace of one is as it always was) */
+    begin(w, "M", "process_sort_index", 0, -1);
+    add(w, ",\"args\":{\"sort_index\":");
+    addint(w, (unsigned long long)gr->id);
+    add(w, "}}");
+    flush(w);
+  }
   for (b = gr->bufs; b; b = b->next) {
     begin(w, "M", "thread_name", b->tid, -1);
     add(w, ",\"args\":{\"name\":");
