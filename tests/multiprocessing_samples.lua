@@ -172,7 +172,7 @@ S.check{
       speedups(c, r, par and seq / par, false, nil, "cpu_bound_task")
     end },
 
-  { "multiprocessing/sequentiel_parallele.lua", cores = true, args = {slow and 12 or 20}, check = function(c, r)
+  { "multiprocessing/sequentiel_parallele.lua", cores = true, args = {20}, check = function(c, r)
       local seq_pid = r.out:match("🔄 Tâche 1 %(PID (%d+)%)")
       for i, sum in ipairs(COURSE_SUMS) do
         c.is(S.count(r.out, ("): résultat = %s\n"):format(sum)), 2,
