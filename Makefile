@@ -24,12 +24,12 @@ WARN    := -Wall -Wextra
 LUA_CFLAGS = $(eval LUA_CFLAGS := $$(shell pkg-config --cflags lua5.4 2>/dev/null))$(LUA_CFLAGS)
 LUA_LIBS   = $(eval LUA_LIBS := $$(shell pkg-config --libs lua5.4 2>/dev/null || echo -llua5.4))$(LUA_LIBS)
 # OpenSSL's libcrypto (libssl-dev): HMAC-SHA256 for multiprocessing's
-# authentication keys; asked for the same way.
+# authentication keys; its headers are asked for the same way. It is not
+# linked: stdlib/multiprocessing/auth.c loads it at its first digest.
 CRYPTO_CFLAGS = $(eval CRYPTO_CFLAGS := $$(shell pkg-config --cflags libcrypto 2>/dev/null))$(CRYPTO_CFLAGS)
-CRYPTO_LIBS   = $(eval CRYPTO_LIBS := $$(shell pkg-config --libs libcrypto 2>/dev/null || echo -lcrypto))$(CRYPTO_LIBS)
 CPPFLAGS += -D_GNU_SOURCE -Iinclude -Ivm -Igil $(LUA_CFLAGS) $(CRYPTO_CFLAGS) $(GILUA_DEFS)
 ALL_CFLAGS = $(CFLAGS) $(WARN) $(SAN) -fPIC -pthread -fvisibility=hidden
-SYSLIBS   = $(CRYPTO_LIBS) -lreadline -lpthread -lm -ldl
+SYSLIBS   = -lreadline -lpthread -lm -ldl
 LDLIBS   = $(LUA_LIBS) $(SYSLIBS)
 # The gilua command carries the system's static liblua5.4.a, as Debian's
 # lua5.4 does (whole, and exported by -E, for C modules): no PIC code and no
