@@ -375,7 +375,7 @@ extern __thread gil_thread *gil_self_
 typedef void (*gil_request_fn)(gil_thread *t);
 void gil_on_request(gil_request_fn fn);
 
-void gil_signal_init(gil_thread *main_thread);
+void gil_signal_init(void);  /* in the main thread */
 /* Ask the holder's OS thread to look at its requests. */
 void gil_signal_post(gil_thread *holder);
 

@@ -70,9 +70,8 @@ static void on_sigint (int sig) {
 }
 
 
-void gil_signal_init (gil_thread *main) {
+void gil_signal_init (void) {
   struct sigaction sa;
-  (void)main;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_drop_signal;
   sa.sa_flags = SA_RESTART;

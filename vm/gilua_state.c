@@ -68,7 +68,7 @@ static int open_state (gilua_tstate *ts, lua_State *L,
   ts->L = ts->current = L;
   I->L = L;
   I->cmodules = cmodules;
-  if (I->id == 0) gil_signal_init(&ts->gt);
+  if (I->id == 0) gil_signal_init();
   gil_open(&I->gil, &ts->gt);
   gilua_gil_opened(I);
   gilua_hook_thread(L);

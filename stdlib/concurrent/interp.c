@@ -476,7 +476,7 @@ static int i_crossing (lua_State *L) {
 static int i_dupfd (lua_State *L) {
   int fd = fcntl((int)luaL_checkinteger(L, 1), F_DUPFD_CLOEXEC, 0);
   if (fd < 0)
-    return gilua_raise(L, "OSError", "dup: %s", strerror(errno));
+    return gilua_oserror(L, errno, "dup", NULL);
   lua_pushinteger(L, fd);
   return 1;
 }
