@@ -185,6 +185,22 @@ GILUA_API int gilua_setgilpolicy(const char *name);
 GILUA_API const char *gilua_getgilpolicy(void);
 GILUA_API const char *gilua_gilpolicyname(int i);
 
+/* The deterministic scheduler. Under mode "random" the GIL changes hands
+** only where a generator seeded with 'seed' decides: between any two VM
+** instructions and at every blocking call, to a thread it draws among
+** the runnable ones; time is virtual (it moves only when every thread
+** waits, straight to the next deadline). The same program with the same
+** seed and input runs the same way every time. When every thread waits
+** and nothing can wake one, the process prints who waits on what and
+** exits with GILUA_EXIT_DEADLOCK. Mode "off" gives the GIL its policy
+** back. Returns 0, or -1 with errno EINVAL (no such mode) or EBUSY (a
+** second thread exists: set it before threads start).
+** GIL: held. */
+#define GILUA_EXIT_DEADLOCK 3
+GILUA_API int gilua_setscheduler(const char *mode, unsigned long long seed);
+/* "off" or "random"; *seed gets the seed (if not NULL). GIL: any. */
+GILUA_API const char *gilua_getscheduler(unsigned long long *seed);
+
 /* The check interval of the policy "old": VM instructions between two
 ** checks (default 100, as Python 2's sys.setcheckinterval); values below 1
 ** count as 1. Counting instructions slows the VM down, so it happens only

@@ -355,3 +355,17 @@ char *gilua_trace_path (void) {
 }
 
 /* }====================================================== */
+
+
+int gilua_setscheduler (const char *mode, unsigned long long seed) {
+  (void)seed;
+  if (mode != NULL && strcmp(mode, "off") == 0) return 0;
+  errno = EINVAL;
+  return -1;
+}
+
+
+const char *gilua_getscheduler (unsigned long long *seed) {
+  if (seed) *seed = 0;
+  return "off";
+}
