@@ -392,6 +392,39 @@ int gil_tick (gil_thread *t) {
   return 1;
 }
 
+
+/*
+** A wait the scheduler knows (gil_sched.c): the holder lets go as around
+** a blocking call, but as BLOCKED on 'key', and the policy gives the GIL
+** back when a wake-up or the virtual clock made it READY and the draw
+** fell on it. A deadline already reached leaves it READY: still a point
+** where another thread may be drawn.
+*/
+int gil_block (gil_thread *t, const void *key, double until) {
+  gil_t *g = t->gil;
+  gil_sched *s = g->sched;
+  double when;
+  int timedout;
+  lock(g);
+  t->sstate = SCHED_BLOCKED;
+  t->skey = key;
+  t->sdeadline = until;
+  t->sorder = ++s->blockseq;
+  t->stimedout = 0;
+  if (until >= 0 && until <= s->vnow) {
+    t->sstate = SCHED_READY;
+    t->stimedout = 1;
+  }
+  when = give(g, t, EV_REL_BLOCK);
+  acquire(g, t, when, GIL_FROM_BLOCKING);
+  timedout = t->stimedout;
+  t->skey = NULL;
+  t->swhat[0] = '\0';
+  t->sowner = 0;
+  unlock_and_wake(g);
+  return !timedout;
+}
+
 /* }====================================================== */
 
 
@@ -438,6 +471,7 @@ void gil_init (gil_t *g, const gil_policy *policy) {
 void gil_thread_init (gil_thread *t, gil_t *g) {
   memset(t, 0, sizeof *t);
   t->gil = g;
+  gil_cond_init(&t->scond);
 }
 
 
@@ -479,6 +513,7 @@ void gil_register (gil_thread *t) {
   g->threads = t;
   g->nthreads++;
   set_ticking(g);
+  if (g->policy->arrive) g->policy->arrive(g, t);
   unlock(g);
 }
 
@@ -572,7 +607,10 @@ void gil_exit (gil_thread *t) {
     give(g, t, EV_REL_EXIT);
     g->holder = NULL;
   }
-  else trace(g, t, EV_REL_EXIT, when, 0);
+  else {
+    trace(g, t, EV_REL_EXIT, when, 0);
+    if (g->policy->depart && t->epoch == g->epoch) g->policy->depart(g, t);
+  }
   if (t->epoch == g->epoch) {  /* else gil_close took care of it */
     unlink_thread(g, t);
     g->nthreads--;
@@ -646,6 +684,13 @@ void gil_after_fork (gil_thread *t) {
   g->nthreads = 1;
   g->queue = g->queue_tail = NULL;
   g->nprio = 0;
+  gil_cond_init(&t->scond);
+  if (g->sched) {
+    g->sched->turn = g->sched->keeper = g->sched->starter = NULL;
+    g->sched->grace_until = 0;
+    g->sched->expect = 0;
+    t->sstate = SCHED_RUN;
+  }
   set_ticking(g);
 }
 

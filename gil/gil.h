@@ -58,6 +58,20 @@ struct gil_thread {
   unsigned epoch;               /* the opening of the GIL it belongs to */
   struct gil_tbuf *trace;       /* events being recorded, or NULL */
   gil_thread *next, *prev;      /* the GIL's live threads */
+  /* the deterministic scheduler's view of the thread (gil_sched.c) */
+  int sstate;                   /* SCHED_* */
+  int stimedout;                /* its wait ended at its deadline */
+  int slate;                    /* out for longer than the grace */
+  const void *skey;             /* SCHED_BLOCKED: what it waits on */
+  double sdeadline;             /* SCHED_BLOCKED: virtual time, < 0: none */
+  unsigned long sorder;         /* SCHED_BLOCKED: when it began to wait */
+  double outside_since;         /* SCHED_OUTSIDE: real time it went out */
+  pthread_cond_t scond;         /* its turn came */
+  /* what it waits on, for the deadlock report: written by the owner
+  ** before it blocks */
+  char swhat[96];
+  unsigned long sowner;         /* ident of the thread it waits for, or 0 */
+  const char *srole;            /* how: ", held by " (a lock), " " (join) */
 };
 
 
@@ -79,6 +93,8 @@ struct gil_thread {
 ** - leave (may be NULL): the policy is being replaced: wake every thread
 **   that sleeps somewhere only this policy signals (the core wakes those on
 **   'cond' and 'switch_cond').
+** - arrive, depart (may be NULL): 't' has registered (the first thread of
+**   an opening too); 't' leaves without holding the GIL.
 */
 enum { GIL_FROM_START, GIL_FROM_BLOCKING, GIL_FROM_YIELD, GIL_FROM_TICK };
 
@@ -89,12 +105,15 @@ typedef struct gil_policy {
   void (*yield)(gil_t *g, gil_thread *t);
   void (*tick)(gil_t *g, gil_thread *t);
   void (*leave)(gil_t *g);
+  void (*arrive)(gil_t *g, gil_thread *t);
+  void (*depart)(gil_t *g, gil_thread *t);
 } gil_policy;
 
 extern const gil_policy gil_policy_new;  /* CPython 3.2+ (gil_new.c) */
 extern const gil_policy gil_policy_old;  /* CPython 3.1 and before (gil_old.c) */
 extern const gil_policy gil_policy_io_priority;  /* bpo-7946 (gil_io_priority.c) */
 extern const gil_policy gil_policy_fifo; /* arrival order (gil_fifo.c) */
+extern const gil_policy gil_policy_sched; /* deterministic (gil_sched.c) */
 
 /* The policies by name (gil_policy.c): NULL-terminated, the default first. */
 extern const gil_policy *const gil_policies[];
@@ -146,6 +165,9 @@ struct gil_t {
   /* the policies' own state */
   gil_waiter *queue, *queue_tail;  /* fifo: waiters in arrival order */
   int nprio;                    /* io-priority: waiters back from a block */
+  struct gil_sched *sched;      /* the deterministic scheduler, once used */
+  atomic_int sched_on;          /* it is the policy: written under the
+                                ** mutex, read anywhere */
   gilua_stats stats;
   double stats_since;
   /* finished threads: 'dead' in 'seq' order (a ring of 'deadsize' records
@@ -335,6 +357,73 @@ void gil_printstats(gil_t *g, FILE *out);
 void gil_printfigures(FILE *out, const gilua_stats *st,
                       const gilua_threadstats *ts, int n, double interval,
                       const gil_policy *policy, int check_interval);
+
+/* }====================================================== */
+
+
+/*
+** {======================================================
+** The deterministic scheduler (gil_sched.c)
+** =======================================================
+*/
+
+enum {                          /* gil_thread.sstate */
+  SCHED_RUN,        /* holds the GIL, or the scheduler has not seen it */
+  SCHED_READY,      /* may be given the GIL */
+  SCHED_BLOCKED,    /* waits for a wake-up or a virtual deadline (gil_block) */
+  SCHED_OUTSIDE,    /* in a blocking call the scheduler does not know */
+  SCHED_GONE        /* leaving */
+};
+
+typedef struct gil_sched {
+  unsigned long long seed, rng;
+  double vnow;                  /* the virtual clock, seconds */
+  gil_thread *turn;             /* whom the GIL goes to next, or NULL */
+  gil_thread *keeper;           /* wakes when the grace runs out */
+  double grace_until;           /* real time (gil_monotonic), 0: none */
+  gil_thread *starter;          /* waits for 'expect' threads to register */
+  int expect;
+  int nondet;                   /* determinism lost (said once) */
+  unsigned long blockseq;
+  atomic_int tick;              /* instructions to the next preemption */
+  const gil_policy *before;     /* the policy to give back */
+} gil_sched;
+
+#define gil_sched_on(g) \
+  atomic_load_explicit(&(g)->sched_on, memory_order_relaxed)
+/* The VM's instructions between two checks: the scheduler's draw, or
+** check_interval. */
+#define gil_tickperiod(g)  (gil_sched_on(g) ? \
+  atomic_load_explicit(&(g)->sched->tick, memory_order_relaxed) : \
+  gil_checkinterval(g))
+
+/* Turns the scheduler on with 'seed' (0, or EBUSY if 'g' has more than
+** one thread), or off (0). The caller holds the GIL. */
+int gil_sched_start(gil_t *g, unsigned long long seed);
+void gil_sched_stop(gil_t *g);
+/* The seed, if on (returns 0 if off). */
+int gil_sched_seed(gil_t *g, unsigned long long *seed);
+double gil_sched_now(gil_t *g);   /* the virtual clock */
+/* The holder 't' waits, under the scheduler, until gil_sched_wake(key)
+** or until the virtual time 'until' (< 0: none); returns 0 if the time
+** ran out. The GIL goes where the scheduler draws meanwhile. */
+int gil_block(gil_thread *t, const void *key, double until);
+/* Makes the threads that wait on 'key' runnable: all, or the one that
+** waits longest (GIL held). */
+void gil_sched_wake(gil_t *g, const void *key, int all);
+/* The holder is about to start a thread: its registration will be waited
+** for (gil_sched_await), so that it joins the others at a point the
+** program decides, not the OS. gil_sched_unexpect if it was not made. */
+void gil_sched_expect(gil_thread *t);
+void gil_sched_unexpect(gil_thread *t);
+void gil_sched_await(gil_thread *t);
+/* Says once, on stderr, that this run no longer replays, and why. */
+void gil_sched_nondet(gil_t *g, const char *why);
+/* What the layer above prints when every thread waits and nothing can
+** wake one: called with the mutex held, every other thread stopped; the
+** process then exits with GILUA_EXIT_DEADLOCK. */
+typedef void (*gil_deadlock_fn)(gil_t *g);
+void gil_sched_ondeadlock(gil_deadlock_fn fn);
 
 /* }====================================================== */
 

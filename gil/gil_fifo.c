@@ -94,5 +94,5 @@ static void fifo_leave (gil_t *g) {
 
 
 const gil_policy gil_policy_fifo = {
-  "fifo", fifo_wait, fifo_released, fifo_yield, NULL, fifo_leave
+  "fifo", fifo_wait, fifo_released, fifo_yield, NULL, fifo_leave, NULL, NULL
 };

@@ -53,5 +53,5 @@ static void iop_released (gil_t *g, gil_thread *t, int why) {
 
 
 const gil_policy gil_policy_io_priority = {
-  "io-priority", iop_wait, iop_released, gil_wait_taken, NULL, NULL
+  "io-priority", iop_wait, iop_released, gil_wait_taken, NULL, NULL, NULL, NULL
 };

@@ -96,5 +96,5 @@ void gil_wait_taken (gil_t *g, gil_thread *t) {
 
 
 const gil_policy gil_policy_new = {
-  "new", new_wait, new_released, gil_wait_taken, NULL, NULL
+  "new", new_wait, new_released, gil_wait_taken, NULL, NULL, NULL, NULL
 };

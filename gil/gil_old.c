@@ -62,5 +62,5 @@ static void old_tick (gil_t *g, gil_thread *t) {
 
 
 const gil_policy gil_policy_old = {
-  "old", old_wait, old_released, old_yield, old_tick, NULL
+  "old", old_wait, old_released, old_yield, old_tick, NULL, NULL, NULL
 };

@@ -178,7 +178,8 @@ GILUA_API double gilua_getswitchinterval(void);
 **   "fifo"         new, but waiters get the GIL in the order they came.
 ** It may change at any time, threads running: waiting threads go on
 ** waiting under the new policy. gilua_setgilpolicy returns 0, or -1 with
-** errno EINVAL if no policy has that name. gilua_gilpolicyname(i) is the
+** errno EINVAL if no policy has that name, or EBUSY while the
+** deterministic scheduler is on. gilua_gilpolicyname(i) is the
 ** name of the i-th policy (0 is the default), NULL past the last.
 ** GIL: any. */
 GILUA_API int gilua_setgilpolicy(const char *name);
@@ -193,9 +194,10 @@ GILUA_API const char *gilua_gilpolicyname(int i);
 ** seed and input runs the same way every time. When every thread waits
 ** and nothing can wake one, the process prints who waits on what and
 ** exits with GILUA_EXIT_DEADLOCK. Mode "off" gives the GIL its policy
-** back. Returns 0, or -1 with errno EINVAL (no such mode) or EBUSY (a
-** second thread exists: set it before threads start).
-** GIL: held. */
+** back. It may be set before gilua_open; each opening of the interpreter
+** starts from the seed again. Returns 0, or -1 with errno EINVAL (no such
+** mode) or EBUSY (a second thread exists: set it before threads start).
+** GIL: held, or before gilua_open. */
 #define GILUA_EXIT_DEADLOCK 3
 GILUA_API int gilua_setscheduler(const char *mode, unsigned long long seed);
 /* "off" or "random"; *seed gets the seed (if not NULL). GIL: any. */

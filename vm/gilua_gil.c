@@ -76,6 +76,10 @@ int gilua_setgilpolicy (const char *name) {
     errno = EINVAL;
     return -1;
   }
+  if (gil_sched_on(gilua_gil())) {  /* the scheduler decides */
+    errno = EBUSY;
+    return -1;
+  }
   gil_setpolicy(gilua_gil(), p);
   /* The caller's own VM may have to start counting at once. */
   if (ts != NULL && ts->gt.holds && gilua_hook_wanted(ts))
@@ -356,16 +360,3 @@ char *gilua_trace_path (void) {
 
 /* }====================================================== */
 
-
-int gilua_setscheduler (const char *mode, unsigned long long seed) {
-  (void)seed;
-  if (mode != NULL && strcmp(mode, "off") == 0) return 0;
-  errno = EINVAL;
-  return -1;
-}
-
-
-const char *gilua_getscheduler (unsigned long long *seed) {
-  if (seed) *seed = 0;
-  return "off";
-}

@@ -26,6 +26,8 @@
 **   check_interval instructions, between any two of them; while the GIL
 **   says so ('ticking': that policy, and more than one thread), every
 **   coroutine a thread runs carries count_hook, which calls gil_tick;
+**   so does the deterministic scheduler (gil/gil_sched.c), at a count it
+**   draws anew at each take (gil_tickperiod);
 ** - under ThreadSanitizer (GIL_POLL_HOOK, see the Makefile) there is no
 **   signal (gil/gil_signal.c says why), so every coroutine carries
 **   count_hook for good, which polls the requests every POLL_COUNT
@@ -148,7 +150,7 @@ static int userhooks_seen;  /* a user's hook was ever kept: look it up */
 
 static int period (void) {
   gil_t *g = gilua_ts()->gt.gil;
-  return gil_ticking(g) ? gil_checkinterval(g) : POLL_COUNT;
+  return gil_ticking(g) ? gil_tickperiod(g) : POLL_COUNT;
 }
 
 
@@ -247,8 +249,10 @@ static void keep_counting (gilua_tstate *ts, lua_State *co) {
 static void rephase (gilua_tstate *ts, lua_State *L) {
   unsigned h = (unsigned)ts->gt.acquisitions * 2654435761u ^
                (unsigned)ts->gt.native_id * 40503u;
+  /* the scheduler's draw is a phase already, and the same every run */
+  int n = gil_sched_on(ts->gt.gil) ? period() : 1 + (int)(h % (unsigned)period());
   ts->in_hookwork = 1;
-  lua_sethook(L, count_hook, lua_gethookmask(L), 1 + (int)(h % (unsigned)period()));
+  lua_sethook(L, count_hook, lua_gethookmask(L), n);
   ts->in_hookwork = 0;
 }
 

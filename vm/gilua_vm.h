@@ -239,8 +239,8 @@ void gilua_hook_sync(gilua_tstate *ts);
 /*
 ** Waiting for state protected by the GIL (vm/gilua_waitq.c): the one way a
 ** C object (lock, queue, ...) puts threads to sleep. Call with the GIL;
-** gilua_waitq_wait releases it while sleeping and returns 0 if 'deadline'
-** (from gilua_deadline; NULL: none) passed; it raises KeyboardInterrupt on
+** gilua_waitq_wait releases it while sleeping and returns 0 if 'until'
+** (from gilua_until; GILUA_FOREVER: none) passed; it raises KeyboardInterrupt on
 ** Ctrl-C in the main thread. After waking, look at the state again: another
 ** thread may have got there first.
 */
@@ -250,11 +250,37 @@ typedef struct gilua_waitq {
   unsigned long gen;            /* under the GIL and 'm' */
   pthread_mutex_t m;
   pthread_cond_t c;
+  /* for the scheduler's deadlock report: what the queue belongs to, and
+  ** where its owner's ident is kept (NULL: no owner) */
+  const char *what;
+  const unsigned long *owner;
 } gilua_waitq;
-void gilua_waitq_init(gilua_waitq *wq);
+void gilua_waitq_init(gilua_waitq *wq, const char *what,
+                      const unsigned long *owner);
 void gilua_waitq_destroy(gilua_waitq *wq);
-int gilua_waitq_wait(lua_State *L, gilua_waitq *wq, const struct timespec *deadline);
+int gilua_waitq_wait(lua_State *L, gilua_waitq *wq, double until);
 void gilua_waitq_wake(gilua_waitq *wq, int all);
+
+/*
+** The deterministic scheduler (vm/gilua_sched.c, gil/gil_sched.c).
+** gilua_clock is the clock of the program: gilua_monotonic(), or the
+** virtual clock under the scheduler; gilua_until(timeout) a deadline on it
+** (GILUA_FOREVER stays), for gilua_waitq_wait and gilua_sched_wait.
+** With the scheduler on (gilua_sched_on), a wait for another thread is
+** gilua_sched_wait(L, key, until): GIL held, returns 0 if the deadline
+** passed, raises KeyboardInterrupt on Ctrl-C; gilua_sched_wake(key, all),
+** by the thread that made the change waited for, makes the waiters
+** runnable (a no-op with the scheduler off). gilua_sched_note says, before
+** a wait, what it is on, and the thread it waits for ('owner', 0: none)
+** as 'role' puts it (", held by "), for the deadlock report.
+*/
+#define gilua_sched_on(ts)  gil_sched_on((ts)->gt.gil)
+double gilua_clock(void);
+double gilua_until(double timeout);
+int gilua_sched_wait(lua_State *L, const void *key, double until);
+void gilua_sched_wake(const void *key, int all);
+void gilua_sched_note(unsigned long owner, const char *role,
+                      const char *fmt, ...);
 
 /*
 ** {==================================================================

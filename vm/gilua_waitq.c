@@ -17,10 +17,13 @@
 #include "gilua_vm.h"
 
 
-void gilua_waitq_init (gilua_waitq *wq) {
+void gilua_waitq_init (gilua_waitq *wq, const char *what,
+                       const unsigned long *owner) {
   wq->waiters = 0;
   wq->asleep = 0;
   wq->gen = 0;
+  wq->what = what;
+  wq->owner = owner;
   pthread_mutex_init(&wq->m, NULL);
   gilua_cond_init(&wq->c);
 }
@@ -53,15 +56,32 @@ void gilua_waitq_destroy (gilua_waitq *wq) {
 }
 
 
-int gilua_waitq_wait (lua_State *L, gilua_waitq *wq, const struct timespec *deadline) {
+/* Under the scheduler the queue itself is the key the waiters block on,
+** and the GIL is all the protection its state needs. */
+static int sched_wait (lua_State *L, gilua_waitq *wq, double until) {
+  int intime;
+  if (wq->owner && *wq->owner)
+    gilua_sched_note(*wq->owner, ", held by ", "%s at %p", wq->what, (void *)wq);
+  else gilua_sched_note(0, NULL, "%s at %p", wq->what, (void *)wq);
+  wq->waiters++;
+  intime = gilua_sched_wait(L, wq, until);
+  wq->waiters--;
+  return intime;
+}
+
+
+int gilua_waitq_wait (lua_State *L, gilua_waitq *wq, double until) {
   unsigned long seen = wq->gen;
+  struct timespec deadline;
   int rc = 0;
+  if (gilua_sched_on(gilua_ts())) return sched_wait(L, wq, until);
+  if (until >= 0) gilua_deadline(&deadline, until - gilua_monotonic());
   wq->waiters++;
   GILUA_BEGIN_ALLOW_THREADS(L)
     pthread_mutex_lock(&wq->m);
     wq->asleep++;
     while (wq->gen == seen && rc == 0)
-      rc = gilua_condwait(&wq->c, &wq->m, deadline);
+      rc = gilua_condwait(&wq->c, &wq->m, until >= 0 ? &deadline : NULL);
     wq->asleep--;
     pthread_mutex_unlock(&wq->m);
   GILUA_END_ALLOW_THREADS(L)
@@ -73,6 +93,11 @@ int gilua_waitq_wait (lua_State *L, gilua_waitq *wq, const struct timespec *dead
 
 void gilua_waitq_wake (gilua_waitq *wq, int all) {
   if (wq->waiters > 0) {
+    gilua_tstate *ts = gilua_ts();
+    if (ts != NULL && gilua_sched_on(ts)) {
+      gilua_sched_wake(wq, all);
+      return;
+    }
     pthread_mutex_lock(&wq->m);
     wq->gen++;
     if (all) pthread_cond_broadcast(&wq->c);

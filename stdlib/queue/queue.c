@@ -82,9 +82,9 @@ static queue *toqueue (lua_State *L) {
 ** spin, the first wait); 0 once the time is up. A timeout of 0 never
 ** sleeps. */
 static int await (lua_State *L, gilua_waitq *wq, double timeout,
-                  const struct timespec *deadline) {
+                  double until) {
   if (timeout == 0) return 0;
-  return gilua_waitq_wait(L, wq, timeout > 0 ? deadline : NULL);
+  return gilua_waitq_wait(L, wq, until);
 }
 
 
@@ -99,7 +99,9 @@ static int await (lua_State *L, gilua_waitq *wq, double timeout,
 ** (a few microseconds at most) until 'released' moves too, which tells
 ** that some queue caller has just let the GIL go, so that taking it back
 ** costs no sleep. Once per call, never beyond the caller's deadline; then
-** the thread sleeps on the gilua_waitq as usual.
+** the thread sleeps on the gilua_waitq as usual. Not under the
+** deterministic scheduler: there a thread waits where the scheduler sees
+** it, and a spin would be a call outside.
 */
 #define SPIN_SECS 20e-6         /* waiting for the queue to change */
 #define HANDOFF_SECS 10e-6      /* then waiting for the GIL to be let go */
@@ -115,11 +117,12 @@ static void publish (queue *q) {
 
 /* The first wait of a call: sets its deadline, then spins (GIL released)
 ** until the queue changes or SPIN_SECS pass. */
-static void spin (lua_State *L, queue *q, double timeout, struct timespec *deadline) {
+static void spin (lua_State *L, queue *q, double timeout, double *until) {
   unsigned long seen = q->version, mine;
   double limit = timeout >= 0 && timeout < SPIN_SECS ? timeout : SPIN_SECS;
   if (timeout == 0) return;
-  if (timeout > 0) gilua_deadline(deadline, timeout);
+  *until = gilua_until(timeout);
+  if (gilua_sched_on(gilua_ts())) return;
   q->spinners++;
   GILUA_BEGIN_ALLOW_THREADS(L)
     double t0 = gilua_monotonic();
@@ -367,7 +370,7 @@ static int take (lua_State *L, queue *q) {
 
 
 static int doput (lua_State *L, queue *q, int block, double timeout) {
-  struct timespec deadline;
+  double until = GILUA_FOREVER;
   int intime = 1, spun = 0;
   for (;;) {
     if (q->shutdown) return gilua_raise(L, "queue.ShutDown", NULL);
@@ -375,9 +378,9 @@ static int doput (lua_State *L, queue *q, int block, double timeout) {
       if (!block || !intime) return gilua_raise(L, "queue.Full", NULL);
       if (!spun) {
         spun = 1;
-        spin(L, q, timeout, &deadline);
+        spin(L, q, timeout, &until);
       }
-      else intime = await(L, &q->not_full, timeout, &deadline);
+      else intime = await(L, &q->not_full, timeout, until);
     }
     else if (q->count == q->cap) grow(L, q);
     else if (insert(L, q, 2)) return 0;
@@ -386,7 +389,7 @@ static int doput (lua_State *L, queue *q, int block, double timeout) {
 
 
 static int doget (lua_State *L, queue *q, int block, double timeout) {
-  struct timespec deadline;
+  double until = GILUA_FOREVER;
   int intime = 1, spun = 0;
   for (;;) {
     if (q->count > 0) {
@@ -396,9 +399,9 @@ static int doget (lua_State *L, queue *q, int block, double timeout) {
     else if (!block || !intime) return gilua_raise(L, "queue.Empty", NULL);
     else if (!spun) {
       spun = 1;
-      spin(L, q, timeout, &deadline);
+      spin(L, q, timeout, &until);
     }
-    else intime = await(L, &q->not_empty, timeout, &deadline);
+    else intime = await(L, &q->not_empty, timeout, until);
   }
 }
 
@@ -473,7 +476,7 @@ static int q_task_done (lua_State *L) {
 
 static int q_join (lua_State *L) {
   queue *q = toqueue(L);
-  while (q->unfinished > 0) gilua_waitq_wait(L, &q->all_done, NULL);
+  while (q->unfinished > 0) gilua_waitq_wait(L, &q->all_done, GILUA_FOREVER);
   return 0;
 }
 
@@ -584,9 +587,9 @@ static int q_new (lua_State *L) {
   q->version = 0;
   q->spinners = 0;
   atomic_init(&q->stamp, 0);
-  gilua_waitq_init(&q->not_empty);
-  gilua_waitq_init(&q->not_full);
-  gilua_waitq_init(&q->all_done);
+  gilua_waitq_init(&q->not_empty, "a Queue (get)", NULL);
+  gilua_waitq_init(&q->not_full, "a Queue (put)", NULL);
+  gilua_waitq_init(&q->all_done, "a Queue (join)", NULL);
   lua_pushvalue(L, lua_upvalueindex(1));
   lua_setmetatable(L, -2);      /* __gc from now on */
   if (kind == PRIO) {

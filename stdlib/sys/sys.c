@@ -5,6 +5,9 @@
 */
 #include <limits.h>
 
+#include <errno.h>
+#include <string.h>
+
 #include "gilua_vm.h"
 
 
@@ -44,7 +47,11 @@ static int s_getcheckinterval (lua_State *L) {
 
 static int s_setgilpolicy (lua_State *L) {
   const char *name = luaL_checkstring(L, 1);
-  if (gilua_setgilpolicy(name) != 0) {
+  int rc = gilua_setgilpolicy(name);
+  if (rc != 0 && errno == EBUSY)
+    return gilua_raise(L, "RuntimeError", "setgilpolicy: the deterministic "
+                       "scheduler is on (sys.setscheduler{mode = \"off\"} first)");
+  if (rc != 0) {
     luaL_Buffer b;
     int i;
     luaL_buffinit(L, &b);
@@ -66,7 +73,50 @@ static int s_getgilpolicy (lua_State *L) {
 }
 
 
+/* setscheduler{mode = "random"|"off", seed = n}: before threads start. */
+static int s_setscheduler (lua_State *L) {
+  const char *mode;
+  lua_Integer seed = 0;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  if (lua_getfield(L, 1, "mode") != LUA_TSTRING)
+    return gilua_raise(L, "TypeError", "setscheduler: 'mode' must be a string "
+                       "(\"random\" or \"off\"), not %s", luaL_typename(L, -1));
+  mode = lua_tostring(L, -1);
+  if (lua_getfield(L, 1, "seed") != LUA_TNIL) {
+    if (!lua_isinteger(L, -1))
+      return gilua_raise(L, "TypeError", "setscheduler: 'seed' must be an "
+                         "integer, not %s", luaL_typename(L, -1));
+    seed = lua_tointeger(L, -1);
+  }
+  if (gilua_setscheduler(mode, (unsigned long long)seed) != 0) {
+    if (errno == EBUSY)
+      return gilua_raise(L, "RuntimeError", "setscheduler: threads are "
+                         "running already (set it before any thread starts)");
+    return gilua_raise(L, "ValueError", "setscheduler: unknown mode '%s' "
+                       "(the modes are: random, off)", mode);
+  }
+  return 0;
+}
+
+
+/* getscheduler(): {mode = "random", seed = n} or {mode = "off"} */
+static int s_getscheduler (lua_State *L) {
+  unsigned long long seed;
+  const char *mode = gilua_getscheduler(&seed);
+  lua_createtable(L, 0, 2);
+  lua_pushstring(L, mode);
+  lua_setfield(L, -2, "mode");
+  if (strcmp(mode, "off") != 0) {
+    lua_pushinteger(L, (lua_Integer)seed);
+    lua_setfield(L, -2, "seed");
+  }
+  return 1;
+}
+
+
 static const luaL_Reg funcs[] = {
+  {"setscheduler", s_setscheduler},
+  {"getscheduler", s_getscheduler},
   {"setswitchinterval", s_setswitchinterval},
   {"getswitchinterval", s_getswitchinterval},
   {"setcheckinterval", s_setcheckinterval},

@@ -107,12 +107,12 @@ static int try_take (lock *lk, unsigned long id) {
 /* Take the lock, waiting at most 'timeout' seconds (negative: forever). */
 static int take (lua_State *L, lock *lk, double timeout) {
   unsigned long id = me();
-  struct timespec deadline;
+  double until;
   if (try_take(lk, id)) return 1;
   if (timeout == 0) return 0;
-  if (timeout > 0) gilua_deadline(&deadline, timeout);
+  until = gilua_until(timeout);
   for (;;) {
-    int intime = gilua_waitq_wait(L, &lk->wq, timeout > 0 ? &deadline : NULL);
+    int intime = gilua_waitq_wait(L, &lk->wq, until);
     if (try_take(lk, id)) return 1;
     if (!intime) return 0;
   }
@@ -242,7 +242,7 @@ static int newlock (lua_State *L, int rlock) {
   lock *lk = lua_newuserdatauv(L, sizeof *lk, 0);
   memset(lk, 0, sizeof *lk);
   lk->rlock = rlock;
-  gilua_waitq_init(&lk->wq);
+  gilua_waitq_init(&lk->wq, rlock ? "an RLock" : "a Lock", &lk->owner);
   luaL_setmetatable(L, rlock ? RLOCK_MT : LOCK_MT);
   return 1;
 }
@@ -358,15 +358,15 @@ static int badtype (lua_State *L, int idx, const char *fname,
 
 /* Takes one unit, waiting at most 'timeout' seconds (negative: forever). */
 static int sem_down (lua_State *L, sem *s, double timeout) {
-  struct timespec deadline;
+  double until;
   if (s->value > 0) {
     s->value--;
     return 1;
   }
   if (timeout == 0) return 0;
-  if (timeout > 0) gilua_deadline(&deadline, timeout);
+  until = gilua_until(timeout);
   for (;;) {
-    int intime = gilua_waitq_wait(L, &s->wq, timeout > 0 ? &deadline : NULL);
+    int intime = gilua_waitq_wait(L, &s->wq, until);
     if (s->value > 0) {
       s->value--;
       return 1;
@@ -470,7 +470,7 @@ static int t_semaphore (lua_State *L) {
   s = lua_newuserdatauv(L, sizeof *s, 0);
   s->value = value;
   s->bound = bound;
-  gilua_waitq_init(&s->wq);
+  gilua_waitq_init(&s->wq, "a Semaphore", NULL);
   luaL_setmetatable(L, SEM_MT);
   return 1;
 }

@@ -40,6 +40,7 @@ typedef struct handle {
   pthread_mutex_t m;
   pthread_cond_t c;             /* started, done, or a joiner gave up */
   int started, done;            /* under m */
+  int finished;                 /* under m: done, as the scheduler sees it */
   int joining, joined;          /* under m */
   int waiters;                  /* threads waiting on c, under m */
   atomic_int refs;
@@ -77,6 +78,33 @@ static void handle_set (handle *h, int *flag) {
   waiters = h->waiters;
   pthread_mutex_unlock(&h->m);
   if (waiters) pthread_cond_broadcast(&h->c);
+  gilua_sched_wake(h, 1);
+}
+
+
+static int handle_get (handle *h, int *flag) {
+  int set;
+  pthread_mutex_lock(&h->m);
+  set = *flag;
+  pthread_mutex_unlock(&h->m);
+  return set;
+}
+
+
+/*
+** Under the deterministic scheduler a thread's start and end are events
+** it sees (gilua_sched_wait on the handle), set by the thread itself while
+** it holds the GIL: 'started' once it runs, 'finished' just before it
+** lets the GIL go for good. Returns 0 if 'until' passed first.
+*/
+static int sched_wait_for (lua_State *L, handle *h, int *flag, double until,
+                           const char *what) {
+  int intime = 1;
+  while (intime && !handle_get(h, flag) && !handle_get(h, &h->done)) {
+    gilua_sched_note(h->ident, " ", "%s", what);
+    intime = gilua_sched_wait(L, h, until);
+  }
+  return handle_get(h, flag) || handle_get(h, &h->done);
 }
 
 
@@ -107,6 +135,7 @@ static void *bootstrap (void *arg) {
   luaL_unref(L, LUA_REGISTRYINDEX, h->fn);
   if (gilua_pcall(L, 0, 0) != LUA_OK) gilua_report(L);
   lua_settop(L, 0);
+  if (gilua_sched_on(ts)) handle_set(h, &h->finished);
   gilua_tstate_free(ts);
   handle_set(h, &h->done);
   handle_unref(h);
@@ -188,7 +217,8 @@ static int t_start (lua_State *L) {
   handle *h, **ud;
   pthread_attr_t attr;
   size_t size = atomic_load(&stack_size);
-  int err;
+  gilua_tstate *ts = gilua_ts();
+  int err, sched = gilua_sched_on(ts);
   luaL_checktype(L, 1, LUA_TFUNCTION);
   ud = lua_newuserdatauv(L, sizeof *ud, 0);
   *ud = NULL;
@@ -205,15 +235,21 @@ static int t_start (lua_State *L) {
   luaL_setmetatable(L, HANDLE_MT);
   pthread_attr_init(&attr);
   err = size ? pthread_attr_setstacksize(&attr, size) : 0;
+  if (err == 0 && sched) gil_sched_expect(&ts->gt);
   if (err == 0) err = pthread_create(&h->tid, &attr, bootstrap, h);
   pthread_attr_destroy(&attr);
+  if (err != 0 && sched) gil_sched_unexpect(&ts->gt);
   if (err != 0) {
     luaL_unref(L, LUA_REGISTRYINDEX, h->fn);
     h->joined = 1;                  /* nothing to join or detach */
     atomic_store(&h->refs, 1);
     return gilua_raise(L, "RuntimeError", "can't start new thread (%s)", strerror(err));
   }
-  handle_wait(L, h, &h->started);
+  if (sched) {
+    gil_sched_await(&ts->gt);
+    sched_wait_for(L, h, &h->started, GILUA_FOREVER, "the start of");
+  }
+  else handle_wait(L, h, &h->started);
   return 1;
 }
 
@@ -252,9 +288,18 @@ static int h_join (lua_State *L) {
     lua_pushboolean(L, 1);
     return 1;
   }
-  double until = timeout >= 0 ? gilua_monotonic() + timeout : -1;
+  double until;
   struct timespec deadline, *d = NULL;
   int ok = 0, rc = 0;
+  if (gilua_sched_on(gilua_ts()) &&
+      !sched_wait_for(L, h, &h->finished, gilua_until(timeout),
+                      "the end of")) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  /* (under the scheduler, the thread has let the GIL go for good: what
+  ** follows is short, a call outside that the others wait for) */
+  until = timeout >= 0 ? gilua_monotonic() + timeout : -1;
   if (timeout >= 0) gilua_deadline(d = &deadline, timeout);
   GILUA_BEGIN_ALLOW_THREADS(L)
     pthread_mutex_lock(&h->m);
@@ -293,7 +338,7 @@ static int h_is_done (lua_State *L) {
     return 1;
   }
   pthread_mutex_lock(&h->m);
-  done = h->done;
+  done = h->done || h->finished;
   pthread_mutex_unlock(&h->m);
   lua_pushboolean(L, done);
   return 1;

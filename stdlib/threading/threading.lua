@@ -681,6 +681,9 @@ function M._shutdown()
     end
     _registry_lock:release()
     if #pending == 0 then break end
+    -- in the order they were made: the same every run (the deterministic
+    -- scheduler needs it; idents, the keys, differ from run to run)
+    table.sort(pending, by_seq)
     for i = 1, #pending do pending[i]:_join(nil) end
   end
 end

@@ -1,0 +1,149 @@
+/*
+** gilua_sched.c: the deterministic scheduler (gil/gil_sched.c) as the
+** interpreter sees it: its switch (gilua_setscheduler), the program's
+** clock, the waits it knows, and the report of a deadlock.
+**
+** Under the scheduler, every wait of one thread for another goes through
+** gilua_sched_wait instead of a condition variable without the GIL
+** (gilua_waitq, Thread.start and join, time.sleep): the thread stays
+** known as BLOCKED on a key, and the holder that changes the state waited
+** for makes it READY (gilua_sched_wake) at a point of the program, not
+** when the OS wakes it. Everything else that releases the GIL is a call
+** outside, which gil_sched.c waits a grace for.
+*/
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "gilua_vm.h"
+
+
+static void ondeadlock (gil_t *g);
+
+
+int gilua_setscheduler (const char *mode, unsigned long long seed) {
+  gil_t *g = gilua_gil();
+  int err;
+  if (mode != NULL && strcmp(mode, "off") == 0) {
+    gil_sched_stop(g);
+    return 0;
+  }
+  if (mode == NULL || strcmp(mode, "random") != 0) {
+    errno = EINVAL;
+    return -1;
+  }
+  gil_sched_ondeadlock(ondeadlock);
+  if ((err = gil_sched_start(g, seed)) != 0) {
+    errno = err;
+    return -1;
+  }
+  return 0;
+}
+
+
+const char *gilua_getscheduler (unsigned long long *seed) {
+  unsigned long long s = 0;
+  int on = gil_sched_seed(gilua_gil(), &s);
+  if (seed) *seed = on ? s : 0;
+  return on ? "random" : "off";
+}
+
+
+double gilua_clock (void) {
+  gilua_tstate *ts = gilua_ts();
+  if (ts != NULL && gil_sched_on(ts->gt.gil)) return gil_sched_now(ts->gt.gil);
+  return gilua_monotonic();
+}
+
+
+double gilua_until (double timeout) {
+  return timeout < 0 ? GILUA_FOREVER : gilua_clock() + timeout;
+}
+
+
+void gilua_sched_note (unsigned long owner, const char *role,
+                       const char *fmt, ...) {
+  gilua_tstate *ts = gilua_ts();
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(ts->gt.swhat, sizeof ts->gt.swhat, fmt, ap);
+  va_end(ap);
+  ts->gt.sowner = owner;
+  ts->gt.srole = role;
+}
+
+
+int gilua_sched_wait (lua_State *L, const void *key, double until) {
+  gilua_tstate *ts = gilua_ts();
+  int intime = gil_block(&ts->gt, key, until);
+  if (gilua_hook_wanted(ts)) gilua_hook_sync(ts);
+  gilua_checkinterrupt(L);
+  return intime;
+}
+
+
+void gilua_sched_wake (const void *key, int all) {
+  gilua_tstate *ts = gilua_ts();
+  if (ts != NULL && gil_sched_on(ts->gt.gil))
+    gil_sched_wake(ts->gt.gil, key, all);
+}
+
+
+/*
+** {======================================================
+** The deadlock report
+** =======================================================
+*/
+
+static const char *nameof (gil_t *g, unsigned long ident) {
+  gil_thread *t;
+  for (t = g->threads; t; t = t->next)
+    if (t->ident == ident) return t->name[0] ? t->name : "a thread";
+  return "a thread gone";
+}
+
+
+/* A traceback read straight off the stopped thread's coroutine: nothing
+** is pushed anywhere, no memory is taken. */
+static void traceback (lua_State *co) {
+  lua_Debug ar;
+  int level;
+  for (level = 0; lua_getstack(co, level, &ar); level++) {
+    if (!lua_getinfo(co, "Sln", &ar)) break;
+    if (ar.currentline > 0)
+      fprintf(stderr, "        %s:%d: ", ar.short_src, ar.currentline);
+    else
+      fprintf(stderr, "        %s: ", ar.short_src);
+    if (ar.name) fprintf(stderr, "in %s '%s'\n", ar.namewhat, ar.name);
+    else if (*ar.what == 'm') fputs("in main chunk\n", stderr);
+    else if (*ar.what == 'C') fputs("in a C function\n", stderr);
+    else fprintf(stderr, "in function <%s:%d>\n", ar.short_src, ar.linedefined);
+  }
+}
+
+
+/* Oldest thread first: the list is newest first. */
+static void report (gil_t *g, gil_thread *t) {
+  gilua_tstate *ts = (gilua_tstate *)t;
+  if (t == NULL) return;
+  report(g, t->next);
+  fprintf(stderr, "  %s (ident %lu) ", t->name[0] ? t->name : "a thread",
+          t->ident);
+  if (t->sstate != SCHED_BLOCKED) fputs("does not wait\n", stderr);
+  else {
+    fprintf(stderr, "waits on %s", t->swhat[0] ? t->swhat : "an event");
+    if (t->sowner)
+      fprintf(stderr, "%s%s", t->srole ? t->srole : " ",
+              t->sowner == t->ident ? "itself" : nameof(g, t->sowner));
+    fputc('\n', stderr);
+  }
+  if (ts->current) traceback(ts->current);
+}
+
+
+static void ondeadlock (gil_t *g) {
+  report(g, g->threads);
+}
+
+/* }====================================================== */
