@@ -404,6 +404,7 @@ void gil_sched_stop(gil_t *g);
 /* The seed, if on (returns 0 if off). */
 int gil_sched_seed(gil_t *g, unsigned long long *seed);
 double gil_sched_now(gil_t *g);   /* the virtual clock */
+void gil_sched_pass(gil_t *g, double secs);  /* moves it on */
 /* The holder 't' waits, under the scheduler, until gil_sched_wake(key)
 ** or until the virtual time 'until' (< 0: none); returns 0 if the time
 ** ran out. The GIL goes where the scheduler draws meanwhile. */

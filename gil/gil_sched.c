@@ -162,6 +162,9 @@ static void pick (gil_t *g, int late) {
   s->grace_until = 0;
   if (g->locked || g->finalizing) return;
   for (t = g->threads; t; t = t->next) {
+    if (t->sstate == SCHED_BLOCKED && t->sdeadline >= 0 &&
+        t->sdeadline <= s->vnow)  /* the clock moved on (gil_sched_pass) */
+      make_ready(t, 1);
     if (t->sstate == SCHED_OUTSIDE) {
       nout++;
       if (!t->slate && (first_out < 0 || t->outside_since < first_out))
@@ -377,6 +380,13 @@ int gil_sched_seed (gil_t *g, unsigned long long *seed) {
   if (on && seed) *seed = g->sched->seed;
   unlock(g);
   return on;
+}
+
+
+void gil_sched_pass (gil_t *g, double secs) {
+  lock(g);
+  if (gil_sched_on(g) && secs > 0) g->sched->vnow += secs;
+  unlock(g);
 }
 
 

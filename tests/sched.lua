@@ -273,4 +273,27 @@ print("ok")
   t.is(n, 1, "... and stderr says once that the run may not replay")
 end
 
+do  -- asyncio's loop: timers wait on the virtual clock, a thread wakes it
+  local r = t.run([[
+local sys, asyncio, time, threading = require "sys", require "asyncio", require "time", require "threading"
+sys.setscheduler{mode = "random", seed = 4}
+local t0 = time.monotonic()
+asyncio.run(asyncio.async(function()
+  local loop = asyncio.get_running_loop()
+  local fut = loop:create_future()
+  local th = threading.Thread{target = function()
+    time.sleep(30)
+    loop:call_soon_threadsafe(function() fut:set_result("from a thread") end)
+  end}
+  th:start()
+  asyncio.sleep(600):await()
+  print(fut:await(), time.monotonic() - t0)
+  th:join()
+end)())
+]])
+  t.is(r.stdout, "from a thread\t600.0\n",
+       "asyncio under the scheduler: sleep(600) on the virtual clock, a thread's call_soon_threadsafe arrives")
+  t.is(r.status, 0, "... and the run ends")
+end
+
 t.done_testing()

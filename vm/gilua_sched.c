@@ -83,6 +83,12 @@ int gilua_sched_wait (lua_State *L, const void *key, double until) {
 }
 
 
+void gilua_sched_elapse (double secs) {
+  gilua_tstate *ts = gilua_ts();
+  if (ts != NULL && gil_sched_on(ts->gt.gil)) gil_sched_pass(ts->gt.gil, secs);
+}
+
+
 void gilua_sched_wake (const void *key, int all) {
   gilua_tstate *ts = gilua_ts();
   if (ts != NULL && gil_sched_on(ts->gt.gil))

@@ -279,6 +279,9 @@ double gilua_clock(void);
 double gilua_until(double timeout);
 int gilua_sched_wait(lua_State *L, const void *key, double until);
 void gilua_sched_wake(const void *key, int all);
+/* A wait in real time of 'secs' (an event loop's on descriptors) moves
+** the virtual clock on as much. */
+void gilua_sched_elapse(double secs);
 void gilua_sched_note(unsigned long owner, const char *role,
                       const char *fmt, ...);
 

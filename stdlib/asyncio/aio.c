@@ -67,6 +67,7 @@ static int gaierror (lua_State *L, int rc, const char *host) {
 typedef struct Poller {
   int epfd;                     /* -1 once closed */
   int wakefd;                   /* eventfd */
+  int nfds;                     /* descriptors watched, wakefd aside */
   struct epoll_event ev[MAXEVENTS];
 } Poller;
 
@@ -82,6 +83,7 @@ static int l_poller (lua_State *L) {
   Poller *p = (Poller *)lua_newuserdatauv(L, sizeof(Poller), 0);
   struct epoll_event ev;
   p->epfd = p->wakefd = -1;
+  p->nfds = 0;
   luaL_setmetatable(L, POLLER_MT);
   p->epfd = epoll_create1(EPOLL_CLOEXEC);
   if (p->epfd < 0) return gilua_oserror(L, errno, "epoll_create1", NULL);
@@ -123,9 +125,13 @@ static int p_modify (lua_State *L) {
   if (old == 0 && new == 0) return 0;
   op = old == 0 ? EPOLL_CTL_ADD : new == 0 ? EPOLL_CTL_DEL : EPOLL_CTL_MOD;
   if (epoll_ctl(p->epfd, op, fd, &ev) < 0) {
-    if (op == EPOLL_CTL_DEL && (errno == EBADF || errno == ENOENT)) return 0;
+    if (op == EPOLL_CTL_DEL && (errno == EBADF || errno == ENOENT)) {
+      p->nfds--;
+      return 0;
+    }
     return gilua_oserror(L, errno, "epoll_ctl", NULL);
   }
+  p->nfds += (op == EPOLL_CTL_ADD) - (op == EPOLL_CTL_DEL);
   return 0;
 }
 
@@ -148,7 +154,28 @@ static int p_poll (lua_State *L) {
   double timeout = luaL_checknumber(L, 2);
   int n, i, k = 0, woken = 0, en = 0;
   luaL_checktype(L, 3, LUA_TTABLE);
-  if (timeout == 0) {
+  if (timeout != 0 && gilua_sched_on(gilua_ts())) {
+    /* Under the deterministic scheduler: a loop with timers alone waits
+    ** on the virtual clock (woken by wakeup()); one that watches
+    ** descriptors waits for them in real time, and its clock goes on by
+    ** what it waited. */
+    do n = epoll_wait(p->epfd, p->ev, MAXEVENTS, 0); while (n < 0 && errno == EINTR);
+    if (n == 0 && p->nfds == 0) {
+      gilua_sched_note(0, NULL, "asyncio's event loop (timers only)");
+      gilua_sched_wait(L, p, gilua_until(timeout));
+      do n = epoll_wait(p->epfd, p->ev, MAXEVENTS, 0); while (n < 0 && errno == EINTR);
+    }
+    else if (n == 0) {
+      double deadline = gilua_deadline_after(timeout);
+      GILUA_BEGIN_ALLOW_THREADS(L)
+        n = gilua_waitwith(epoll_ms, p, deadline);
+        if (n < 0) en = errno;
+      GILUA_END_ALLOW_THREADS(L)
+      if (n == 0 && timeout > 0) gilua_sched_elapse(timeout);
+    }
+    if (n < 0 && en == 0) en = errno;
+  }
+  else if (timeout == 0) {
     do n = epoll_wait(p->epfd, p->ev, MAXEVENTS, 0); while (n < 0 && errno == EINTR);
     if (n < 0) en = errno;
   }
@@ -194,6 +221,7 @@ static int p_wakeup (lua_State *L) {
   uint64_t one = 1;
   ssize_t r = write(p->wakefd, &one, sizeof one);
   (void)r;                      /* EAGAIN: the counter is full, so it is set */
+  gilua_sched_wake(p, 1);
   return 0;
 }
 
