@@ -416,7 +416,7 @@ void gil_sched_wake(gil_t *g, const void *key, int all);
 ** for (gil_sched_await), so that it joins the others at a point the
 ** program decides, not the OS. gil_sched_unexpect if it was not made. */
 void gil_sched_expect(gil_thread *t);
-void gil_sched_unexpect(gil_thread *t);
+void gil_sched_unexpect(gil_t *g);
 void gil_sched_await(gil_thread *t);
 /* Says once, on stderr, that this run no longer replays, and why. */
 void gil_sched_nondet(gil_t *g, const char *why);

@@ -421,10 +421,12 @@ void gil_sched_expect (gil_thread *t) {
 }
 
 
-void gil_sched_unexpect (gil_thread *t) {
-  gil_t *g = t->gil;
+void gil_sched_unexpect (gil_t *g) {
   lock(g);
-  if (g->sched->expect > 0) g->sched->expect--;
+  if (g->sched && g->sched->expect > 0) {
+    g->sched->expect--;
+    if (g->sched->starter) pthread_cond_signal(&g->sched->starter->scond);
+  }
   unlock(g);
 }
 

@@ -121,6 +121,7 @@ static void *bootstrap (void *arg) {
   if (ts == NULL) {                           /* no memory: no thread */
     fputs("gilua: can't start new thread (not enough memory)\n", stderr);
     handle_set(h, &h->started);
+    gil_sched_unexpect(gilua_gil());          /* its starter waits no more */
     handle_set(h, &h->done);
     handle_unref(h);
     return NULL;
@@ -238,7 +239,7 @@ static int t_start (lua_State *L) {
   if (err == 0 && sched) gil_sched_expect(&ts->gt);
   if (err == 0) err = pthread_create(&h->tid, &attr, bootstrap, h);
   pthread_attr_destroy(&attr);
-  if (err != 0 && sched) gil_sched_unexpect(&ts->gt);
+  if (err != 0 && sched) gil_sched_unexpect(ts->gt.gil);
   if (err != 0) {
     luaL_unref(L, LUA_REGISTRYINDEX, h->fn);
     h->joined = 1;                  /* nothing to join or detach */
