@@ -90,12 +90,17 @@ local exiting = false
 
 local function at_exit()
   exiting = true
-  local ts, qs, n = {}, {}, 0
+  local ts, n = {}, 0
   tq_lock:acquire()
-  for t, q in next, threads_queues do
+  for t in next, threads_queues do
     n = n + 1
-    ts[n], qs[n] = t, q
+    ts[n] = t
   end
+  -- in the order the workers were made, the same every run (the keys'
+  -- addresses are not): the deterministic scheduler needs it
+  table.sort(ts, function(a, b) return a._seq < b._seq end)
+  local qs = {}
+  for i = 1, n do qs[i] = threads_queues[ts[i]] end
   tq_lock:release()
   for i = 1, n do qs[i]:put(nil) end
   for i = 1, n do ts[i]:join() end
