@@ -687,6 +687,7 @@ void gil_after_fork (gil_thread *t) {
   gil_cond_init(&t->scond);
   if (g->sched) {
     g->sched->turn = g->sched->keeper = g->sched->starter = NULL;
+    g->sched->yielder = NULL;
     g->sched->grace_until = 0;
     g->sched->expect = 0;
     t->sstate = SCHED_RUN;

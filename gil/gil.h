@@ -382,6 +382,7 @@ typedef struct gil_sched {
   gil_thread *keeper;           /* wakes when the grace runs out */
   double grace_until;           /* real time (gil_monotonic), 0: none */
   gil_thread *starter;          /* waits for 'expect' threads to register */
+  gil_thread *yielder;          /* at a point: not drawn if another can be */
   int expect;
   int nondet;                   /* determinism lost (said once) */
   unsigned long blockseq;
@@ -412,6 +413,9 @@ int gil_block(gil_thread *t, const void *key, double until);
 /* Makes the threads that wait on 'key' runnable: all, or the one that
 ** waits longest (GIL held). */
 void gil_sched_wake(gil_t *g, const void *key, int all);
+/* The holder 't' has just taken a lock: a preemption point, now and then
+** (as the draw says). Returns 1 if another thread ran meanwhile. */
+int gil_sched_point(gil_thread *t);
 /* The holder is about to start a thread: its registration will be waited
 ** for (gil_sched_await), so that it joins the others at a point the
 ** program decides, not the OS. gil_sched_unexpect if it was not made. */

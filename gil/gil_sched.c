@@ -24,10 +24,14 @@
 **
 ** Preemption. While more than one thread exists the policy has a tick:
 ** the VM counts instructions (vm/gilua_hook.c) and calls gil_tick after
-** 'tick' of them, a number drawn from 1 to 2*MEANTICK at every take; the
+** 'tick' of them, a number drawn from 1 to 2*MEANTICK-1 at every take; the
 ** tick draws among the READY threads and the holder itself. So a switch
 ** may land between any two instructions, as with the policy "old", but
-** where the seed says.
+** where the seed says. One lock acquisition in SYNCPOINT is a preemption
+** point too (gil_sched_point): bugs of synchronisation, a deadlock of two
+** locks taken in opposite order first, hang on a switch right after one
+** (CHESS preempts there only); by instruction counts alone such a window
+** of a few instructions would be hit once in a hundred runs.
 **
 ** Time. The clock the program sees is virtual (gil_sched_now): it stands
 ** still while any thread is READY, and when none is, it jumps to the
@@ -62,7 +66,8 @@
 
 #include "gil.h"
 
-#define MEANTICK 50     /* instructions between preemption points, mean */
+#define MEANTICK 200    /* instructions between preemption points, mean */
+#define SYNCPOINT 4     /* 1 in SYNCPOINT lock acquisitions is one too */
 #define GRACE 0.1       /* seconds others wait for a thread OUTSIDE */
 
 static gil_deadlock_fn ondeadlock;
@@ -186,6 +191,12 @@ static void pick (gil_t *g, int late) {
       if (t->sstate == SCHED_BLOCKED) deadlock(g);
     return;
   }
+  if (s->yielder && s->yielder->sstate == SCHED_READY && n > 1) {
+    s->yielder->sstate = SCHED_RUN;  /* out of the draw, for a moment */
+    pick(g, late);
+    s->yielder->sstate = SCHED_READY;
+    return;
+  }
   k = (int)below(s, n);
   for (t = g->threads; t; t = t->next)
     if (t->sstate == SCHED_READY && k-- == 0) break;
@@ -218,27 +229,18 @@ static void mine (gil_t *g, gil_thread *t) {
 }
 
 
-static void sched_wait (gil_t *g, gil_thread *t, int why) {
+/* Waits (mutex held) until 't' has the turn and the GIL is free, then
+** makes it the holder-to-be; returns 0 if the policy changed first. The
+** keeper of a grace waits with a deadline, and leaves when it runs out. */
+static int await_turn (gil_t *g, gil_thread *t, unsigned gen) {
   gil_sched *s = g->sched;
-  unsigned gen = g->policy_gen;
   int interrupted = 0;
-  (void)why;
-  if (t->sstate == SCHED_OUTSIDE || t->sstate == SCHED_RUN) {
-    /* Back from outside (or a thread the scheduler had not seen): the
-    ** GIL was kept free for it, or nobody wants it. */
-    make_ready(t, 0);
-    if (!g->locked && s->turn == NULL) {
-      mine(g, t);
-      return;
-    }
-  }
-  gil_want(g, t);
   while (gil_waits_on(g, t, gen)) {
     struct timespec dl;
     int rc;
     if (!g->locked && s->turn == t) {
       mine(g, t);
-      return;
+      return 1;
     }
     if (s->keeper == t && s->grace_until > 0 && !g->locked) {
       double left = s->grace_until - gil_monotonic();
@@ -260,6 +262,25 @@ static void sched_wait (gil_t *g, gil_thread *t, int why) {
       if (!g->locked && s->turn == NULL && s->keeper == NULL) pick(g, 0);
     }
   }
+  return 0;
+}
+
+
+static void sched_wait (gil_t *g, gil_thread *t, int why) {
+  gil_sched *s = g->sched;
+  (void)why;
+  if (t->sstate == SCHED_OUTSIDE || t->sstate == SCHED_RUN) {
+    /* Back from outside (or a thread the scheduler had not seen, or one
+    ** whose tick waited its turn already): the GIL was kept free for it,
+    ** or nobody wants it. */
+    make_ready(t, 0);
+    if (!g->locked && s->turn == NULL) {
+      mine(g, t);
+      return;
+    }
+  }
+  gil_want(g, t);
+  await_turn(g, t, g->policy_gen);
 }
 
 
@@ -282,21 +303,21 @@ static void sched_yieldhook (gil_t *g, gil_thread *t) {
 
 /*
 ** A preemption point: the holder, READY again, is one of the candidates.
-** If the draw gives the GIL to another, that one must take it before the
-** holder queues up (gil_tick would take it straight back).
+** If the draw gives the GIL to another, the holder waits here for its
+** next turn (gil_tick then finds that the GIL changed hands, and the
+** policy's wait gives it back at once): waiting for the other to take it
+** first and then for its turn would cost one more wake-up a switch.
 */
 static void sched_tick (gil_t *g, gil_thread *t) {
   gil_sched *s = g->sched;
-  unsigned long seen = g->switch_number;
-  unsigned gen = g->policy_gen;
   make_ready(t, 0);
   pick(g, 0);
+  s->yielder = NULL;
   if (s->turn == t || s->turn == NULL) {
     mine(g, t);
     return;
   }
-  while (g->switch_number == seen && gil_waits_on(g, t, gen))
-    pthread_cond_wait(&g->switch_cond, &g->mutex);
+  await_turn(g, t, g->policy_gen);
 }
 
 
@@ -326,7 +347,7 @@ static void reset (gil_t *g) {
   gil_sched *s = g->sched;
   s->rng = s->seed;
   s->vnow = 0;
-  s->turn = s->keeper = s->starter = NULL;
+  s->turn = s->keeper = s->starter = s->yielder = NULL;
   s->grace_until = 0;
   s->expect = s->nondet = 0;
   s->blockseq = 0;
@@ -409,6 +430,24 @@ void gil_sched_wake (gil_t *g, const void *key, int all) {
     }
   if (first) make_ready(first, 0);
   unlock(g);
+}
+
+
+/* At a point the draw is among the others: the holder goes on only if
+** nobody else is READY. */
+int gil_sched_point (gil_thread *t) {
+  gil_t *g = t->gil;
+  int here, switched;
+  lock(g);
+  here = gil_sched_on(g) && g->nthreads > 1 && below(g->sched, SYNCPOINT) == 0;
+  if (here) g->sched->yielder = t;
+  unlock(g);
+  if (!here) return 0;
+  switched = gil_tick(t);
+  lock(g);
+  if (g->sched->yielder == t) g->sched->yielder = NULL;
+  unlock(g);
+  return switched;
 }
 
 

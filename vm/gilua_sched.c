@@ -83,6 +83,12 @@ int gilua_sched_wait (lua_State *L, const void *key, double until) {
 }
 
 
+void gilua_sched_point (void) {
+  gilua_tstate *ts = gilua_ts();
+  if (gil_sched_point(&ts->gt) && gilua_hook_wanted(ts)) gilua_hook_sync(ts);
+}
+
+
 void gilua_sched_elapse (double secs) {
   gilua_tstate *ts = gilua_ts();
   if (ts != NULL && gil_sched_on(ts->gt.gil)) gil_sched_pass(ts->gt.gil, secs);

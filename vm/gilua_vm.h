@@ -279,6 +279,9 @@ double gilua_clock(void);
 double gilua_until(double timeout);
 int gilua_sched_wait(lua_State *L, const void *key, double until);
 void gilua_sched_wake(const void *key, int all);
+/* After a lock is taken: now and then a preemption point under the
+** scheduler (gilua_sched_point: call it only if gilua_sched_on). */
+void gilua_sched_point(void);
 /* A wait in real time of 'secs' (an event loop's on descriptors) moves
 ** the virtual clock on as much. */
 void gilua_sched_elapse(double secs);

@@ -104,6 +104,12 @@ static int try_take (lock *lk, unsigned long id) {
 }
 
 
+/* Under the deterministic scheduler taking a lock may be a preemption
+** point (see gil/gil_sched.c). */
+#define point()  { gilua_tstate *ts_ = gilua_ts(); \
+                   if (gilua_sched_on(ts_)) gilua_sched_point(); }
+
+
 /* Take the lock, waiting at most 'timeout' seconds (negative: forever). */
 static int take (lua_State *L, lock *lk, double timeout) {
   unsigned long id = me();
@@ -128,6 +134,7 @@ static int l_acquire (lua_State *L) {
   double timeout;
   if (nargs == 0) {  /* the common case: no option to read */
     if (!try_take(lk, me())) take(L, lk, -1);
+    point();
     lua_pushvalue(L, 1);
     return 1;
   }
@@ -140,7 +147,10 @@ static int l_acquire (lua_State *L) {
     return gilua_raise(L, "ValueError", "can't specify a timeout for a non-blocking call");
   lua_pop(L, 1);
   if (!blocking) timeout = 0;
-  if (take(L, lk, timeout)) lua_pushvalue(L, 1);
+  if (take(L, lk, timeout)) {
+    point();
+    lua_pushvalue(L, 1);
+  }
   else lua_pushboolean(L, 0);
   return 1;
 }
@@ -189,6 +199,7 @@ static int l_with (lua_State *L) {
   lock *lk = tolock(L);
   luaL_checkany(L, 2);
   if (!try_take(lk, me())) take(L, lk, -1);
+  point();
   return with_done(L, lua_pcallk(L, lua_gettop(L) - 2, LUA_MULTRET, 0, 0, with_done), 0);
 }
 
@@ -288,6 +299,7 @@ static int c_acquire (lua_State *L) {
   lua_getfield(L, 1, "_lock");
   if (n == 1 && (lk = testud(L, lk_idx)) != NULL) {
     if (!try_take(lk, me())) take(L, lk, -1);
+    point();
     lua_pushvalue(L, 1);
     return 1;
   }
@@ -396,7 +408,10 @@ static int s_acquire (lua_State *L) {
     if (!blocking) timeout = 0;
   }
   s = tosem(L);
-  if (sem_down(L, s, timeout)) lua_pushvalue(L, 1);
+  if (sem_down(L, s, timeout)) {
+    point();
+    lua_pushvalue(L, 1);
+  }
   else lua_pushboolean(L, 0);
   return 1;
 }
