@@ -17,7 +17,9 @@
 ** Options live in one table: adding one (say --gil-stats) is one entry
 ** with up to four hooks, called at the four moments an option can matter.
 */
+#include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,7 +48,8 @@ typedef struct Cmd {
   int runs_code;       /* -e: no interactive loop unless -i */
   struct Given *given; /* the options, in command-line order */
   int ngiven;
-  int status;          /* EXIT_SUCCESS or EXIT_FAILURE */
+  int badstatus;       /* exit status of a usage error: 1 (lua's) or 2 */
+  int status;          /* the command's exit status */
 } Cmd;
 
 /* The name messages start with: argv[0], as lua does. */
@@ -72,8 +75,9 @@ typedef struct Option {
   ** the value and note what it means in 'c'. Returns NULL, or an error
   ** message (in 'err', of size 'n'). */
   const char *(*parse)(Cmd *c, const char *val, char *err, size_t n);
-  /* Once the interpreter is open and before any code runs. */
-  void (*setup)(lua_State *L, const char *val);
+  /* Once the interpreter is open and before any code runs. Returns 0, or
+  ** the command's exit status after it reported an error. */
+  int (*setup)(lua_State *L, const char *val);
   /* In command-line order with the other 'run' hooks, before the script.
   ** Returns a Lua status; an error has been reported already. */
   int (*run)(lua_State *L, const char *val);
@@ -84,6 +88,7 @@ typedef struct Option {
 typedef struct Given {
   const Option *opt;
   const char *val;
+  int at, nwords;      /* where it is in argv: --explore passes it on */
 } Given;
 
 
@@ -180,9 +185,10 @@ static const char *parse_interval (Cmd *c, const char *val,
   return NULL;
 }
 
-static void setup_interval (lua_State *L, const char *val) {
+static int setup_interval (lua_State *L, const char *val) {
   (void)L;
   gilua_setswitchinterval(strtod(val, NULL));
+  return 0;
 }
 
 /* --gil-policy=NAME: a name gilua_gilpolicyname lists. */
@@ -202,9 +208,10 @@ static const char *parse_policy (Cmd *c, const char *val, char *err,
   return err;
 }
 
-static void setup_policy (lua_State *L, const char *val) {
+static int setup_policy (lua_State *L, const char *val) {
   (void)L;
   gilua_setgilpolicy(val);
+  return 0;
 }
 
 /*
@@ -277,16 +284,17 @@ static const char *parse_timeline (Cmd *c, const char *val,
   return parse_outfile("--gil-timeline", gilview.timeline, err, n);
 }
 
-static void setup_tracing (lua_State *L, const char *val) {
+static int setup_tracing (lua_State *L, const char *val) {
   const char *path = gilview.trace ? gilview.trace : gilview.timeline;
   (void)L; (void)val;
-  if (gilview.tracing) return;
+  if (gilview.tracing) return 0;
   gilview.pid = getpid();
   if (gilua_trace_start(path) != 0)
     fprintf(stderr, "%s: cannot trace the GIL to '%s': %s\n", progname, path,
             strerror(errno));
   else
     gilview.tracing = 1;
+  return 0;
 }
 
 static void done_tracing (const char *val) {
@@ -302,14 +310,99 @@ static void done_tracing (const char *val) {
             gilview.timeline, strerror(errno));
 }
 
-static void setup_stats (lua_State *L, const char *val) {
+static int setup_stats (lua_State *L, const char *val) {
   (void)L; (void)val;
   gilview.pid = getpid();
+  return 0;
 }
 
 static void done_stats (const char *val) {
   (void)val;
   if (getpid() == gilview.pid) gilua_printstats(stderr);
+}
+
+/*
+** The deterministic scheduler: --sched=MODE, --seed=N, and --explore=N,
+** which runs the script N times under N seeds (stdlib/sys/explore.lua) and
+** runs nothing itself. A bad value of these exits with 2, as a bad usage
+** of --explore must (its 1 means "the runs differ").
+*/
+static struct {
+  const char *mode;          /* --sched, or NULL */
+  unsigned long long seed;   /* --seed, 0 by default */
+  int seeded;                /* --seed given */
+  long runs;                 /* --explore: the number of runs, or 0 */
+} sched;
+
+#define EXPLORE_MAX 1000000L
+
+/* The modes of gilua.h; whether this build runs one is gilua_setscheduler's
+** answer, once the interpreter is open. */
+static const char *const sched_modes[] = {"random", "off", NULL};
+
+static const char *parse_sched (Cmd *c, const char *val, char *err,
+                                size_t n) {
+  int i;
+  for (i = 0; sched_modes[i]; i++)
+    if (strcmp(val, sched_modes[i]) == 0) {
+      sched.mode = sched_modes[i];
+      return NULL;
+    }
+  c->badstatus = 2;
+  snprintf(err, n, "unknown scheduler mode '%s' for --sched "
+           "(the modes are: random, off)", val);
+  return err;
+}
+
+/* A decimal number, digits only (strtoull alone takes "-1", " 1", "+1"). */
+static int parse_unsigned (const char *val, unsigned long long *out) {
+  const char *p;
+  char *end;
+  if (*val == '\0') return 0;
+  for (p = val; *p; p++)
+    if (!isdigit((unsigned char)*p)) return 0;
+  errno = 0;
+  *out = strtoull(val, &end, 10);
+  return errno == 0 && *end == '\0';
+}
+
+static const char *parse_seed (Cmd *c, const char *val, char *err,
+                               size_t n) {
+  if (parse_unsigned(val, &sched.seed)) {
+    sched.seeded = 1;
+    return NULL;
+  }
+  c->badstatus = 2;
+  snprintf(err, n, "bad value '%s' for --seed (an integer from 0 to %llu)",
+           val, ULLONG_MAX);
+  return err;
+}
+
+static const char *parse_explore (Cmd *c, const char *val, char *err,
+                                  size_t n) {
+  unsigned long long runs;
+  c->badstatus = 2;  /* from here on, any usage error */
+  if (parse_unsigned(val, &runs) && runs >= 1 && runs <= EXPLORE_MAX) {
+    sched.runs = (long)runs;
+    return NULL;
+  }
+  snprintf(err, n, "bad value '%s' for --explore (a number of runs, "
+           "from 1 to %ld)", val, EXPLORE_MAX);
+  return err;
+}
+
+/* Right after the interpreter opens, with --gil-policy: no thread yet. */
+static int setup_sched (lua_State *L, const char *val) {
+  (void)L; (void)val;
+  if (gilua_setscheduler(sched.mode, sched.seed) == 0)
+    return 0;
+  if (errno == EINVAL)
+    fprintf(stderr, "%s: scheduler mode '%s' is not available in this "
+            "build (--sched)\n", progname, sched.mode);
+  else
+    fprintf(stderr, "%s: cannot set scheduler mode '%s' (--sched): %s\n",
+            progname, sched.mode, strerror(errno));
+  return 2;
 }
 
 /* lua's options first, in the order and words of lua's usage message. */
@@ -346,6 +439,14 @@ static const Option options[] = {
   {"--gil-timeline", "FILE", "draw the GIL's hand-overs as an HTML "
    "timeline in FILE", GILUA_OPT,
    parse_timeline, setup_tracing, NULL, done_tracing},
+  {"--sched", "MODE", "the deterministic scheduler: random (the seed "
+   "decides every switch, time is virtual) or off (default)", GILUA_OPT,
+   parse_sched, setup_sched, NULL, NULL},
+  {"--seed", "N", "the seed of --sched=random (0 to 2^64-1, default 0)",
+   GILUA_OPT, parse_seed, NULL, NULL, NULL},
+  {"--explore", "N", "run the script N times under --sched=random, seeds "
+   "1..N (--seed=B: B+1..B+N), and print each distinct outcome",
+   GILUA_OPT, parse_explore, NULL, NULL, NULL},
   {"--merge-traces", "OUT", "merge the traces named after OUT (one per "
    "process: MPI ranks...) into OUT, one group per process", GILUA_OPT,
    NULL, NULL, NULL, NULL},
@@ -419,11 +520,16 @@ static const Option *find_option (const char *arg, const char **inlined) {
   return NULL;
 }
 
+static int is_sched_option (const Option *o) {
+  return o->parse == parse_sched || o->parse == parse_seed ||
+         o->parse == parse_explore;
+}
+
 /* Reads the options up to the script name. Returns 0 after printing
 ** a usage error. */
 static int parse_args (Cmd *c) {
   char err[256];
-  int i;
+  int i, at;
   for (i = 1; i < c->argc; i++) {
     const char *arg = c->argv[i], *val;
     const Option *o;
@@ -452,11 +558,14 @@ static int parse_args (Cmd *c) {
       c->script = i;
       return 1;
     }
+    at = i;
     o = find_option(arg, &val);
     if (o == NULL)
       return bad_usage("unrecognized option '%s'", arg);
     if (o->argname == NULL && val != NULL)
       return bad_usage("option '%s' takes no value", o->name);
+    if (is_sched_option(o) && val == NULL && i + 1 >= c->argc)
+      c->badstatus = 2;  /* "--seed" last: its value is missing */
     if (o->argname != NULL && val == NULL) {
       /* lua takes a value that looks like an option for a missing one */
       if (i + 1 >= c->argc ||
@@ -475,9 +584,98 @@ static int parse_args (Cmd *c) {
     }
     c->given[c->ngiven].opt = o;
     c->given[c->ngiven].val = val;
+    c->given[c->ngiven].at = at;
+    c->given[c->ngiven].nwords = i - at + 1;
     c->ngiven++;
   }
   return 1;
+}
+
+
+/*
+** What the scheduler's options ask of the rest of the command line, once
+** it is all read. --explore runs a script file, with the other options
+** passed on to each run; what cannot be shared by N runs (standard input,
+** the interactive loop, one trace file) is refused. Returns 0 after
+** printing why.
+*/
+static int check_sched (Cmd *c) {
+  const char *why = NULL;
+  int i;
+  if (sched.runs == 0) {
+    if (sched.seeded && sched.mode == NULL)
+      why = "--seed needs --sched=random or --explore";
+  }
+  else if (c->merge || c->module)
+    why = "--explore runs a script file, not --merge-traces or -m";
+  else if (c->script == 0 || (strcmp(c->argv[c->script], "-") == 0 &&
+                              strcmp(c->argv[c->script - 1], "--") != 0))
+    why = "--explore needs a script file (gilua --explore=N script.lua)";
+  else if (c->interactive)
+    why = "--explore cannot run the interactive loop (-i)";
+  else
+    for (i = 0; i < c->ngiven && why == NULL; i++)
+      if (c->given[i].opt->setup == setup_tracing)
+        why = "--explore cannot write one GIL trace for many runs "
+              "(--gil-trace, --gil-timeline)";
+  if (why == NULL)
+    return 1;
+  fprintf(stderr, "%s: %s\n", progname, why);
+  c->badstatus = 2;
+  return 0;
+}
+
+/*
+** --explore=N: require("sys.explore").main{...}, whose result is the exit
+** status. The options other than the scheduler's are passed on to every
+** run, as they were written.
+*/
+static int run_explore (lua_State *L, Cmd *c) {
+  int i, k, n = 0, status;
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "sys.explore");
+  status = repl_docall(L, 1, 1);
+  if (status != LUA_OK) {
+    report(L, status);
+    return 2;
+  }
+  lua_getfield(L, -1, "main");
+  lua_createtable(L, 0, 7);
+  lua_pushinteger(L, (lua_Integer)sched.runs);
+  lua_setfield(L, -2, "runs");
+  lua_pushinteger(L, (lua_Integer)sched.seed);  /* the same 64 bits */
+  lua_setfield(L, -2, "seed");
+  lua_pushstring(L, sched.mode ? sched.mode : "random");
+  lua_setfield(L, -2, "mode");
+  lua_pushstring(L, progname);
+  lua_setfield(L, -2, "prog");
+  lua_pushstring(L, c->argv[c->script]);
+  lua_setfield(L, -2, "script");
+  lua_createtable(L, c->argc - c->script - 1, 0);
+  for (i = c->script + 1; i < c->argc; i++) {
+    lua_pushstring(L, c->argv[i]);
+    lua_rawseti(L, -2, i - c->script);
+  }
+  lua_setfield(L, -2, "args");
+  lua_newtable(L);
+  for (i = 0; i < c->ngiven; i++) {
+    const Option *o = c->given[i].opt;
+    if (is_sched_option(o))
+      continue;
+    for (k = 0; k < c->given[i].nwords; k++) {
+      lua_pushstring(L, c->argv[c->given[i].at + k]);
+      lua_rawseti(L, -2, ++n);
+    }
+  }
+  lua_setfield(L, -2, "options");
+  status = repl_docall(L, 1, 1);
+  if (status != LUA_OK) {
+    report(L, status);
+    return 2;
+  }
+  status = (int)lua_tointeger(L, -1);
+  lua_pop(L, 2);
+  return status;
 }
 
 
@@ -613,6 +811,10 @@ static int pmain (lua_State *L) {
   Cmd *c = (Cmd *)lua_touserdata(L, 1);
   int i, status = LUA_OK;
   lua_settop(L, 0);
+  if (sched.runs) {  /* the runs do the rest, each in its own gilua */
+    c->status = run_explore(L, c);
+    return 0;
+  }
   if (c->version) {
     puts(REPL_VERSION_LINE);
     fflush(stdout);
@@ -625,8 +827,9 @@ static int pmain (lua_State *L) {
   lua_pushliteral(L, "__main__");  /* Python's name for the main program */
   lua_setglobal(L, "__name__");
   for (i = 0; i < c->ngiven; i++)
-    if (c->given[i].opt->setup)
-      c->given[i].opt->setup(L, c->given[i].val);
+    if (c->given[i].opt->setup &&
+        (c->status = c->given[i].opt->setup(L, c->given[i].val)) != 0)
+      return 0;
   if (!c->noenv)
     status = run_init(L);
   for (i = 0; i < c->ngiven && status == LUA_OK; i++)
@@ -694,6 +897,7 @@ int main (int argc, char **argv) {
   c.argc = argc;
   c.argv = argv;
   c.status = EXIT_FAILURE;
+  c.badstatus = EXIT_FAILURE;
   if (argc < 1 || argv[0] == NULL) {  /* execve with no argv at all */
     static char *noargs[] = {PROGNAME, NULL};
     c.argc = 1;
@@ -706,9 +910,9 @@ int main (int argc, char **argv) {
     fprintf(stderr, "%s: not enough memory\n", progname);
     return EXIT_FAILURE;
   }
-  if (!parse_args(&c)) {
+  if (!parse_args(&c) || !check_sched(&c)) {
     free(c.given);
-    return EXIT_FAILURE;
+    return c.badstatus;
   }
   if (c.help) {
     print_usage(stdout);
