@@ -431,6 +431,14 @@ static const Option options[] = {
    "(default 0.005)", GILUA_OPT, parse_interval, setup_interval, NULL, NULL},
   {"--gil-policy", "NAME", "the GIL's policy: new (default), old, "
    "io-priority or fifo", GILUA_OPT, parse_policy, setup_policy, NULL, NULL},
+  {"--sched", "MODE", "random: a seed decides every GIL switch and time "
+   "is virtual; off (default)", GILUA_OPT,
+   parse_sched, setup_sched, NULL, NULL},
+  {"--seed", "N", "the seed of --sched=random (0 to 2^64-1, default 0)",
+   GILUA_OPT, parse_seed, NULL, NULL, NULL},
+  {"--explore", "N", "run the script N times under --sched=random, "
+   "seeds 1..N, and list the distinct outcomes",
+   GILUA_OPT, parse_explore, NULL, NULL, NULL},
   {"--gil-stats", NULL, "print GIL statistics on stderr at exit", GILUA_OPT,
    NULL, setup_stats, NULL, done_stats},
   {"--gil-trace", "FILE", "record the GIL's hand-overs into FILE "
@@ -439,14 +447,6 @@ static const Option options[] = {
   {"--gil-timeline", "FILE", "draw the GIL's hand-overs as an HTML "
    "timeline in FILE", GILUA_OPT,
    parse_timeline, setup_tracing, NULL, done_tracing},
-  {"--sched", "MODE", "the deterministic scheduler: random (the seed "
-   "decides every switch, time is virtual) or off (default)", GILUA_OPT,
-   parse_sched, setup_sched, NULL, NULL},
-  {"--seed", "N", "the seed of --sched=random (0 to 2^64-1, default 0)",
-   GILUA_OPT, parse_seed, NULL, NULL, NULL},
-  {"--explore", "N", "run the script N times under --sched=random, seeds "
-   "1..N (--seed=B: B+1..B+N), and print each distinct outcome",
-   GILUA_OPT, parse_explore, NULL, NULL, NULL},
   {"--merge-traces", "OUT", "merge the traces named after OUT (one per "
    "process: MPI ranks...) into OUT, one group per process", GILUA_OPT,
    NULL, NULL, NULL, NULL},

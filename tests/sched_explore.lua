@@ -1,0 +1,319 @@
+#!/usr/bin/env gilua
+--[[
+sched_explore.lua: the command line of the deterministic scheduler
+(--sched, --seed, --explore) and explore's driver: running a script N
+times, grouping the runs by outcome, the exit status; and the samples of
+samples/sched/.
+
+The driver is checked with real child processes whose outcome varies by
+itself: each run takes the next number from a shared directory (mkdir is
+atomic, so the numbers 1..N go to the N runs exactly once each, whatever
+the order) and prints or exits according to it. These run under
+--explore --sched=off (the operating system's scheduling), which needs no
+seed.
+]]
+package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
+local t = require "tap"
+local time = require "time"
+
+local gilua = t.gilua()
+local q = t.shquote
+local root = (arg[0]:match("^(.*)/tests/[^/]*$") or ".")
+
+-- Runs gilua with the words given (shell-quoted here); returns exit
+-- status, stdout, stderr and the elapsed time.
+local function run(...)
+  local words = { q(gilua) }
+  for _, w in ipairs({...}) do words[#words + 1] = q(w) end
+  local outp, errp = t.tmpname(), t.tmpname()
+  local t0 = time.monotonic()
+  local _, how, code = os.execute("{ " .. table.concat(words, " ") ..
+                                  " </dev/null ; } >" .. q(outp) .. " 2>" .. q(errp))
+  local dt = time.monotonic() - t0
+  local out, err = t.slurp(outp) or "", t.slurp(errp) or ""
+  os.remove(outp)
+  os.remove(errp)
+  return (how == "signal") and 128 + code or code, out, err, dt
+end
+
+local function write_file(text)
+  local name = t.tmpname(".lua")
+  local f = assert(io.open(name, "wb"))
+  f:write(text)
+  f:close()
+  return name
+end
+
+-- A fresh directory the runs of one explore share.
+local function fresh_dir()
+  local d = t.tmpname()
+  os.remove(d)
+  assert(os.execute("mkdir " .. q(d)))
+  return d
+end
+
+-- The script's preamble: K is this run's number, 1..N, each once.
+local TICKET = [[
+local dir = arg[1]
+local K = 1
+while not os.execute("mkdir '" .. dir .. "/" .. K .. "' 2>/dev/null") do K = K + 1 end
+]]
+
+-- The outcomes printed by explore: {count=, head=, body=} in order.
+local function outcomes(out)
+  local list = {}
+  for line in out:gmatch("[^\n]+") do
+    local n, rest = line:match("^%[%d+%] (%d+) runs? ?(.*)$")
+    if n then
+      list[#list + 1] = { count = tonumber(n), head = rest, body = "" }
+    elseif #list > 0 then
+      list[#list].body = list[#list].body .. line .. "\n"
+    end
+  end
+  return list
+end
+
+---------------------------------------------------------------- options
+
+do
+  local st, out = run("-h")
+  t.is(st, 0, "-h exits with 0")
+  t.like(out, "%-%-sched=MODE", "the usage lists --sched=MODE")
+  t.like(out, "%-%-seed=N", "the usage lists --seed=N")
+  t.like(out, "%-%-explore=N", "the usage lists --explore=N")
+
+  -- bad values: status 2, one line naming the option, no code run
+  local bad = {
+    { "--seed=abc", "--seed" }, { "--seed=-1", "--seed" }, { "--seed=", "--seed" },
+    { "--seed=+5", "--seed" }, { "--seed= 5", "--seed" }, { "--seed=1.5", "--seed" },
+    { "--seed=18446744073709551616", "--seed" },
+    { "--explore=0", "--explore" }, { "--explore=x", "--explore" },
+    { "--explore=-3", "--explore" }, { "--explore=", "--explore" },
+    { "--explore=1000001", "--explore" },
+    { "--sched=fifo", "--sched" }, { "--sched=", "--sched" }, { "--sched=RANDOM", "--sched" },
+  }
+  for _, b in ipairs(bad) do
+    local st2, out2, err2 = run(b[1], "-e", "print('ran')")
+    t.is(st2, 2, b[1] .. ": exit status 2")
+    t.like(err2, "^%S*gilua: [^\n]*" .. b[2]:gsub("%-", "%%-") .. "[^\n]*\n$",
+           b[1] .. ": one line naming " .. b[2])
+    t.is(out2, "", b[1] .. ": no code ran")
+  end
+  local _, _, err = run("--sched=fifo")
+  t.like(err, "random, off", "an unknown mode: the message lists the modes")
+  _, _, err = run("--seed=x")
+  t.like(err, "18446744073709551615", "a bad seed: the message gives the range")
+
+  st, out, err = run("-e", "print(1)", "--seed")
+  t.is(st, 2, "--seed without its value: status 2")
+  t.like(err, "'%-%-seed' needs a value", "... and says so")
+  st = run("-e", "print(1)", "--explore")
+  t.is(st, 2, "--explore without its value: status 2")
+
+  st, out, err = run("--seed=5", "-e", "print(1)")
+  t.is(st, 2, "--seed alone (no --sched, no --explore): status 2")
+  t.like(err, "%-%-seed needs %-%-sched=random or %-%-explore", "... with the reason")
+
+  st, out = run("--sched=off", "--seed=18446744073709551615", "-e", "print('ran')")
+  t.is(st, 0, "--sched=off --seed=2^64-1: accepted")
+  t.is(out, "ran\n", "... and the code runs")
+  st, out = run("--sched", "off", "--seed", "7", "-e", "print('ran')")
+  t.is(st, 0, "--sched off --seed 7 (values as separate words): accepted")
+  t.is(out, "ran\n", "... and the code runs")
+
+  -- --sched random is --sched=random, whatever this build's core makes of it
+  local st1, out1, err1 = run("--sched=random", "--seed=3", "-e", "print('ran')")
+  local st2, out2, err2 = run("--sched", "random", "--seed", "3", "-e", "print('ran')")
+  t.is(st2, st1, "--sched random --seed 3: the same status as --sched=random --seed=3")
+  t.is(out2, out1, "... the same output")
+  t.is(err2, err1, "... the same errors")
+  t.unlike(err1, "unknown scheduler mode", "random is a known mode")
+
+  -- --explore's usage errors: status 2 (1 would read as "the runs differ")
+  local script = write_file("print('x')\n")
+  local usage = {
+    { { "--explore=3", "-e", "print(1)" }, "needs a script file", "-e and no script" },
+    { { "--explore=3" }, "needs a script file", "no script" },
+    { { "--explore=3", "-" }, "needs a script file", "standard input" },
+    { { "--explore=3", "-i", script }, "interactive", "-i" },
+    { { "--explore=3", "--gil-trace=" .. t.tmpname(), script }, "GIL trace", "--gil-trace" },
+    { { "--explore=3", "-m", "threading" }, "script file", "-m" },
+    { { "--explore=3", "--sched=fifo", script }, "unknown scheduler mode", "a bad --sched" },
+    { { "--explore=3", "-x", script }, "unrecognized option '%-x'", "an unknown option after it" },
+    { { "--explore=3", t.tmpname() .. "-missing.lua" }, "cannot open", "a missing script" },
+  }
+  for _, u in ipairs(usage) do
+    local st3, out3, err3 = run(table.unpack(u[1]))
+    t.is(st3, 2, "--explore with " .. u[3] .. ": status 2")
+    t.like(err3, u[2], "--explore with " .. u[3] .. ": says why")
+    t.unlike(out3, "explore:", "--explore with " .. u[3] .. ": nothing run")
+  end
+  os.remove(script)
+end
+
+---------------------------------------------------------------- grouping
+
+-- 9 runs: the runs numbered 3, 6, 9 print something else.
+do
+  local dir = fresh_dir()
+  local script = write_file(TICKET .. [[
+print(K % 3 == 0 and "fizz" or "plain")
+]])
+  local st, out = run("--explore=9", "--sched=off", script, dir)
+  t.is(st, 1, "runs with two outcomes: exit status 1")
+  t.like(out, "^explore: 9 runs of " .. script:match("[^/]*$"):gsub("%p", "%%%0")
+         .. ", 2 distinct outcomes", "the header: runs, script, outcomes")
+  local oc = outcomes(out)
+  t.is(#oc, 2, "two outcomes listed")
+  t.is(oc[1] and oc[1].count, 6, "the most frequent first: 6 runs")
+  t.is(oc[1] and oc[1].body, "    plain\n", "... its output")
+  t.is(oc[2] and oc[2].count, 3, "then 3 runs")
+  t.is(oc[2] and oc[2].body, "    fizz\n", "... its output")
+  t.like(oc[1] and oc[1].head or "", "exit 0$", "the exit status is in the outcome's header")
+  local n = 0
+  for _ in io.popen("ls " .. q(dir)):lines() do n = n + 1 end
+  t.is(n, 9, "every run ran once")
+  local cores = os.cpu_count()
+  t.like(out, ", " .. cores .. " at a time", "as many runs at a time as cores (" .. cores .. ")")
+  os.execute("rm -rf " .. q(dir))
+  os.remove(script)
+end
+
+-- One outcome: exit status 0; addresses are masked, nothing else is.
+do
+  local dir = fresh_dir()
+  local script = write_file(TICKET .. [[
+print(tostring({}), ("0x%x"):format(4096 + K))
+]])
+  local st, out = run("--explore=4", "--sched=off", script, dir)
+  t.is(st, 0, "runs that differ only by 0x... addresses: one outcome, exit 0")
+  t.like(out, "1 distinct outcome", "the header says 1 distinct outcome")
+  local oc = outcomes(out)
+  t.is(oc[1] and oc[1].count, 4, "all 4 runs in it")
+  t.like(oc[1] and oc[1].body or "", "^    table: 0x%x+\t0x10%x%x\n$",
+         "the output shown is a run's own, addresses unmasked")
+  os.execute("rm -rf " .. q(dir))
+  dir = fresh_dir()
+  local script2 = write_file(TICKET .. [[
+print(("1%x"):format(4096 + K))
+]])
+  st, out = run("--explore=4", "--sched=off", script2, dir)
+  t.is(st, 1, "hexadecimal digits without 0x are compared: 4 outcomes, exit 1")
+  t.is(#outcomes(out), 4, "... 4 outcomes listed")
+  os.execute("rm -rf " .. q(dir))
+  os.remove(script)
+  os.remove(script2)
+end
+
+-- Exit statuses: a deadlock (GILUA_EXIT_DEADLOCK, 3), another status, a
+-- signal; stderr is part of an outcome and shown.
+do
+  local dir = fresh_dir()
+  local script = write_file(TICKET .. [[
+if K <= 3 then io.stderr:write("waits forever\n"); os.exit(3)
+elseif K <= 5 then os.exit(5)
+elseif K == 6 then os.execute("kill -9 " .. os.getpid()) end
+print("done")
+]])
+  local st, out = run("--explore=9", "--sched=off", script, dir)
+  t.is(st, 1, "four outcomes: exit 1")
+  local oc = outcomes(out)
+  t.is(#oc, 4, "four outcomes listed")
+  t.is(oc[1] and oc[1].count, 3, "the deadlocks and the clean runs: 3 each")
+  local dl
+  for _, o in ipairs(oc) do if o.head:find("deadlock") then dl = o end end
+  t.ok(dl and dl.head:find("deadlock %(exit 3%)$"), "status 3 is labelled deadlock (exit 3)")
+  t.is(dl and dl.body, "    stderr: waits forever\n", "... its stderr is shown")
+  t.ok(out:find("\n%[%d%] 2 runs +exit 5\n"), "another status: exit 5, 2 runs")
+  t.ok(out:find("\n%[%d%] 1 run +killed by signal 9\n"), "a signal: killed by signal 9, 1 run")
+  t.ok(out:find("\n%[%d%] 3 runs +exit 0\n    done\n"), "the clean runs: exit 0, their output")
+  os.execute("rm -rf " .. q(dir))
+  os.remove(script)
+end
+
+-- Long output shows its first lines; options before --explore reach the
+-- runs; arguments too.
+do
+  local script = write_file([[
+for i = 1, 20 do print("line " .. i) end
+io.stderr:write("warn a\nwarn b\n")
+print(X, ...)
+]])
+  local st, out = run("-e", "X = 42", "--explore=2", "--sched=off", script, "one", "two")
+  t.is(st, 0, "identical runs: exit 0")
+  t.like(out, "\n    line 1\n.-\n    line 8\n      %.%.%. %(13 more lines%)\n",
+         "a long output: its first 8 lines, then how many more")
+  t.like(out, "\n    stderr:\n      warn a\n      warn b\n", "stderr on lines of its own")
+  t.unlike(out, "line 9\n", "the rest is not printed")
+  -- the last line was cut from the list: check it through a short script
+  local script2 = write_file("print(X, ...)\n")
+  st, out = run("-e", "X = 42", "--explore=2", "--sched=off", script2, "one", "two")
+  t.like(out, "\n    42\tone\ttwo\n", "-e before --explore and the script's arguments reach every run")
+  os.remove(script)
+  os.remove(script2)
+end
+
+-- The runs overlap: 2 x cores runs of a 1 s sleep take about 2 s, not
+-- 2 x cores seconds (one retry: the machine may be loaded).
+do
+  local cores = os.cpu_count() or 1
+  local script = write_file("require('time').sleep(1)\n")
+  local st, dt
+  for _ = 1, 2 do
+    local t0 = time.monotonic()
+    st = run("--explore=" .. 2 * cores, "--sched=off", script)
+    dt = time.monotonic() - t0
+    if dt >= 1.9 and dt < math.max(3.5, cores) then break end
+  end
+  t.is(st, 0, "sleeping runs: one outcome")
+  t.between(dt, 1.9, math.max(3.5, cores),
+            ("%d runs of a 1 s sleep, %d at a time: %.2f s"):format(2 * cores, cores, dt))
+  os.remove(script)
+end
+
+---------------------------------------------------------------- seeds and replay
+
+-- Under --sched=random (the default of --explore), every outcome prints
+-- its first seed and the command that replays it; running that command
+-- gives the same outcome.
+do
+  local script = write_file("print('hello')\n")
+  local st, out = run("--explore=3", script)
+  local oc = outcomes(out)
+  t.ok(#oc >= 1, "--explore=3 ran the script")
+  t.like(oc[1] and oc[1].head or "", "^%(first: seed 1%)", "seeds start at 1")
+  local replay = out:match("\n    replay: ([^\n]+)")
+  t.is(replay, gilua .. " --sched=random --seed=1 " .. script,
+       "the replay command: the program as invoked, --sched=random --seed=S, the script")
+  if replay then
+    local words = {}
+    for w in replay:gmatch("%S+") do words[#words + 1] = w end
+    table.remove(words, 1)
+    local st2, out2, err2 = run(table.unpack(words))
+    local first = oc[1].head:match("(%S+ %d+)$")
+    t.is("exit " .. st2, first, "the replayed run's status is the outcome's")
+    local body = ""
+    for l in (out2 .. err2):gmatch("[^\n]+") do body = body .. l end
+    local shown = (oc[1].body:gsub("^    replay:[^\n]*\n", ""):gsub("    stderr: ", ""):gsub("\n", ""):gsub("^%s+", ""))
+    t.is(body:gsub("%s", ""), shown:gsub("%s", ""), "the replayed run prints the outcome's output")
+  end
+  st, out = run("--seed=41", "--explore=2", script)
+  t.like(out, "%(first: seed 42%)", "--seed=41: seeds start at 42")
+  st, out = run("--seed=18446744073709551614", "--explore=1", script)
+  t.like(out, "%(first: seed 18446744073709551615%)", "a seed above 2^63 prints unsigned")
+  t.like(out, "%-%-seed=18446744073709551615 ", "... and replays with that seed")
+  os.remove(script)
+end
+
+---------------------------------------------------------------- samples
+
+do
+  local st, out = run(root .. "/samples/sched/race_lock.lua")
+  t.is(st, 0, "race_lock.lua runs")
+  t.is(out, "compteur = 4000\n", "race_lock.lua: no update lost")
+  st, out = run(root .. "/samples/sched/race.lua")
+  t.is(st, 0, "race.lua runs")
+  t.like(out, "^compteur = %d+\n$", "race.lua prints the counter")
+end
+
+t.done_testing()
