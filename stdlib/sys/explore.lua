@@ -149,12 +149,16 @@ function M.main(o)
   local ncores = os.cpu_count() or 1
   local t0 = time.monotonic()
   local results = {}
-  do
-    local pool <close> = futures.ThreadPoolExecutor{ max_workers = ncores }
+  local pool = futures.ThreadPoolExecutor{ max_workers = ncores }
+  local ok, err = pcall(function()
     local fs = {}
     for i = 1, o.runs do fs[i] = pool:submit(run, o, o.seed + i) end
     for i = 1, o.runs do results[i] = fs[i]:result() end
-  end
+  end)
+  -- On Ctrl-C (which the running children get too) or a run that could
+  -- not start, the runs not started yet are dropped.
+  pool:shutdown{ wait = true, cancel_futures = not ok }
+  if not ok then error(err, 0) end
   local elapsed = time.monotonic() - t0
 
   -- Outcomes, in the order of their first seed, then the most frequent first.
