@@ -127,7 +127,17 @@ do
   t.is(st2, st1, "--sched random --seed 3: the same status as --sched=random --seed=3")
   t.is(out2, out1, "... the same output")
   t.is(err2, err1, "... the same errors")
-  t.unlike(err1, "unknown scheduler mode", "random is a known mode")
+  t.is(st1, 0, "--sched=random --seed=3 runs the code")
+  t.is(out1, "ran\n", "... which prints")
+
+  -- the mode and the seed reach the scheduler, all 64 bits of it
+  local show = "local s = require('sys').getscheduler() print(s.mode, s.seed)"
+  st, out = run("--sched=random", "--seed=18446744073709551615", "-e", show)
+  t.is(out, "random\t-1\n", "--seed=2^64-1 reaches the scheduler (-1: the same 64 bits)")
+  st, out = run("--sched=random", "-e", show)
+  t.is(out, "random\t0\n", "--sched=random alone: seed 0")
+  st, out = run("--sched=off", "-e", show)
+  t.is(out, "off\tnil\n", "--sched=off: the scheduler is off")
 
   -- --explore's usage errors: status 2 (1 would read as "the runs differ")
   local script = write_file("print('x')\n")
@@ -302,6 +312,125 @@ do
   st, out = run("--seed=18446744073709551614", "--explore=1", script)
   t.like(out, "%(first: seed 18446744073709551615%)", "a seed above 2^63 prints unsigned")
   t.like(out, "%-%-seed=18446744073709551615 ", "... and replays with that seed")
+  os.remove(script)
+end
+
+---------------------------------------------------------------- under the scheduler
+
+-- Runs a replay command line as printed (words split at spaces: the test's
+-- paths have none) and returns its status, stdout and stderr.
+local function replay(line)
+  local words = {}
+  for w in line:gmatch("%S+") do words[#words + 1] = w end
+  table.remove(words, 1)
+  return run(table.unpack(words))
+end
+
+-- The seeds reach the runs: each run prints its scheduler's seed, so
+-- every run is an outcome of its own.
+do
+  local script = write_file([[
+local s = require("sys").getscheduler()
+print(s.seed, s.mode)
+]])
+  local st, out = run("--seed=100", "--explore=5", script)
+  t.is(st, 1, "5 runs that print their seed: 5 outcomes, exit 1")
+  local oc = outcomes(out)
+  t.is(#oc, 5, "5 outcomes")
+  local seen = {}
+  for _, o in ipairs(oc) do
+    local first = o.head:match("first: seed (%d+)")
+    t.is(o.body:match("\n    (%d+)\trandom\n"), first,
+         "seed " .. tostring(first) .. ": the run got --sched=random --seed=" .. tostring(first))
+    if first then seen[tonumber(first)] = true end
+  end
+  t.ok(seen[101] and seen[105] and not seen[100] and not seen[106],
+       "--seed=100 --explore=5: seeds 101 to 105")
+  os.remove(script)
+end
+
+-- The course's race: several outcomes, each replayed by its seed.
+local race_dt
+do
+  local t0 = time.monotonic()
+  local st, out = run("--explore=50", root .. "/samples/sched/race.lua")
+  race_dt = time.monotonic() - t0
+  t.is(st, 1, "race.lua under --explore=50: outcomes differ, exit 1")
+  local oc = outcomes(out)
+  t.ok(#oc >= 2, "race.lua: at least 2 distinct outcomes (" .. #oc .. ")")
+  local lost = false
+  for i, o in ipairs(oc) do
+    local line = o.body:match("^    replay: ([^\n]+)")
+    local n = o.body:match("\n    compteur = (%d+)\n")
+    if tonumber(n) and tonumber(n) < 4000 then lost = true end
+    if line then
+      local st2, out2, err2 = replay(line)
+      t.is(st2, 0, ("outcome %d replayed: exit 0"):format(i))
+      t.is(out2, "compteur = " .. tostring(n) .. "\n",
+           ("outcome %d replayed (%s): compteur = %s"):format(i, line:match("%-%-seed=%d+"), n))
+      t.is(err2, "", ("outcome %d replayed: nothing on stderr"):format(i))
+    else
+      t.ok(false, ("outcome %d has a replay line"):format(i))
+    end
+  end
+  t.ok(lost, "some seed loses updates (compteur < 4000)")
+end
+t.note(("--explore=50 on race.lua: %.2f s"):format(race_dt))
+
+do
+  local st, out = run("--explore=50", root .. "/samples/sched/race_lock.lua")
+  t.is(st, 0, "race_lock.lua under --explore=50: exit 0")
+  local oc = outcomes(out)
+  t.is(#oc, 1, "race_lock.lua: exactly one outcome")
+  t.is(oc[1] and oc[1].count, 50, "... all 50 runs")
+  t.like(oc[1] and oc[1].body or "", "\n    compteur = 4000\n$", "... compteur = 4000")
+end
+
+do
+  local st, out = run("--explore=100", root .. "/samples/sched/deadlock.lua")
+  t.is(st, 1, "deadlock.lua under --explore=100: outcomes differ, exit 1")
+  local dl
+  for _, o in ipairs(outcomes(out)) do
+    if o.head:find("deadlock %(exit 3%)$") then dl = o end
+  end
+  t.ok(dl, "a deadlock outcome is found")
+  local line = dl and dl.body:match("^    replay: ([^\n]+)")
+  if line then
+    local st2, out2, err2 = replay(line)
+    t.is(st2, 3, "its seed replays the deadlock: exit 3")
+    local a = err2:match("\n  Thread%-A [^\n]* waits on a Lock at (0x%x+), held by Thread%-B\n")
+    local b = err2:match("\n  Thread%-B [^\n]* waits on a Lock at (0x%x+), held by Thread%-A\n")
+    t.ok(a and b and a ~= b, "the report: Thread-A waits on a lock Thread-B holds, and the reverse")
+    t.like(err2, "deadlock%.lua:%d+: in function", "... with the threads' tracebacks")
+    t.is(out2, "", "no transfer line: the run never ended")
+    local n = 0
+    for _, o in ipairs(outcomes(out)) do
+      if o.head:find("deadlock") then n = n + 1 end
+    end
+    t.is(n, 1, "the deadlocking seeds make one outcome (thread idents masked)")
+  end
+end
+
+do
+  local st, out, err, dt = run("--sched=random", root .. "/samples/sched/virtual_time.lua")
+  t.is(st, 0, "virtual_time.lua under --sched=random: exit 0")
+  t.is(err, "", "... nothing on stderr")
+  t.ok(dt < 2, ("... 7.5 s of sleeps in %.2f s of real time"):format(dt))
+  t.like(out, "^ 1%.000 s  📦 Produit: Prod1_item_1\n", "the first item at exactly 1.000 s")
+  t.like(out, "\n 2%.500 s  ✅ Cons1 a terminé: Prod1_item_1\n", "its processing ends at exactly 2.500 s")
+  t.like(out, "\n 7%.500 s  fin\n$", "the end at exactly 7.500 s")
+  local _, out2 = run("--sched=random", "--seed=99", root .. "/samples/sched/virtual_time.lua")
+  local function instants(s) local r = {} for x in s:gmatch("(%d+%.%d+) s") do r[#r + 1] = x end table.sort(r) return table.concat(r, " ") end
+  t.is(instants(out2), instants(out), "another seed: the same instants")
+end
+
+-- A run that says it left the scheduler's control is marked.
+do
+  local script = write_file([[io.stderr:write("gilua: sched: a child process runs in real time\n")]])
+  local st, out = run("--explore=2", script)
+  t.is(st, 0, "a run that leaves the scheduler: one outcome")
+  t.like(out, "\n    replay: [^\n]+\n    %(this run left the scheduler: its replay may differ%)\n",
+         "its outcome is marked under the replay line")
   os.remove(script)
 end
 

@@ -20,6 +20,7 @@ most frequent first.
 Hexadecimal addresses (0x...) are masked before runs are compared: a
 table's tostring() differs from run to run (the allocator's addresses are
 not the scheduler's business), and would otherwise split every outcome.
+So are the thread idents of the deadlock report, "(ident N)".
 
 With mode "off" (`--explore=N --sched=off`) the children run under the
 operating system's scheduling, as a plain `gilua script.lua` does: a way to
@@ -38,7 +39,9 @@ local _mp = require "_multiprocessing"
 local M = {}
 
 local DEADLOCK = 3          -- GILUA_EXIT_DEADLOCK (gilua.h)
-local SHOWN_LINES = 8       -- of each stream, per outcome
+-- Lines shown of each stream, per outcome: a deadlock report of two
+-- threads (on stderr) is about 17.
+local SHOWN = { stdout = 8, stderr = 20 }
 
 -- Unsigned decimal of a 64-bit seed (Lua integers are signed; a seed near
 -- 2^64 is negative here, with the same bits as the C side's).
@@ -55,8 +58,9 @@ local function shquote(s)
   return "'" .. s:gsub("'", "'\\''") .. "'"
 end
 
+-- The deadlock report's thread idents are addresses too (pthread_t).
 local function mask(s)
-  return (s:gsub("0x%x+", "0x?"))
+  return (s:gsub("0x%x+", "0x?"):gsub("%(ident %d+%)", "(ident ?)"))
 end
 
 -- The words of one run's command line (argv[0] first).
@@ -96,7 +100,7 @@ local function status_label(status)
   else return "exit " .. status end
 end
 
--- The lines of a stream, at most SHOWN_LINES of them, indented.
+-- The first lines of a stream, indented.
 local function show(out, name, text)
   if text == "" then return end
   local lines = {}
@@ -109,18 +113,19 @@ local function show(out, name, text)
     return
   end
   if name ~= "stdout" then out[#out + 1] = "    " .. name .. ":" end
-  for i = 1, math.min(#lines, SHOWN_LINES) do
+  local most = SHOWN[name]
+  for i = 1, math.min(#lines, most) do
     out[#out + 1] = (name == "stdout" and "    " or "      ") .. lines[i]
   end
-  if #lines > SHOWN_LINES then
-    out[#out + 1] = ("      ... (%d more lines)"):format(#lines - SHOWN_LINES)
+  if #lines > most then
+    out[#out + 1] = ("      ... (%d more lines)"):format(#lines - most)
   end
 end
 
 -- A line of stderr saying the run left the scheduler's control.
 local function undetermined(o, stderr)
   for l in stderr:gmatch("[^\n]+") do
-    if l:find("^gilua: sched: ") or l:sub(1, #o.prog + 8) == o.prog .. ": sched: " then
+    if l:find("^gilua: sched: ") or l:find(o.prog .. ": sched: ", 1, true) == 1 then
       return true
     end
   end
