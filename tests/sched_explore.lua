@@ -5,12 +5,14 @@ sched_explore.lua: the command line of the deterministic scheduler
 times, grouping the runs by outcome, the exit status; and the samples of
 samples/sched/.
 
-The driver is checked with real child processes whose outcome varies by
-itself: each run takes the next number from a shared directory (mkdir is
-atomic, so the numbers 1..N go to the N runs exactly once each, whatever
-the order) and prints or exits according to it. These run under
---explore --sched=off (the operating system's scheduling), which needs no
-seed.
+The grouping is checked first with real child processes whose outcome
+varies by itself: each run takes the next number from a shared directory
+(mkdir is atomic, so the numbers 1..N go to the N runs exactly once each,
+whatever the order) and prints or exits according to it; these run under
+--explore --sched=off (the operating system's scheduling), so that the
+counts are known. Then under the scheduler: seeds, replays, and the
+samples' claims (races found and replayed, one outcome with a Lock, the
+deadlock found, virtual time).
 ]]
 package.path = (arg[0]:match("^(.*)/") or ".") .. "/?.lua;" .. package.path
 local t = require "tap"
@@ -424,11 +426,20 @@ do
   t.is(instants(out2), instants(out), "another seed: the same instants")
 end
 
--- A run that says it left the scheduler's control is marked.
+-- A run that left the scheduler's control (a thread waited on a child
+-- process past the scheduler's grace) is marked.
 do
-  local script = write_file([[io.stderr:write("gilua: sched: a child process runs in real time\n")]])
+  local script = write_file([[
+local threading, time = require "threading", require "time"
+local th = threading.Thread{target = function() for _ = 1, 3 do time.sleep(0.1) end end}
+th:start()
+require("subprocess").run({"sleep", "0.3"})
+th:join()
+print("fini")
+]])
   local st, out = run("--explore=2", script)
   t.is(st, 0, "a run that leaves the scheduler: one outcome")
+  t.like(out, "\n    stderr: gilua: sched: ", "its stderr has the scheduler's line")
   t.like(out, "\n    replay: [^\n]+\n    %(this run left the scheduler: its replay may differ%)\n",
          "its outcome is marked under the replay line")
   os.remove(script)
