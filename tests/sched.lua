@@ -170,7 +170,7 @@ local function one() lock_a:acquire(); lock_b:acquire(); lock_b:release(); lock_
 local function two() lock_b:acquire(); lock_a:acquire(); lock_a:release(); lock_b:release() end
 local a = threading.Thread{target = one, name = "Thread-A"}
 local b = threading.Thread{target = two, name = "Thread-B"}
-print("start")
+print("start lock_b = " .. tostring(lock_b):match("0x%x+"))
 a:start(); b:start(); a:join(); b:join()
 print("no deadlock")
 ]]
@@ -187,15 +187,17 @@ do
   t.ok(found ~= nil, "opposite-order locks: a seed among 100 deadlocks")
   if found then
     t.is(found.status, 3, "... exit status 3 (GILUA_EXIT_DEADLOCK)")
-    t.is(found.stdout, "start\n", "... after what was printed before")
+    t.like(found.stdout, "^start lock_b = 0x%x+\n$", "... after what was printed before")
     t.like(found.stderr, "^gilua: deadlock: every thread waits", "... the report says so")
-    t.like(found.stderr, "Thread%-A %(ident %d+%) waits on a Lock at 0x%x+, held by Thread%-B",
-           "... Thread-A waits on a lock Thread-B holds")
-    t.like(found.stderr, "Thread%-B %(ident %d+%) waits on a Lock at 0x%x+, held by Thread%-A",
-           "... and Thread-B on one Thread-A holds")
+    t.like(found.stderr, "Thread%-A %(ident %d+%) waits on lock_b %(a Lock at 0x%x+%), held by Thread%-B",
+           "... Thread-A waits on lock_b (named as in the program), which Thread-B holds")
+    t.like(found.stderr, "Thread%-B %(ident %d+%) waits on lock_a %(a Lock at 0x%x+%), held by Thread%-A",
+           "... and Thread-B on lock_a, which Thread-A holds")
     local la = found.stderr:match("Thread%-A[^\n]*Lock at (0x%x+)")
     local lb = found.stderr:match("Thread%-B[^\n]*Lock at (0x%x+)")
     t.ok(la and lb and la ~= lb, "... two different locks", tostring(la) .. " " .. tostring(lb))
+    t.ok(found.stderr:find(tostring(la), 1, true) and found.stdout:find("lock_b = " .. la, 1, true),
+         "... at the address tostring() shows", found.stdout)
     t.like(found.stderr, "MainThread %(ident %d+%) waits on the end of Thread%-A",
            "... the main thread waits to join Thread-A")
     t.like(found.stderr, "%.lua:4: in ", "... with each thread's traceback")

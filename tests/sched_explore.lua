@@ -400,9 +400,9 @@ do
   if line then
     local st2, out2, err2 = replay(line)
     t.is(st2, 3, "its seed replays the deadlock: exit 3")
-    local a = err2:match("\n  Thread%-A [^\n]* waits on a Lock at (0x%x+), held by Thread%-B\n")
-    local b = err2:match("\n  Thread%-B [^\n]* waits on a Lock at (0x%x+), held by Thread%-A\n")
-    t.ok(a and b and a ~= b, "the report: Thread-A waits on a lock Thread-B holds, and the reverse")
+    local a = err2:match("\n  Thread%-A [^\n]* waits on lock_b %(a Lock at (0x%x+)%), held by Thread%-B\n")
+    local b = err2:match("\n  Thread%-B [^\n]* waits on lock_a %(a Lock at (0x%x+)%), held by Thread%-A\n")
+    t.ok(a and b and a ~= b, "the report: Thread-A waits on lock_b, which Thread-B holds, and the reverse")
     t.like(err2, "deadlock%.lua:%d+: in function", "... with the threads' tracebacks")
     t.is(out2, "", "no transfer line: the run never ended")
     local n = 0

@@ -135,6 +135,38 @@ static void traceback (lua_State *co) {
 }
 
 
+/*
+** The name a student gave the object 't' waits on: a local or an upvalue
+** of the Lua functions that called the wait, that holds the userdata
+** itself. The thread is stopped for good (the process exits after the
+** report), so its stack may serve: what is pushed is popped at once.
+*/
+static const char *varname (lua_State *co, const void *obj) {
+  lua_Debug ar;
+  int level, i;
+  const char *name;
+  if (obj == NULL || !lua_checkstack(co, 3)) return NULL;
+  for (level = 1; level <= 3 && lua_getstack(co, level, &ar); level++) {
+    for (i = 1; (name = lua_getlocal(co, &ar, i)) != NULL; i++) {
+      int hit = lua_touserdata(co, -1) == obj && name[0] != '(';
+      lua_pop(co, 1);
+      if (hit) return name;
+    }
+    if (!lua_getinfo(co, "f", &ar)) continue;
+    for (i = 1; (name = lua_getupvalue(co, -1, i)) != NULL; i++) {
+      int hit = lua_touserdata(co, -1) == obj && name[0] != '\0';
+      lua_pop(co, 1);
+      if (hit) {
+        lua_pop(co, 1);
+        return name;
+      }
+    }
+    lua_pop(co, 1);
+  }
+  return NULL;
+}
+
+
 /* Oldest thread first: the list is newest first. */
 static void report (gil_t *g, gil_thread *t) {
   gilua_tstate *ts = (gilua_tstate *)t;
@@ -144,7 +176,10 @@ static void report (gil_t *g, gil_thread *t) {
           t->ident);
   if (t->sstate != SCHED_BLOCKED) fputs("does not wait\n", stderr);
   else {
-    fprintf(stderr, "waits on %s", t->swhat[0] ? t->swhat : "an event");
+    const char *name = ts->current ? varname(ts->current, ts->waits_on) : NULL;
+    fputs("waits on ", stderr);
+    if (name) fprintf(stderr, "%s (%s)", name, t->swhat);
+    else fputs(t->swhat[0] ? t->swhat : "an event", stderr);
     if (t->sowner)
       fprintf(stderr, "%s%s", t->srole ? t->srole : " ",
               t->sowner == t->ident ? "itself" : nameof(g, t->sowner));

@@ -45,6 +45,8 @@ typedef struct gilua_tstate {
                                 ** the thread's next visit */
   int claimed;                  /* this visit made the interpreter busy */
   int dead;                     /* its interpreter closed (registry lock) */
+  const void *waits_on;         /* under the scheduler: the object it waits
+                                ** on, for the deadlock report */
   struct gilua_tstate *tnext;   /* the OS thread's states (registry lock) */
   struct gilua_tstate *vnext;   /* the interpreter's members (registry lock) */
 } gilua_tstate;
@@ -254,6 +256,7 @@ typedef struct gilua_waitq {
   ** where its owner's ident is kept (NULL: no owner) */
   const char *what;
   const unsigned long *owner;
+  const void *obj;              /* the object, as tostring shows it */
 } gilua_waitq;
 void gilua_waitq_init(gilua_waitq *wq, const char *what,
                       const unsigned long *owner);

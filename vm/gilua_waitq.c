@@ -24,6 +24,7 @@ void gilua_waitq_init (gilua_waitq *wq, const char *what,
   wq->gen = 0;
   wq->what = what;
   wq->owner = owner;
+  wq->obj = wq;
   pthread_mutex_init(&wq->m, NULL);
   gilua_cond_init(&wq->c);
 }
@@ -59,13 +60,16 @@ void gilua_waitq_destroy (gilua_waitq *wq) {
 /* Under the scheduler the queue itself is the key the waiters block on,
 ** and the GIL is all the protection its state needs. */
 static int sched_wait (lua_State *L, gilua_waitq *wq, double until) {
+  gilua_tstate *ts = gilua_ts();
   int intime;
   if (wq->owner && *wq->owner)
-    gilua_sched_note(*wq->owner, ", held by ", "%s at %p", wq->what, (void *)wq);
-  else gilua_sched_note(0, NULL, "%s at %p", wq->what, (void *)wq);
+    gilua_sched_note(*wq->owner, ", held by ", "%s at %p", wq->what, wq->obj);
+  else gilua_sched_note(0, NULL, "%s at %p", wq->what, wq->obj);
+  ts->waits_on = wq->obj;
   wq->waiters++;
   intime = gilua_sched_wait(L, wq, until);
   wq->waiters--;
+  ts->waits_on = NULL;
   return intime;
 }
 

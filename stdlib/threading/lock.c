@@ -254,6 +254,7 @@ static int newlock (lua_State *L, int rlock) {
   memset(lk, 0, sizeof *lk);
   lk->rlock = rlock;
   gilua_waitq_init(&lk->wq, rlock ? "an RLock" : "a Lock", &lk->owner);
+  lk->wq.obj = lk;
   luaL_setmetatable(L, rlock ? RLOCK_MT : LOCK_MT);
   return 1;
 }
