@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 
 #include "mp.h"
 
@@ -421,6 +422,36 @@ static int conn_fds (lua_State *L) {
 }
 
 
+/* _settimeout(seconds or nil): a limit on each read and write that
+** blocks in the middle of a message (SO_RCVTIMEO, SO_SNDTIMEO), so that a
+** peer that stops half-way through a handshake cannot hold the reader;
+** nil takes the limit away. The wait for a message to begin is poll's. */
+static int conn_settimeout (lua_State *L) {
+  conn *c = checkconn(L, 1);
+  double t = lua_isnoneornil(L, 2) ? 0 : gilua_timeout(L, 2, "Connection._settimeout",
+                                                       NULL, GILUA_NEG_ZERO);
+  struct timeval tv;
+  if (t < 0) t = 0;   /* GILUA_FOREVER is 0 here: no limit */
+  tv.tv_sec = (time_t)t;
+  tv.tv_usec = (suseconds_t)((t - (double)tv.tv_sec) * 1e6);
+  if (t > 0 && tv.tv_sec == 0 && tv.tv_usec == 0) tv.tv_usec = 1;
+  if (c->rfd >= 0) (void)setsockopt(c->rfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  if (c->wfd >= 0) (void)setsockopt(c->wfd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  return 0;
+}
+
+
+/* _shutdown(): ends the socket both ways, without closing it, so that a
+** thread blocked reading it (a server's client thread) sees end of file
+** and closes it itself. */
+static int conn_shutdown (lua_State *L) {
+  conn *c = checkconn(L, 0);
+  if (c->rfd >= 0) (void)shutdown(c->rfd, SHUT_RDWR);
+  if (c->wfd >= 0 && c->wfd != c->rfd) (void)shutdown(c->wfd, SHUT_RDWR);
+  return 0;
+}
+
+
 /* Forgets the descriptors without closing them (they were handed over). */
 static int conn_detach (lua_State *L) {
   conn *c = checkconn(L, 0);
@@ -438,6 +469,8 @@ static const luaL_Reg conn_methods[] = {
   {"close", conn_close},
   {"fileno", conn_fileno},
   {"_detach", conn_detach},
+  {"_settimeout", conn_settimeout},
+  {"_shutdown", conn_shutdown},
   {"_fds", conn_fds},
   {NULL, NULL}
 };

@@ -1,14 +1,20 @@
 /*
-** managers.c: the manager's Unix sockets for _multiprocessing: a private
-** directory, a listening socket (mode 0600), connections on it (the
-** Connection of connection.c), and random bytes for authentication keys.
+** managers.c: the sockets of managers and of multiprocessing.connection's
+** Listener and Client, for _multiprocessing: Unix sockets (a private
+** directory, a listening socket of mode 0600) and TCP sockets (any host
+** and port, port 0 for a free one), connections on them (the Connection
+** of connection.c), and random bytes for authentication keys.
 */
 #include <errno.h>
 #include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -37,32 +43,179 @@ static int l_mkdtemp (lua_State *L) {
 }
 
 
+/* listen(path, [backlog]) -> the descriptor of a Unix socket, mode 0600 */
 static int l_listen (lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
+  int backlog = (int)luaL_optinteger(L, 2, 64);
   struct sockaddr_un a;
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return gilua_oserror(L, errno, "socket", NULL);
+  int fd;
   fill_addr(L, &a, path);
+  fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return gilua_oserror(L, errno, "socket", NULL);
   if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || chmod(path, 0600) != 0
-      || listen(fd, 64) != 0) {
+      || listen(fd, backlog) != 0) {
     int e = errno;
     close(fd);
-    return gilua_oserror(L, e, "listen", NULL);
+    return gilua_oserror(L, e, "listen", path);
   }
   lua_pushinteger(L, fd);
   return 1;
 }
 
 
+/*
+** {==================================================================
+** TCP
+** ===================================================================
+*/
+
+/* Pushes the numeric host and the port of a TCP address; 2 results. */
+static int push_inet (lua_State *L, const struct sockaddr *sa, socklen_t len) {
+  char host[NI_MAXHOST], port[NI_MAXSERV];
+  if (getnameinfo(sa, len, host, sizeof host, port, sizeof port,
+                  NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+    return 0;
+  lua_pushstring(L, host);
+  lua_pushinteger(L, atoi(port));
+  return 2;
+}
+
+
+/* Resolves host:port without the GIL (a name may take the resolver a
+** while); "" or nil is every interface of this host when 'passive'. */
+static struct addrinfo *resolve (lua_State *L, int passive) {
+  const char *host = luaL_optstring(L, 1, "");
+  lua_Integer port = luaL_checkinteger(L, 2);
+  struct addrinfo hints, *res = NULL;
+  char serv[16];
+  int r;
+  if (port < 0 || port > 65535)
+    return gilua_raise(L, "OverflowError", "port must be 0-65535, not %I",
+                       (LUAI_UACINT)port), NULL;
+  snprintf(serv, sizeof serv, "%d", (int)port);
+  memset(&hints, 0, sizeof hints);
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : AI_ADDRCONFIG);
+  if (*host == '\0' && passive) host = NULL;
+  GILUA_BEGIN_ALLOW_THREADS(L)
+    r = getaddrinfo(host, serv, &hints, &res);
+  GILUA_END_ALLOW_THREADS(L)
+  if (r != 0) {
+    int e = r == EAI_SYSTEM ? errno : 0;
+    if (e != 0) return gilua_oserror(L, e, "getaddrinfo", NULL), NULL;
+    return gilua_raise(L, "OSError", "[Errno %d] %s: '%s'", r, gai_strerror(r),
+                       host ? host : ""), NULL;
+  }
+  return res;
+}
+
+
+static void nodelay (int fd) {
+  int one = 1;   /* requests and replies are small: no Nagle delay */
+  (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+
+/* listen_tcp(host, port, [backlog]) -> descriptor, host, port: the
+** address really bound (port 0 asks the system for a free port). */
+static int l_listen_tcp (lua_State *L) {
+  int backlog = (int)luaL_optinteger(L, 3, 64), fd = -1, e = 0, one = 1;
+  struct addrinfo *res = resolve(L, 1), *ai;
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  for (ai = res; ai != NULL; ai = ai->ai_next) {
+    fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+    if (fd < 0) { e = errno; continue; }
+    /* a server started again at once may reuse its port (Python's rule) */
+    (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, backlog) == 0)
+      break;
+    e = errno;
+    close(fd);
+    fd = -1;
+  }
+  freeaddrinfo(res);
+  if (fd < 0) return gilua_oserror(L, e, "bind", NULL);
+  if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0) {
+    e = errno;
+    close(fd);
+    return gilua_oserror(L, e, "getsockname", NULL);
+  }
+  lua_pushinteger(L, fd);
+  if (push_inet(L, (struct sockaddr *)&ss, len) == 0) {
+    close(fd);
+    return gilua_raise(L, "OSError", "listen_tcp(): cannot read the bound address");
+  }
+  return 3;
+}
+
+
+/* Connects fd without the GIL: a non-blocking connect and an
+** interruptible wait for its end. 0 or an errno (EINTR: Ctrl-C). */
+static int connect_fd (int fd, const struct sockaddr *sa, socklen_t len) {
+  int fl = fcntl(fd, F_GETFL), e = 0;
+  socklen_t elen = sizeof e;
+  struct pollfd p;
+  if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0) return errno;
+  if (connect(fd, sa, len) != 0) {
+    if (errno != EINPROGRESS && errno != EINTR) return errno;
+    p.fd = fd;
+    p.events = POLLOUT;
+    p.revents = 0;
+    if (gilua_waitfds(&p, 1, GILUA_FOREVER) < 0) return errno;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &elen) != 0) return errno;
+    if (e != 0) return e;
+  }
+  return fcntl(fd, F_SETFL, fl) != 0 ? errno : 0;
+}
+
+
+/* connect_tcp(host, port) -> a Connection */
+static int l_connect_tcp (lua_State *L) {
+  struct addrinfo *res = resolve(L, 0), *ai;
+  int fd = -1, e = ECONNREFUSED;
+  for (ai = res; ai != NULL; ai = ai->ai_next) {
+    fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+    if (fd < 0) { e = errno; continue; }
+    GILUA_BEGIN_ALLOW_THREADS(L)
+      e = connect_fd(fd, ai->ai_addr, ai->ai_addrlen);
+    GILUA_END_ALLOW_THREADS(L)
+    if (e == 0) break;
+    close(fd);
+    fd = -1;
+    if (e == EINTR) break;
+  }
+  freeaddrinfo(res);
+  if (e == EINTR) gilua_checkinterrupt(L);
+  if (fd < 0) {
+    lua_pushfstring(L, "%s:%d", luaL_optstring(L, 1, ""), (int)lua_tointeger(L, 2));
+    return gilua_oserror(L, e, "connect", lua_tostring(L, -1));
+  }
+  nodelay(fd);
+  mp_newconn(L, fd, fd);
+  return 1;
+}
+
+/* }================================================================== */
+
+
+/* accept(lfd) -> a Connection, and the peer's host and port (TCP) */
 static int l_accept (lua_State *L) {
   int lfd = (int)luaL_checkinteger(L, 1), fd;
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
   GILUA_BEGIN_ALLOW_THREADS(L)
-    do fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    do fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_CLOEXEC);
     while (fd < 0 && errno == EINTR && !gilua_interrupt_pending());
   GILUA_END_ALLOW_THREADS(L)
   gilua_checkinterrupt(L);
   if (fd < 0) return gilua_oserror(L, errno, "accept", NULL);
   mp_newconn(L, fd, fd);
+  if (ss.ss_family == AF_INET || ss.ss_family == AF_INET6) {
+    nodelay(fd);
+    return 1 + push_inet(L, (struct sockaddr *)&ss, len);
+  }
   return 1;
 }
 
@@ -70,19 +223,19 @@ static int l_accept (lua_State *L) {
 static int l_connect (lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   struct sockaddr_un a;
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), r;
-  if (fd < 0) return gilua_oserror(L, errno, "socket", NULL);
+  int fd, r, e = 0;
   fill_addr(L, &a, path);
+  fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return gilua_oserror(L, errno, "socket", NULL);
   GILUA_BEGIN_ALLOW_THREADS(L)
     do r = connect(fd, (struct sockaddr *)&a, sizeof a);
     while (r < 0 && errno == EINTR && !gilua_interrupt_pending());
+    if (r != 0) e = errno;
   GILUA_END_ALLOW_THREADS(L)
-  if (r != 0 && errno == EINTR) close(fd);
-  gilua_checkinterrupt(L);
   if (r != 0) {
-    int e = errno;
     close(fd);
-    return gilua_oserror(L, e, "connect", NULL);
+    gilua_checkinterrupt(L);
+    return gilua_oserror(L, e, "connect", path);
   }
   mp_newconn(L, fd, fd);
   return 1;
@@ -111,8 +264,10 @@ static int l_remove (lua_State *L) {
 static const luaL_Reg funcs[] = {
   {"mkdtemp", l_mkdtemp},
   {"listen", l_listen},
+  {"listen_tcp", l_listen_tcp},
   {"accept", l_accept},
   {"connect", l_connect},
+  {"connect_tcp", l_connect_tcp},
   {"random", l_random},
   {"remove", l_remove},
   {NULL, NULL}

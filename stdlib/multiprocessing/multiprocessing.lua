@@ -90,7 +90,7 @@ function M.get_context(method)
         rawset(t, k, Pool)
         return Pool
       elseif k == "Manager" then
-        local f = function() return require("multiprocessing.managers").SyncManager(t) end
+        local f = function() return require("multiprocessing.managers")._start_manager(t) end
         rawset(t, k, f)
         return f
       end
@@ -128,9 +128,24 @@ function Process:init(...)
   self.name = name ~= nil and tostring(name) or ("Process-" .. prefix .. _counter)
   if daemon == nil then daemon = _current ~= nil and _current.daemon or false end
   self.daemon = daemon and true or false
+  self._authkey = _current and _current.authkey   -- a child gets its parent's
   self._started = false
   self._initialized = true
 end
+
+-- authkey: the process's authentication key (Python's), the default key
+-- of the managers it makes and connects to: random in the main process,
+-- a child's is its parent's.
+Process:property("authkey", function(self)
+  local key = rawget(self, "_authkey")
+  if key == nil then
+    key = _mp.random(32)
+    rawset(self, "_authkey", key)
+  end
+  return key
+end, function(self, key)
+  rawset(self, "_authkey", args.check(key, "string", "Process.authkey", "authkey"))
+end)
 
 function Process:run()
   local target = self._target
@@ -293,7 +308,7 @@ local function spawn_start(self)
   end
   local ok, err = pcall(function()
     a:send({ main = main, arg = script_args, path = package.path, cpath = package.cpath,
-             parent_name = _current.name, name = self.name,
+             parent_name = _current.name, name = self.name, authkey = self.authkey,
              prefix = (_current._name_prefix or "") .. self._identity .. ":" })
     a:send_bytes(payload)
   end)
@@ -312,7 +327,8 @@ function M._spawn_main(fd)
   package.path, package.cpath = prep.path, prep.cpath
   _parent = { pid = os.getppid(), name = prep.parent_name }
   _current = setmetatable({ name = prep.name, pid = os.getpid(), daemon = false,
-                            _name_prefix = prep.prefix, _identity = 0 }, Process)
+                            _name_prefix = prep.prefix, _identity = 0,
+                            _authkey = prep.authkey }, Process)
   _G.arg = prep.arg
   _G.__name__ = "__mp_main__"
   if prep.main then
@@ -507,7 +523,14 @@ function M.Pipe(duplex)
   return _mp.Pipe(duplex and true or false)
 end
 
-local connection = {}
+-- Listener and Client (multiprocessing.connection) are loaded on first use.
+local connection = setmetatable({}, { __index = function(t, k)
+  if k == "Listener" or k == "Client" then
+    local v = require("multiprocessing.connection")[k]
+    rawset(t, k, v)
+    return v
+  end
+end })
 M.connection = connection
 connection.Pipe = M.Pipe
 
@@ -525,7 +548,10 @@ end
 that holds the resource sends a random challenge and checks the answer
 (HMAC-SHA256 of the challenge under the key) on raw bytes of bounded
 length, before anything from the peer is decoded; then the other side does
-the same, so each knows the other has the key. ]]
+the same, so each knows the other has the key. With `timeout`, a peer that
+does not answer within it (or stops half-way through a message) fails the
+handshake: a server is not held by a client that never speaks. The
+channel itself is not encrypted. ]]
 local CHALLENGE, WELCOME, FAILURE = "#CHALLENGE#", "#WELCOME#", "#FAILURE#"
 local AUTH_MAX = 256        -- the longest message either side reads
 
@@ -536,30 +562,62 @@ local function check_key(fname, key)
   end
 end
 
-function connection.deliver_challenge(conn, key)
-  check_key("deliver_challenge", key)
+-- One message of the handshake, within `timeout` seconds (nil: no limit).
+local function recv_auth(conn, timeout)
+  if timeout ~= nil and not conn:poll(timeout) then
+    error(M.AuthenticationError(("no answer within %g s"):format(timeout)), 0)
+  end
+  local ok, msg = pcall(conn.recv_bytes, conn, AUTH_MAX)
+  if not ok then
+    if M.AuthenticationError:is(msg) or exc.KeyboardInterrupt:is(msg) then error(msg, 0) end
+    error(M.AuthenticationError("the peer broke off the handshake: " .. tostring(msg)), 0)
+  end
+  return msg
+end
+
+local function handshake(conn, timeout, fn, ...)
+  if timeout ~= nil then
+    timeout = args.timeout(timeout, "multiprocessing.connection", "zero")
+    conn:_settimeout(timeout)
+  end
+  local ok, err = pcall(fn, conn, timeout, ...)
+  if timeout ~= nil then pcall(conn._settimeout, conn, nil) end
+  if not ok then error(err, 0) end
+end
+
+local function deliver(conn, timeout, key)
   local challenge = CHALLENGE .. _mp.random(32)
   conn:send_bytes(challenge)
-  local ok, answer = pcall(conn.recv_bytes, conn, AUTH_MAX)
+  local ok, answer = pcall(recv_auth, conn, timeout)
   if ok and _mp.compare_digest(answer, _mp.hmac_sha256(key, challenge)) then
     conn:send_bytes(WELCOME)
     return
   end
   pcall(conn.send_bytes, conn, FAILURE)
-  error(M.AuthenticationError("digest received was wrong"), 2)
+  if not ok and not M.AuthenticationError:is(answer) then error(answer, 0) end
+  error(M.AuthenticationError(ok and "digest received was wrong" or answer.message), 0)
 end
 
-function connection.answer_challenge(conn, key)
-  check_key("answer_challenge", key)
-  local challenge = conn:recv_bytes(AUTH_MAX)
+local function answer(conn, timeout, key)
+  local challenge = recv_auth(conn, timeout)
   if challenge:sub(1, #CHALLENGE) ~= CHALLENGE then
-    error(M.AuthenticationError("protocol error: expected a challenge"), 2)
+    error(M.AuthenticationError("protocol error: expected a challenge"), 0)
   end
   conn:send_bytes(_mp.hmac_sha256(key, challenge))
-  local reply = conn:recv_bytes(AUTH_MAX)
+  local reply = recv_auth(conn, timeout)
   if reply ~= WELCOME then
-    error(M.AuthenticationError("digest sent was rejected"), 2)
+    error(M.AuthenticationError("digest sent was rejected"), 0)
   end
+end
+
+function connection.deliver_challenge(conn, key, timeout)
+  check_key("deliver_challenge", key)
+  handshake(conn, timeout, deliver, key)
+end
+
+function connection.answer_challenge(conn, key, timeout)
+  check_key("answer_challenge", key)
+  handshake(conn, timeout, answer, key)
 end
 
 -- wait(objects, timeout): the connections, sentinels or processes ready.
