@@ -345,6 +345,8 @@ function Server:_serve_client(conn)
       local entry = self._objects[req[2]]
       reply = reply_of(pack(xpcall(call_object, traced, self, unpack(req, 2, req.n))),
                        entry and entry.obj)
+    elseif op == "ping" then
+      reply = { true, n = 1 }
     elseif op == "shutdown" then
       pcall(conn.send, conn, { true, n = 1 })
       self:shutdown()
@@ -419,9 +421,11 @@ M._run_server = run_server
 -- thread's connections close when it ends and its local data is dropped.
 local tls = threading["local"]()
 
-local function addr_key(addr)
-  if type(addr) == "table" then return "tcp:" .. addr[1] .. ":" .. addr[2] end
-  return addr
+-- Connections are told apart by address and key: a manager object with
+-- another key gets a connection of its own (and is refused on it).
+local function addr_key(addr, key)
+  if type(addr) == "table" then addr = "tcp:" .. addr[1] .. ":" .. addr[2] end
+  return addr .. "\0" .. key
 end
 
 local function where(addr)
@@ -435,7 +439,7 @@ local function connection(addr, key)
     by_addr = { pid = pid }
     tls.by_addr = by_addr
   end
-  local k = addr_key(addr)
+  local k = addr_key(addr, key)
   local conn = by_addr[k]
   if conn then return conn end
   conn = mp.connection._connect(addr)
@@ -454,9 +458,9 @@ local function connection(addr, key)
   return conn
 end
 
-local function forget(addr)
+local function forget(addr, key)
   local by_addr = tls.by_addr
-  local k = addr_key(addr)
+  local k = addr_key(addr, key)
   local conn = by_addr and by_addr[k]
   if conn then pcall(conn.close, conn); by_addr[k] = nil end
 end
@@ -470,7 +474,7 @@ local function request(addr, key, req)
   if not ok then
     -- Cut short (Ctrl-C) or broken: the server may still answer this call,
     -- so the connection is out of step; the next request makes a new one.
-    forget(addr)
+    forget(addr, key)
     if exc.EOFError:is(r) then
       error(exc.EOFError(("the manager at %s closed the connection (has it stopped?)")
                          :format(where(addr))), 0)
@@ -779,7 +783,12 @@ function BaseManager:connect()
   if self.address == nil then
     error(exc.ValueError("BaseManager.connect(): the manager has no address"), 2)
   end
-  connection(self.address, self._key)      -- refused or wrong key: the error now
+  -- refused, a wrong key, a server gone: the error now (a connection this
+  -- thread kept from before may be stale: then one new try)
+  local ping = { "ping", n = 1 }
+  if not pcall(request, self.address, self._key, ping) then
+    request(self.address, self._key, ping)
+  end
   self._state = "connected"
   return self
 end
@@ -800,9 +809,9 @@ function BaseManager:shutdown()
   if state == "shutdown" or state == "initial" or state == "serving" then return end
   if self._pid ~= nil and self._pid ~= os.getpid() then return end   -- a fork's copy
   self._state = "shutdown"
-  if state == "connected" then forget(self.address); return end
+  if state == "connected" then forget(self.address, self._key); return end
   pcall(request, self.address, self._key, { "shutdown", n = 1 })
-  forget(self.address)
+  forget(self.address, self._key)
   self._process:join(self._shutdown_timeout)
   if self._process.exitcode == nil then self._process:terminate(); self._process:join() end
   if type(self.address) == "string" then _mp.remove(self.address) end
@@ -810,7 +819,11 @@ function BaseManager:shutdown()
 end
 
 BaseManager.__close = BaseManager.shutdown
-BaseManager.__gc = function(self) pcall(BaseManager.shutdown, self) end
+-- A started manager collected stops its server; a connected one leaves
+-- the thread's connection alone (its proxies use it).
+BaseManager.__gc = function(self)
+  if self._state == "started" then pcall(BaseManager.shutdown, self) end
+end
 
 function BaseManager:__tostring()
   return ("<%s %s %s>"):format(rawget(getmetatable(self), "__name"), self._state,
