@@ -3,8 +3,6 @@
 local t = require "tap"
 local mpit = require "support.mpi"
 
-mpit.need_mpiexec(t)
-
 local dir = (arg[0]:match("^(.*)/[^/]*$") or ".") .. "/../samples/distributed/"
 
 local function sh(cmd)
@@ -13,6 +11,24 @@ local function sh(cmd)
   p:close()
   return out
 end
+
+-- The remote manager (no MPI): a server, two workers, a wrong key, a report.
+do
+  local out = sh(("timeout -s KILL 120 %s %s"):format(t.shquote(t.gilua()),
+    t.shquote(dir .. "remote_manager.lua")))
+  t.like(out, "status=0\n$", "remote_manager.lua exits with 0")
+  t.like(out, "Serveur sur 127%.0%.0%.1:%d+ %(port choisi par le système%), 24 tâches",
+         "the server listens on the port the system chose")
+  local a, b = out:match("Travailleur A: (%d+) tâches"), out:match("Travailleur B: (%d+) tâches")
+  t.ok(a and b and tonumber(a) + tonumber(b) == 24, "two workers took the 24 tasks between them")
+  t.like(out, "Un client sans la bonne clé: multiprocessing%.AuthenticationError",
+         "a client with a wrong key is refused")
+  local n = out:match("24 tâches sur 24 faites %b(); (%d+) nombres premiers")
+  t.ok(n and out:find("Attendu: " .. n .. " nombres premiers", 1, true),
+       "every task's result is in the shared dict, and they add up to the expected count")
+end
+
+mpit.need_mpiexec(t)
 
 do
   local out = sh(("%s timeout -s KILL 120 mpiexec --oversubscribe -n 4 %s %s"):format(
