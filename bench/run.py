@@ -166,6 +166,9 @@ WORKLOADS = [
              "multiprocessing.Queue", twins=["python3"]),
     Workload("mp_pipe", "20,000 round trips over a Pipe with a child "
              "process", twins=["python3"]),
+    Workload("manager_dict", "10,000 x (d[k] = i; d[k]) on a SyncManager's "
+             "dict over TCP loopback (server started before the clock)",
+             twins=["python3"]),
     Workload("mp_executor", "5,000 trivial tasks on "
              "ProcessPoolExecutor(2), start and shutdown included",
              twins=["python3"]),
