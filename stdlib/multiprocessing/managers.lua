@@ -1,6 +1,6 @@
 --[[
-multiprocessing.managers: Manager() starts a server process that holds
-shared objects; proxies in any process send their reads and writes to it.
+multiprocessing.managers: a manager is a server process that holds shared
+objects; proxies in any process send their reads and writes to it.
 
     local mp = require "multiprocessing"
     local manager <close> = mp.Manager()      -- shutdown at the end of the scope
@@ -8,22 +8,33 @@ shared objects; proxies in any process send their reads and writes to it.
     d.k = true; d["other key"] = 1; l:append(42)
     print(d, l)                               -- {'k': True, ...} [42]
 
-The server listens on a Unix socket in a directory only the user can
-enter, the socket itself mode 0600, and a client must first prove that it
-holds the manager's random authentication key (challenge and HMAC-SHA256
-answer, both ways, on raw bytes: nothing from a client is decoded before).
-Each thread of a client has its own connection, and one server thread
-serves each connection, so a blocking call (a Queue get, a Lock acquire)
-only blocks its caller. Objects live until the manager shuts down. A server whose
-parent died without shutting it down (killed) stops soon after (it
-looks every second).
+Remote managers (Python's BaseManager), over TCP:
+
+    local QM = managers.BaseManager:extend()
+    QM.register("get_queue", function() return q end)    -- server side
+    QM{address = {"0.0.0.0", 50000}, authkey = key}:get_server():serve_forever()
+    -- elsewhere: QM.register("get_queue"), then
+    local m = QM{address = {"server", 50000}, authkey = key}:connect()
+    m:get_queue():put(1)
+
+Without an address the server listens on a Unix socket in a directory
+only the user can enter, the socket itself mode 0600. On any address a
+client must first prove that it holds the key (challenge and HMAC-SHA256
+answer, both ways, on raw bytes: nothing from a client is decoded
+before; multiprocessing.connection), within the handshake timeout. The
+channel is not encrypted. Each thread of a client has its own connection,
+and one server thread serves each connection, so a blocking call (a
+Queue get, a Lock acquire) only blocks its caller. Objects live until the
+manager shuts down. A server whose parent died without shutting it down
+(killed) stops soon after (it looks every second).
 
 Proxies: dict (d[k], d[k] = v, d:get, d:keys, d:values, d:items, d:pop,
 d:update, d:copy, #d, method names win over keys of the same name: read
 those with d:get(k)), list (l[i] 1-based, l:append, l:extend, l:insert,
 l:pop, l:remove, l:index, l:count, l:copy, #l), Namespace (fields), Queue,
 JoinableQueue, Lock, RLock, Semaphore, BoundedSemaphore, Event, Value
-(.value). print(proxy) shows the contents the Python way.
+(.value), AutoProxy (a registered type's public methods). print(proxy)
+shows the contents the Python way.
 ]]
 
 local mp = require "multiprocessing"

@@ -8,7 +8,7 @@
 **   synchronize.c  process-shared locks, semaphores, events (SemLock)
 **   shared_memory.c  shared blocks: Value/Array memory and SharedMemory
 **   queues.c       Queue: a socket, shared counters and a feeder thread
-**   managers.c     the manager's Unix sockets
+**   managers.c     Unix and TCP sockets: managers, Listener, Client
 **   serialize.c    the format values travel in (dumps, loads)
 */
 #ifndef mp_h
