@@ -312,6 +312,30 @@ do
   t.is(m2:Counter2(7):value(), 7, "Manager.register(...): mp.Manager() gets the type")
 end
 
+-- a server started by spawn: a fresh gilua gets the registry (user callables
+-- included) and serves over TCP
+do
+  local r = t.run([[
+local mp = require "multiprocessing"
+local managers = require "multiprocessing.managers"
+local Counter = require("gilua.class"):extend("SpawnCounter")
+function Counter:init(n) self.n = n end
+function Counter:incr() self.n = self.n + 1; return self.n end
+local M = managers.SyncManager:extend()
+M.register("Counter", Counter)
+if __name__ == "__main__" then
+  local m <close> = M{address = {"127.0.0.1", 0}, authkey = "sp", ctx = mp.get_context("spawn")}
+  m:start()
+  local c = m:Counter(41)
+  local l = m:list({1, 2})
+  l:append(3)
+  print("spawned " .. c:incr() .. " " .. #l .. " " .. tostring(m.address[2] > 0))
+end
+]])
+  t.is(r.stdout, "spawned 42 3 true\n", "a spawned server serves a registered type and SyncManager's (" ..
+       r.stderr:sub(1, 200) .. ")")
+end
+
 -- errors: bad arguments name the function and the argument --------------------------
 
 local function fails(fn, cls, pats, name)

@@ -138,6 +138,20 @@ local function check_authkey(key, fname)
 end
 M._check_authkey = check_authkey
 
+-- Both ways, the server's side challenging first; a failure closes conn.
+local function authenticate(conn, key, timeout, server)
+  local ok, err = pcall(function()
+    if server then M.deliver_challenge(conn, key, timeout) end
+    M.answer_challenge(conn, key, timeout)
+    if not server then M.deliver_challenge(conn, key, timeout) end
+  end)
+  if not ok then
+    conn:close()
+    error(err, 0)
+  end
+end
+M._authenticate = authenticate
+
 -- Listener ---------------------------------------------------------------------
 
 local Listener = Object:extend("multiprocessing.connection.Listener")
@@ -172,16 +186,7 @@ function Listener:accept()
   if self._fd == nil then error(exc.OSError("listener is closed"), 2) end
   local conn, host, port = _mp.accept(self._fd)
   self.last_accepted = host and { host, port } or nil
-  if self._authkey ~= nil then
-    local ok, err = pcall(function()
-      M.deliver_challenge(conn, self._authkey, self._timeout)
-      M.answer_challenge(conn, self._authkey, self._timeout)
-    end)
-    if not ok then
-      conn:close()
-      error(err, 0)
-    end
-  end
+  if self._authkey ~= nil then authenticate(conn, self._authkey, self._timeout, true) end
   return conn
 end
 
@@ -214,16 +219,7 @@ function M.Client(...)
   check_authkey(authkey, "Client")
   if hs ~= nil then hs = args.timeout(hs, "Client", "zero", "handshake_timeout") end
   local conn = M._connect(address)
-  if authkey ~= nil then
-    local ok, err = pcall(function()
-      M.answer_challenge(conn, authkey, hs)
-      M.deliver_challenge(conn, authkey, hs)
-    end)
-    if not ok then
-      conn:close()
-      error(err, 0)
-    end
-  end
+  if authkey ~= nil then authenticate(conn, authkey, hs, false) end
   return conn
 end
 

@@ -344,8 +344,7 @@ end
 function Server:_serve_client(conn)
   self._conns[conn] = true
   -- nothing from a client is decoded before it has proved it has the key
-  local ok = pcall(mp.connection.deliver_challenge, conn, self._key, self._timeout)
-  if ok then ok = pcall(mp.connection.answer_challenge, conn, self._key, self._timeout) end
+  local ok = pcall(mp.connection._authenticate, conn, self._key, self._timeout, true)
   while ok and not self._stop do
     local got, req = pcall(conn.recv, conn)
     if not got or type(req) ~= "table" then break end
@@ -454,12 +453,9 @@ local function connection(addr, key)
   local conn = by_addr[k]
   if conn then return conn end
   conn = mp.connection._connect(addr)
-  local ok, err = pcall(function()
-    mp.connection.answer_challenge(conn, key, mp.connection.HANDSHAKE_TIMEOUT)
-    mp.connection.deliver_challenge(conn, key, mp.connection.HANDSHAKE_TIMEOUT)
-  end)
+  local ok, err = pcall(mp.connection._authenticate, conn, key,
+                        mp.connection.HANDSHAKE_TIMEOUT, false)
   if not ok then
-    conn:close()
     if exc.KeyboardInterrupt:is(err) then error(err, 0) end
     error(mp.AuthenticationError(("authentication with the manager at %s failed: %s")
                                  :format(where(addr), mp.AuthenticationError:is(err)
@@ -765,7 +761,14 @@ function BaseManager:start(initializer, initargs)
   if initializer ~= nil then args.check(initializer, "callable", "BaseManager.start", "initializer") end
   if initargs ~= nil then args.check(initargs, "table", "BaseManager.start", "initargs") end
   local fd = bind(self)
-  local a = { fd, self.address, self._registry, self._key, os.getpid(), self._dir,
+  -- the server's half of the registry: no proxy classes (a spawned server
+  -- may not have loaded their module when it reads its arguments)
+  local registry = {}
+  for typeid, e in next, self._registry do
+    registry[typeid] = { callable = e.callable, maker = e.maker, kind = e.kind,
+                         exposed = e.exposed, proxyname = e.proxyname }
+  end
+  local a = { fd, self.address, registry, self._key, os.getpid(), self._dir,
               initializer, initargs, n = 8 }
   local ctx = self._ctx
   local method = ctx and ctx.get_start_method and ctx.get_start_method() or mp.get_start_method()
