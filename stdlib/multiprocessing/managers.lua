@@ -250,11 +250,10 @@ local function traced(e)
 end
 
 -- A method a client may call on an object served by its own methods: not
--- starting with "_", and not the class machinery every object inherits
--- (init, extend, is, ...: a client does not remake the server's objects).
-local function is_public(name, o)
-  if type(name) ~= "string" or name:sub(1, 1) == "_" then return false end
-  return o == nil or Object[name] == nil or o[name] ~= Object[name]
+-- starting with "_", and not a name of the class machinery (init, extend,
+-- is, ...: a client does not remake the server's objects).
+local function is_public(name)
+  return type(name) == "string" and name:sub(1, 1) ~= "_" and Object[name] == nil
 end
 
 --[[ The server: the registry's types made on request, held by id, and
@@ -320,7 +319,7 @@ local function call_object(self, id, name, ...)
   end
   -- an object with methods of its own: the public ones, or those exposed
   local exposed = entry.exposed
-  if not is_public(name, o) or (exposed and not exposed[name]) then
+  if not is_public(name) or (exposed and not exposed[name]) then
     error(exc.AttributeError(("method '%s' of %s is not exposed"):format(tostring(name), entry.typeid)))
   end
   local m = o[name]
