@@ -208,6 +208,28 @@ do
 end
 
 
+do  -- the report names what the program waits on, as the program names it
+  local r = t.run([[
+local sys, threading, queue = require "sys", require "threading", require "queue"
+sys.setscheduler{mode = "random", seed = 1}
+local ev, cv, q, l = threading.Event(), threading.Condition(), queue.Queue(), threading.Lock()
+local t1 = threading.Thread{target = function() ev:wait() end, name = "on-event"}
+local t2 = threading.Thread{target = function() cv:acquire(); cv:wait(); cv:release() end, name = "on-cond"}
+local t3 = threading.Thread{target = function() q:get() end, name = "on-queue"}
+local t4 = threading.Thread{target = function() l:acquire(); l:acquire() end, name = "on-itself"}
+t1:start(); t2:start(); t3:start(); t4:start()
+t1:join()
+]])
+  t.is(r.status, 3, "an Event, a Condition, a Queue and a Lock taken twice: a deadlock")
+  t.like(r.stderr, "\n  MainThread %(ident %d+%) waits on the end of on%-event\n", "... join: the thread joined")
+  t.like(r.stderr, "\n  on%-event %(ident %d+%) waits on ev %(a threading%.Event%)\n", "... an Event by its name")
+  t.like(r.stderr, "\n  on%-cond %(ident %d+%) waits on cv %(a threading%.Condition%)\n", "... a Condition by its name")
+  t.like(r.stderr, "\n  on%-queue %(ident %d+%) waits on q %(a queue%.Queue%)\n", "... a Queue by its name")
+  t.like(r.stderr, "\n  on%-itself %(ident %d+%) waits on l %(a Lock at 0x%x+%), held by itself\n",
+         "... a Lock its own thread holds")
+end
+
+
 -- What it refuses, what it says ------------------------------------------------------------------
 
 t.is(sys.getscheduler().mode, "off", "getscheduler: off by default")

@@ -136,34 +136,94 @@ static void traceback (lua_State *co) {
 
 
 /*
-** The name a student gave the object 't' waits on: a local or an upvalue
-** of the Lua functions that called the wait, that holds the userdata
-** itself. The thread is stopped for good (the process exits after the
-** report), so its stack may serve: what is pushed is popped at once.
+** What a student sees of a wait: the object the program called a method of
+** (a Lock, an Event, a Condition, a Queue), by the local or upvalue that
+** holds it there. The frame is the innermost one that is not gilua's own
+** Lua code; the object is the first argument of the call it made. The
+** thread is stopped for good (the process exits after the report), so its
+** stack may serve: what is pushed on it is popped at once.
 */
-static const char *varname (lua_State *co, const void *obj) {
-  lua_Debug ar;
-  int level, i;
+static int ours (const lua_Debug *ar) {
+  return strncmp(ar->source, "@stdlib/", 8) == 0 ||
+         strncmp(ar->source, "@vm/", 4) == 0;
+}
+
+
+/* Whether the value at 'x' is the object at 'v', or a table that keeps it
+** in one of its fields (queue.Queue keeps its C queue in _q, and the C
+** method sees that one). */
+static int holds (lua_State *co, int x, int v) {
+  int found = 0;
+  if (lua_rawequal(co, x, v)) return 1;
+  if (!lua_istable(co, x)) return 0;
+  lua_pushnil(co);
+  while (!found && lua_next(co, x)) {
+    found = lua_rawequal(co, -1, v);
+    lua_pop(co, 1);
+  }
+  if (found) lua_pop(co, 1);  /* the key lua_next left */
+  return found;
+}
+
+
+/* The name of a local or upvalue of the frame 'ar' that holds the object
+** at 'v', with that value pushed (or NULL, nothing pushed). */
+static const char *namein (lua_State *co, lua_Debug *ar, int v) {
   const char *name;
-  if (obj == NULL || !lua_checkstack(co, 3)) return NULL;
-  for (level = 1; level <= 3 && lua_getstack(co, level, &ar); level++) {
-    for (i = 1; (name = lua_getlocal(co, &ar, i)) != NULL; i++) {
-      int hit = lua_touserdata(co, -1) == obj && name[0] != '(';
-      lua_pop(co, 1);
-      if (hit) return name;
-    }
-    if (!lua_getinfo(co, "f", &ar)) continue;
-    for (i = 1; (name = lua_getupvalue(co, -1, i)) != NULL; i++) {
-      int hit = lua_touserdata(co, -1) == obj && name[0] != '\0';
-      lua_pop(co, 1);
-      if (hit) {
-        lua_pop(co, 1);
-        return name;
-      }
+  int i;
+  for (i = 1; (name = lua_getlocal(co, ar, i)) != NULL; i++) {
+    if (name[0] != '(' && holds(co, lua_gettop(co), v)) return name;
+    lua_pop(co, 1);
+  }
+  if (!lua_getinfo(co, "f", ar)) return NULL;
+  for (i = 1; (name = lua_getupvalue(co, -1, i)) != NULL; i++) {
+    if (name[0] != '\0' && holds(co, lua_gettop(co), v)) {
+      lua_remove(co, -2);  /* the function */
+      return name;
     }
     lua_pop(co, 1);
   }
+  lua_pop(co, 1);
   return NULL;
+}
+
+
+/* The class name of the value at the top, or NULL. */
+static const char *classof (lua_State *co) {
+  const char *cls = NULL;
+  if (lua_getmetatable(co, -1)) {
+    lua_getfield(co, -1, "__name");
+    cls = lua_tostring(co, -1);  /* a string the metatable keeps */
+    lua_pop(co, 2);
+  }
+  return cls;
+}
+
+
+/* Prints the object of the user's call, by its name there and its class
+** ("lock_a (a Lock at 0x...)", "ev (a threading.Event)"), and returns 2
+** if it is the object waited on itself, 1 if not, 0 if nothing was found
+** (nothing printed). */
+static int userobject (lua_State *co, const void *waited, const char *what) {
+  lua_Debug ar, callee;
+  const char *name, *cls;
+  int level, same, top = lua_gettop(co);
+  if (!lua_checkstack(co, 8) || !lua_getstack(co, 0, &callee)) return 0;
+  for (level = 1; lua_getstack(co, level, &ar); level++) {
+    if (!lua_getinfo(co, "S", &ar)) return 0;
+    if (*ar.what != 'C' && !ours(&ar)) break;
+    callee = ar;
+  }
+  if (!lua_getstack(co, level, &ar) || lua_getlocal(co, &callee, 1) == NULL)
+    return 0;
+  same = lua_touserdata(co, -1) == waited;
+  name = namein(co, &ar, lua_gettop(co));
+  cls = classof(co);
+  lua_settop(co, top);
+  if (same) fprintf(stderr, "%s (%s)", name ? name : "an object", what);
+  else if (name && cls) fprintf(stderr, "%s (a %s)", name, cls);
+  else return 0;
+  return same ? 2 : 1;
 }
 
 
@@ -176,11 +236,12 @@ static void report (gil_t *g, gil_thread *t) {
           t->ident);
   if (t->sstate != SCHED_BLOCKED) fputs("does not wait\n", stderr);
   else {
-    const char *name = ts->current ? varname(ts->current, ts->waits_on) : NULL;
+    int shown = 0;
     fputs("waits on ", stderr);
-    if (name) fprintf(stderr, "%s (%s)", name, t->swhat);
-    else fputs(t->swhat[0] ? t->swhat : "an event", stderr);
-    if (t->sowner)
+    if (ts->waits_on != NULL && ts->current != NULL)
+      shown = userobject(ts->current, ts->waits_on, t->swhat);
+    if (shown == 0) fputs(t->swhat[0] ? t->swhat : "an event", stderr);
+    if (t->sowner && shown != 1)  /* a Condition's lock is its own */
       fprintf(stderr, "%s%s", t->srole ? t->srole : " ",
               t->sowner == t->ident ? "itself" : nameof(g, t->sowner));
     fputc('\n', stderr);
