@@ -540,6 +540,14 @@ end
   t.like(out, "load __mp_main__\nchild __mp_main__ 3 7 Process%-1\nexitcode 3\n",
          "spawn: the child loads the main script as __mp_main__, then runs the target")
   t.like(out, "sub 9\nsub exitcode 0", "spawn: a subclass travels with its methods")
+  do  -- no main script: gilua -e (arg[0] is gilua itself, not a script to load)
+    local f = io.popen(t.shquote(t.gilua()) .. [[ -e 'local mp = require "multiprocessing"
+local p = mp.get_context("spawn").Process{target = function() print("child ran") end}
+p:start(); p:join(); print("exitcode " .. p.exitcode)' 2>&1]])
+    local o = f:read("a")
+    f:close()
+    t.is(o, "child ran\nexitcode 0\n", "spawn from gilua -e: the child does not load gilua's binary as the main script")
+  end
   local out2 = run([[
 local mp = require "multiprocessing"
 mp.set_start_method("spawn")

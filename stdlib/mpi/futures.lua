@@ -193,13 +193,7 @@ local function meet(comm, ranks)
   return workers, byrank
 end
 
--- The script the program runs (not gilua -e's interpreter, whose arg has
--- no negative index, nor a module of gilua -m).
-local function main_script()
-  local main = type(arg) == "table" and arg[-1] ~= nil and arg[0] or nil
-  if main == "-" or (main and not io.open(main, "r")) then return nil end
-  return main
-end
+local main_script = require("multiprocessing._util").main_script
 
 local ARGS = { "max_workers", "initializer", "initargs", "gilua", "gilua_args", "mpi_info",
                "main", fname = "MPIPoolExecutor" }

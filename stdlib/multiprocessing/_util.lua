@@ -1,7 +1,8 @@
 --[[
 multiprocessing._util: the argument checks the modules of multiprocessing
-share (multiprocessing, synchronize, sharedctypes, pool, managers), in one
-place that requires none of them.
+share (multiprocessing, synchronize, sharedctypes, pool, managers), and the
+program's main script for the workers that run it again (spawn, and
+mpi.futures), in one place that requires none of them.
 ]]
 
 local exc = require "gilua.exceptions"
@@ -32,6 +33,15 @@ function M.check_int(value, fname, argname, min)
                      :format(fname, argname, min, value)), 3)
   end
   return value
+end
+
+-- The script the program runs, which a spawned worker loads first: not
+-- gilua -e's interpreter (its arg has no negative index: arg[0] is gilua
+-- itself), nor a module of gilua -m, nor stdin. nil if none.
+function M.main_script()
+  local main = type(arg) == "table" and arg[-1] ~= nil and arg[0] or nil
+  if main == "-" or (main and not io.open(main, "r")) then return nil end
+  return main
 end
 
 return M

@@ -300,8 +300,7 @@ local function spawn_start(self)
   local pid = _mp.spawnv(exe, { exe, "-e",
     ("require('multiprocessing')._spawn_main(%d)"):format(fd) }, keep)
   b:close()
-  local main = type(arg) == "table" and arg[0] or nil
-  if main == "-" or (main and not io.open(main, "r")) then main = nil end
+  local main = util.main_script()
   local script_args = {}
   if type(arg) == "table" then
     for i = 0, #arg do script_args[i] = arg[i] end
