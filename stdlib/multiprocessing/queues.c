@@ -63,6 +63,31 @@ static void q_free (qlocal *q) {
 }
 
 
+/*
+** A call that waits without the GIL holds a reference, as the feeder
+** does: when the interpreter closes, its finalizer runs while a daemon
+** thread may still be inside such a wait (Queue.get behind another
+** reader, at Ctrl-C). Freed then, the queue's descriptors would close
+** under it (its read ends at end of file) and its shared memory would go
+** from under the mutex it unlocks next. Held, the queue outlives the
+** finalizer, the daemon stays asleep, and the process ends around it.
+*/
+static void q_hold (qlocal *q) {
+  pthread_mutex_lock(&q->m);
+  q->refs++;
+  pthread_mutex_unlock(&q->m);
+}
+
+
+static void q_drop (qlocal *q) {
+  int last;
+  pthread_mutex_lock(&q->m);
+  last = --q->refs == 0;
+  pthread_mutex_unlock(&q->m);
+  if (last) q_free(q);
+}
+
+
 static void q_unlink (qlocal *q) {
   qlocal **p;
   pthread_mutex_lock(&allq_lock);
@@ -297,7 +322,7 @@ static int q_gc (lua_State *L) {
   pthread_cond_signal(&q->c);
   last = --q->refs == 0;
   pthread_mutex_unlock(&q->m);
-  if (last) q_free(q);
+  if (last) q_free(q);  /* else a feeder or a waiting call drops it last */
   return 0;
 }
 
@@ -328,6 +353,7 @@ static int q_put (lua_State *L) {
   memcpy(b->p, h, k);
   if (!block) timeout = 0;
   if (timeout >= 0) { gilua_deadline(&ts, timeout); dl = &ts; }
+  q_hold(q);
   GILUA_BEGIN_ALLOW_THREADS(L)
     mp_slock(&sh->s);
     while (sh->maxsize > 0 && sh->count >= sh->maxsize) {
@@ -372,6 +398,7 @@ static int q_put (lua_State *L) {
       }
       pthread_mutex_unlock(&q->m);
     }
+    q_drop(q);
   GILUA_END_ALLOW_THREADS(L)
   if (intr) gilua_checkinterrupt(L);
   if (err) return gilua_oserror(L, err, "Queue.put", NULL);
@@ -427,6 +454,7 @@ static int q_get (lua_State *L) {
   deadline = gilua_deadline_after(timeout);
   lua_settop(L, 1);
   b = mp_newbuf(L);
+  q_hold(q);
   GILUA_BEGIN_ALLOW_THREADS(L)
     int lr = take_rlock(&sh->rlock, deadline);
     if (lr == EINTR) r = EINTR;
@@ -450,6 +478,7 @@ static int q_get (lua_State *L) {
         mp_sunlock(&sh->s);
       }
     }
+    q_drop(q);
   GILUA_END_ALLOW_THREADS(L)
   if (r != 0) return mp_read_error(L, r);
   if (!got) return gilua_raise(L, "queue.Empty", NULL);
@@ -502,11 +531,13 @@ static int q_close (lua_State *L) {
 static int q_join_thread (lua_State *L) {
   qlocal *q = checkq(L);
   int rc = 0;
+  q_hold(q);
   GILUA_BEGIN_ALLOW_THREADS(L)
     pthread_mutex_lock(&q->m);
     while (rc != EINTR && q->feeder && (q->npend > 0 || q->writing || q->closed))
       rc = gilua_condwait(&q->drained, &q->m, NULL);
     pthread_mutex_unlock(&q->m);
+    q_drop(q);
   GILUA_END_ALLOW_THREADS(L)
   if (rc == EINTR) gilua_checkinterrupt(L);
   return 0;
@@ -539,11 +570,13 @@ static int q_join (lua_State *L) {
   qlocal *q = checkq(L);
   qshared *sh = q->sh;
   int intr = 0;
+  q_hold(q);
   GILUA_BEGIN_ALLOW_THREADS(L)
     mp_slock(&sh->s);
     while (sh->unfinished > 0)
       if (mp_swait(&sh->s, NULL) < 0) { intr = 1; break; }
     mp_sunlock(&sh->s);
+    q_drop(q);
   GILUA_END_ALLOW_THREADS(L)
   if (intr) gilua_checkinterrupt(L);
   return 0;
