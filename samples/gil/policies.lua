@@ -240,18 +240,26 @@ end
 
 
 -- 5. Four CPU-bound threads for 'secs': largest over smallest GIL share,
--- switches and forced switches per second.
+-- switches and forced switches per second. The threads start together
+-- (an Event) and the figures count from then: a thread started later has
+-- had less time to run, whatever the policy. (Under fifo, started one
+-- after the other, the 4th ran some 60 ms less than the 1st: every
+-- start() has the starting thread wait a round to get the GIL back.)
+-- What is left is the window's edge: 1 s is some 50 turns a thread, and
+-- the round under way at the end gives some threads one turn more (2%).
 local function shares(secs)
-  local state = {stop = false}
+  local go, state = threading.Event(), {stop = false}
   local ths = {}
-  gil.reset_stats()
   for i = 1, 4 do
     ths[i] = threading.Thread{name = "share-" .. i, target = function()
+      go:wait()
       local n = 0
       while not state.stop do n = n + 1 end
     end}
     ths[i]:start()
   end
+  gil.reset_stats()
+  go:set()
   time.sleep(secs)
   state.stop = true
   for i = 1, 4 do ths[i]:join() end
