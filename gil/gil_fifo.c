@@ -17,21 +17,22 @@
 ** Turns equal in number are not yet equal shares of time. A turn lasts
 ** until the holder lets go, which is later than its planned end by the
 ** head's wake-up (its timer fires 0.1 ms late on an idle machine, several
-** on a busy one) and by the holder's answer (its next instruction, or much
-** later if the OS took its CPU away meanwhile). So the turns are planned
-** as in deficit round robin: a thread forced off some time past its turn's
-** end owes that time, and its next turn is shorter by as much (down to
-** nothing; the rest is carried over to the turns after, up to MAXOWED
-** intervals). Then a thread's turns add up to one interval each, whatever
-** the delays, and CPU-bound threads get equal shares of the GIL's time,
-** not only equal numbers of turns. A thread back from a blocking call owes
-** nothing.
+** on a busy one) and by the holder's answer (its next instruction: after
+** the C function it is in returns, or once the OS gives it back the CPU
+** it took away). So the turns are planned as in deficit round robin: a
+** thread forced off some time past its turn's end owes that time; its
+** next turn is shorter by as much, and if it owes a whole interval or
+** more, it lets the round go by instead (it goes back to the tail, and
+** owes an interval less), as long as somebody else is waiting. A thread's
+** turns then add up to one interval each, whatever the delays, and
+** CPU-bound threads get equal shares of the GIL's time, not only equal
+** numbers of turns. A thread back from a blocking call owes nothing, and
+** none owes more than MAXOWED intervals.
 **
-** The head keeps the holder's turn: when it ends and what the holder owes
-** beyond it. The taker, as it leaves the queue, plans its own turn in the
-** next waiter's record; a waiter that becomes head while the GIL is held
-** by a thread that took it without queueing times that turn from when it
-** was taken.
+** The head keeps the holder's turn: when it ends. The taker, as it
+** leaves the queue, plans its own turn in the next waiter's record; a
+** waiter that becomes head while the GIL is held by a thread that took it
+** without queueing times that turn from when it was taken.
 */
 #include "gil.h"
 
@@ -42,9 +43,8 @@
 /* A waiter: gil.h's, with what timing the turns needs. */
 typedef struct fifo_waiter {
   gil_waiter w;                 /* first: the queue links these */
-  double owed;                  /* how long its last turn ran past its end */
+  double owed;                  /* how long its turns ran past their ends */
   double turn_ends;             /* at the head: when the holder's turn ends */
-  double carry;                 /* at the head: what the holder owes beyond */
 } fifo_waiter;
 
 #define head(g)      ((fifo_waiter *)(g)->queue)
@@ -70,22 +70,12 @@ static void dequeue (gil_t *g, gil_waiter *w) {
 }
 
 
-/* The holder's turn as the rule has it: an interval from when it took the
-** GIL, owing nothing. */
-static void plain_turn (gil_t *g, fifo_waiter *h) {
-  h->turn_ends = g->taken_at + interval(g);
-  h->carry = 0;
-}
-
-
-/* The turn of a thread that takes the GIL now, owing 'owed', kept by the
-** head 'h': at most one interval is paid back in it. */
-static void plan_turn (gil_t *g, fifo_waiter *h, double owed) {
-  double iv = interval(g);
-  if (!(owed > 0)) owed = 0;
-  if (owed > MAXOWED * iv) owed = MAXOWED * iv;
-  h->turn_ends = gil_monotonic() + (owed < iv ? iv - owed : 0);
-  h->carry = owed > iv ? owed - iv : 0;
+/* What a thread forced off this moment owes: the head, which asked, kept
+** its turn's end. */
+static double owed_now (gil_t *g) {
+  double owed = gil_monotonic() - head(g)->turn_ends;
+  if (!(owed > 0)) return 0;
+  return owed < MAXOWED * interval(g) ? owed : MAXOWED * interval(g);
 }
 
 
@@ -98,6 +88,19 @@ static double turn_left (gil_t *g) {
 }
 
 
+/* Waits in the queue until 'w' is at the head with the GIL free (or the
+** wait must end: the policy changed, or 't' must park). */
+static void wait_turn (gil_t *g, gil_thread *t, fifo_waiter *fw,
+                       unsigned gen) {
+  gil_waiter *w = &fw->w;
+  while ((g->locked || g->queue != w) && gil_waits_on(g, t, gen)) {
+    if (g->queue == w)
+      gil_wait_step(g, t, &w->cond, turn_left(g));
+    else pthread_cond_wait(&w->cond, &g->mutex);
+  }
+}
+
+
 static void fifo_wait (gil_t *g, gil_thread *t, int why) {
   unsigned gen = g->policy_gen;
   fifo_waiter fw;
@@ -105,29 +108,35 @@ static void fifo_wait (gil_t *g, gil_thread *t, int why) {
   if (!g->locked && g->queue == NULL) return;  /* free, nobody before us */
   gil_want(g, t);
   gil_cond_init(&w->cond);
-  /* Forced off this moment: the head, which asked, kept the turn. */
   fw.owed = (why == GIL_FROM_YIELD && !g->locked && g->holder == t &&
-             g->queue != NULL)
-          ? gil_monotonic() - head(g)->turn_ends + head(g)->carry : 0;
+             g->queue != NULL) ? owed_now(g) : 0;
+  /* Read only at the head: the holder took the GIL without queueing, or
+  ** the taker before us plans its own turn here. */
+  fw.turn_ends = g->taken_at + interval(g);
   w->queued = 1;
   enqueue(g, w);
-  if (g->queue == w) plain_turn(g, &fw);
-  while ((g->locked || g->queue != w) && gil_waits_on(g, t, gen)) {
-    if (g->queue == w)
-      gil_wait_step(g, t, &w->cond, turn_left(g));
-    else pthread_cond_wait(&w->cond, &g->mutex);
+  wait_turn(g, t, &fw, gen);
+  /* Our turn. Owing a whole interval, let the round go by. */
+  while (w->queued && gil_waits_on(g, t, gen) && w->next != NULL &&
+         fw.owed >= interval(g)) {
+    fw.owed -= interval(g);
+    dequeue(g, w);
+    enqueue(g, w);
+    pthread_cond_signal(&g->queue->cond);
+    wait_turn(g, t, &fw, gen);
   }
   if (w->queued) {  /* else fifo_leave emptied the queue */
     int was_head = (g->queue == w);
     dequeue(g, w);
     if (was_head && g->queue) {
-      /* The next one is at the head now: it keeps our turn, or, if we
-      ** leave without the GIL (parked), the holder's as we kept it. */
-      if (gil_waits_on(g, t, gen)) plan_turn(g, head(g), fw.owed);
-      else {
-        head(g)->turn_ends = fw.turn_ends;
-        head(g)->carry = fw.carry;
+      /* The next one is at the head now: it keeps our turn, shortened by
+      ** what we owe, or, if we leave without the GIL (parked), the
+      ** holder's, as we kept it. */
+      if (gil_waits_on(g, t, gen)) {
+        double owed = fw.owed < interval(g) ? fw.owed : interval(g);
+        head(g)->turn_ends = gil_monotonic() + interval(g) - owed;
       }
+      else head(g)->turn_ends = fw.turn_ends;
       pthread_cond_signal(&g->queue->cond);
     }
   }
