@@ -367,9 +367,11 @@ do
   t.ok(ok2, "fifo: a thread whose turns overrun (long C calls) gets no more than its share (" ..
        note2 .. "; bound " .. SHARE .. ")")
 
-  -- The order itself: while the 4 take turns (started together), each
-  -- thread is followed by the same one, round after round (but for a
-  -- thread that sits a round out).
+  -- The order itself: while the 4 take turns (started together), the GIL
+  -- goes round them in a fixed order, each thread handing over to the
+  -- next one in it (but where one sits a round out to pay back an
+  -- overrun). Of the 6 orders of 4 threads, the one that most hand-overs
+  -- follow is taken.
   local function rounds(policy)
     sys.setgilpolicy(policy)
     local path = t.tmpname(".json")
@@ -390,45 +392,44 @@ do
     gil.trace_stop()
     local acq, text = acquisitions(path)
     os.remove(path)
-    local names = {}
+    local names, tids = {}, {}
     for tid, name in text:gmatch('"name":"thread_name","pid":%d+,"tid":(%d+),"args":{"name":"([^"]*)"') do
       names[tid] = name
+      if name:match("^turn%-") then tids[#tids + 1] = tid end
     end
     local turns = {}
     for _, a in ipairs(acq) do
       if (names[a.tid] or ""):match("^turn%-") then turns[#turns + 1] = a.tid end
     end
-    -- leave out the start and the end, when the threads come and go;
-    -- each thread's successor is the one that follows it most often
-    local count, succ = {}, {}
-    for i = 5, #turns - 8 do
-      local a, b = turns[i - 1], turns[i]
-      count[a] = count[a] or {}
-      count[a][b] = (count[a][b] or 0) + 1
-      if not succ[a] or count[a][b] > count[a][succ[a]] then succ[a] = b end
+    if #tids ~= 4 then return 0, 0, text end
+    local best, npairs = 0, 0
+    local a = tids[1]
+    for _, o in ipairs{{2, 3, 4}, {2, 4, 3}, {3, 2, 4}, {3, 4, 2}, {4, 2, 3}, {4, 3, 2}} do
+      local cycle = {a, tids[o[1]], tids[o[2]], tids[o[3]]}
+      local succ = {}
+      for i = 1, 4 do succ[cycle[i]] = cycle[i % 4 + 1] end
+      -- leave out the start and the end, when the threads come and go
+      local follows = 0
+      npairs = 0
+      for i = 5, #turns - 8 do
+        npairs = npairs + 1
+        if succ[turns[i - 1]] == turns[i] then follows = follows + 1 end
+      end
+      best = math.max(best, follows)
     end
-    local follows, pairs_ = 0, 0
-    for i = 5, #turns - 8 do
-      pairs_ = pairs_ + 1
-      if succ[turns[i - 1]] == turns[i] then follows = follows + 1 end
-    end
-    -- the successors make one round through the 4 threads
-    local seen, k, tid = {}, 0, turns[5]
-    while tid and not seen[tid] do
-      seen[tid] = true
-      k = k + 1
-      tid = succ[tid]
-    end
-    return k == 4 and tid == turns[5], follows, pairs_, text
+    return best, npairs, text
   end
-  local round, follows, npairs, text = rounds("fifo")
-  t.ok(round and npairs >= 10 and follows >= npairs * 0.8,
-       ("fifo: the GIL goes round in a fixed order (%s; %d of %d hand-overs to the next " ..
-        "thread in that order)"):format(round and "one round through the 4 threads" or "no round",
-        follows, npairs))
-  local nround, nfollows, nnpairs = rounds("new")
-  t.note(("new, for comparison: %s, %d of %d hand-overs to the most frequent successor")
-         :format(nround and "a round" or "no round", nfollows, nnpairs))
+  local text
+  local ok, note = twice(function()
+    local follows, npairs
+    follows, npairs, text = rounds("fifo")
+    return npairs >= 10 and follows >= npairs * 0.7,
+           ("%d of %d hand-overs to the next thread in one order"):format(follows, npairs)
+  end)
+  t.ok(ok, "fifo: the GIL goes round in a fixed order (" .. note .. ")")
+  local nfollows, nnpairs = rounds("new")
+  t.note(("new, for comparison: %d of %d hand-overs to the next thread in the order most follow")
+         :format(nfollows, nnpairs))
   sys.setgilpolicy("fifo")
   t.like(text, '"gil_policy":"fifo"', "the trace names the policy")
   sys.setgilpolicy("new")
