@@ -21,9 +21,9 @@
 ** the C function it is in returns, or once the OS gives it back the CPU
 ** it took away). So the turns are planned as in deficit round robin: a
 ** thread forced off some time past its turn's end owes that time; its
-** next turn is shorter by as much, and if it owes a whole interval or
-** more, it lets the round go by instead (it goes back to the tail, and
-** owes an interval less), as long as somebody else is waiting. A thread's
+** next turn is shorter by as much, and if it owes a whole interval more
+** than the next thread in line, it lets the round go by instead (it goes
+** back to the tail, and owes an interval less). A thread's
 ** turns then add up to one interval each, whatever the delays, and
 ** CPU-bound threads get equal shares of the GIL's time, not only equal
 ** numbers of turns. A thread back from a blocking call owes nothing, and
@@ -116,9 +116,11 @@ static void fifo_wait (gil_t *g, gil_thread *t, int why) {
   w->queued = 1;
   enqueue(g, w);
   wait_turn(g, t, &fw, gen);
-  /* Our turn. Owing a whole interval, let the round go by. */
+  /* Our turn. Owing a whole interval more than the next one in line, let
+  ** the round go by. (Where all owe alike, as when the interval is shorter
+  ** than a holder takes to answer, going round would change nothing.) */
   while (w->queued && gil_waits_on(g, t, gen) && w->next != NULL &&
-         fw.owed >= interval(g)) {
+         fw.owed >= ((fifo_waiter *)w->next)->owed + interval(g)) {
     fw.owed -= interval(g);
     dequeue(g, w);
     enqueue(g, w);
