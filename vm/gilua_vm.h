@@ -371,6 +371,24 @@ int luaopen_gilua_core(lua_State *L);    /* "_gilua": the rule for Lua */
 ** (unless the deadline has passed), raises KeyboardInterrupt on Ctrl-C and
 ** OSError naming 'call' on failure, and returns the count ready or 0.
 */
+/*
+** TCP (vm/gilua_net.c), for asyncio and multiprocessing alike:
+** gilua_resolve(L, host, port, passive) resolves without the GIL (NULL, or
+** "" when passive, is every interface) and raises OSError on failure (free
+** the list with freeaddrinfo); gilua_listen_tcp pushes fd, host, port of a
+** listening socket on the first address that binds (SO_REUSEADDR,
+** SOCK_CLOEXEC plus 'sockflags'), or raises OSError naming 'call';
+** gilua_pushaddr pushes an address's numeric host and port (nil, nil if it
+** is not IP): 2 results.
+*/
+struct addrinfo;
+struct sockaddr;
+struct addrinfo *gilua_resolve(lua_State *L, const char *host, int port,
+                               int passive);
+int gilua_listen_tcp(lua_State *L, const char *host, int port, int backlog,
+                     int sockflags, const char *call);
+int gilua_pushaddr(lua_State *L, const struct sockaddr *sa, unsigned int len);
+
 struct pollfd;
 double gilua_deadline_after(double timeout);
 int gilua_waitfds(struct pollfd *fds, int n, double deadline);

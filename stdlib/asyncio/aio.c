@@ -44,22 +44,6 @@
 
 /*
 ** {======================================================
-** Errors
-** =======================================================
-*/
-
-/* A resolver failure: OSError with gai_strerror's text. */
-static int gaierror (lua_State *L, int rc, const char *host) {
-  return gilua_raise(L, "OSError", "[Errno %d] %s: '%s'", rc,
-                     rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc),
-                     host);
-}
-
-/* }====================================================== */
-
-
-/*
-** {======================================================
 ** Poller
 ** =======================================================
 */
@@ -269,74 +253,13 @@ static int checkport (lua_State *L, int arg, const char *fname) {
 
 
 /* Resolves host:port (GIL released); the caller frees the list. */
-static struct addrinfo *resolve (lua_State *L, const char *host, int port,
-                                 int passive) {
-  struct addrinfo hints, *res = NULL;
-  char service[16];
-  int rc;
-  memset(&hints, 0, sizeof hints);
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0);
-  snprintf(service, sizeof service, "%d", port);
-  GILUA_BEGIN_ALLOW_THREADS(L)
-    rc = getaddrinfo(host, service, &hints, &res);
-  GILUA_END_ALLOW_THREADS(L)
-  if (rc != 0) gaierror(L, rc, host ? host : "");
-  return res;
-}
-
-
-static int pushaddr (lua_State *L, const struct sockaddr_storage *ss) {
-  char buf[INET6_ADDRSTRLEN];
-  if (ss->ss_family == AF_INET) {
-    const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
-    inet_ntop(AF_INET, &a->sin_addr, buf, sizeof buf);
-    lua_pushstring(L, buf);
-    lua_pushinteger(L, ntohs(a->sin_port));
-  }
-  else if (ss->ss_family == AF_INET6) {
-    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
-    inet_ntop(AF_INET6, &a->sin6_addr, buf, sizeof buf);
-    lua_pushstring(L, buf);
-    lua_pushinteger(L, ntohs(a->sin6_port));
-  }
-  else {
-    lua_pushnil(L);
-    lua_pushnil(L);
-  }
-  return 2;
-}
-
-
 /* listen(host, port, backlog) -> fd, host, port: a listening socket on
 ** the first address that binds. */
 static int l_listen (lua_State *L) {
   const char *host = luaL_optstring(L, 1, NULL);
   int port = checkport(L, 2, "bind");
-  int backlog = (int)luaL_optinteger(L, 3, 100);
-  struct addrinfo *res = resolve(L, host, port, 1), *ai;
-  struct sockaddr_storage ss;
-  socklen_t len = sizeof ss;
-  int fd = -1, en = EADDRNOTAVAIL, one = 1;
-  for (ai = res; ai; ai = ai->ai_next) {
-    fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                ai->ai_protocol);
-    if (fd < 0) { en = errno; continue; }
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, backlog) == 0)
-      break;
-    en = errno;
-    close(fd);
-    fd = -1;
-  }
-  freeaddrinfo(res);
-  if (fd < 0) return gilua_oserror(L, en, "listen", NULL);
-  lua_pushinteger(L, fd);
-  if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
-    memset(&ss, 0, sizeof ss);
-  pushaddr(L, &ss);
-  return 3;
+  return gilua_listen_tcp(L, host, port, (int)luaL_optinteger(L, 3, 100),
+                          SOCK_NONBLOCK, "listen");
 }
 
 
@@ -356,8 +279,7 @@ static int l_accept (lua_State *L) {
   }
   setsockopt(nfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   lua_pushinteger(L, nfd);
-  pushaddr(L, &ss);
-  return 3;
+  return 1 + gilua_pushaddr(L, (struct sockaddr *)&ss, len);
 }
 
 
@@ -373,7 +295,7 @@ static int l_connect (lua_State *L) {
   const char *host = luaL_checkstring(L, 1);
   int port = checkport(L, 2, "connect");
   int skip = (int)luaL_optinteger(L, 3, 0);
-  struct addrinfo *res = resolve(L, host, port, 0), *ai;
+  struct addrinfo *res = gilua_resolve(L, host, port, 0), *ai;
   int fd = -1, en = EADDRNOTAVAIL, pending = 0, one = 1, index = 0;
   for (ai = res; ai; ai = ai->ai_next, index++) {
     int rc;
@@ -483,7 +405,7 @@ static int l_sockname (lua_State *L) {
     ? getpeername(fd, (struct sockaddr *)&ss, &len)
     : getsockname(fd, (struct sockaddr *)&ss, &len);
   if (rc < 0) return gilua_oserror(L, errno, "getsockname", NULL);
-  return pushaddr(L, &ss);
+  return gilua_pushaddr(L, (struct sockaddr *)&ss, len);
 }
 
 

@@ -69,45 +69,12 @@ static int l_listen (lua_State *L) {
 ** ===================================================================
 */
 
-/* Pushes the numeric host and the port of a TCP address; 2 results. */
-static int push_inet (lua_State *L, const struct sockaddr *sa, socklen_t len) {
-  char host[NI_MAXHOST], port[NI_MAXSERV];
-  if (getnameinfo(sa, len, host, sizeof host, port, sizeof port,
-                  NI_NUMERICHOST | NI_NUMERICSERV) != 0)
-    return 0;
-  lua_pushstring(L, host);
-  lua_pushinteger(L, atoi(port));
-  return 2;
-}
-
-
-/* Resolves host:port without the GIL (a name may take the resolver a
-** while); "" or nil is every interface of this host when 'passive'. */
-static struct addrinfo *resolve (lua_State *L, int passive) {
-  const char *host = luaL_optstring(L, 1, "");
+/* The port argument at 2: 0-65535, as Python's OverflowError says. */
+static int checkport (lua_State *L) {
   lua_Integer port = luaL_checkinteger(L, 2);
-  struct addrinfo hints, *res = NULL;
-  char serv[16];
-  int r;
   if (port < 0 || port > 65535)
-    return gilua_raise(L, "OverflowError", "port must be 0-65535, not %I",
-                       (LUAI_UACINT)port), NULL;
-  snprintf(serv, sizeof serv, "%d", (int)port);
-  memset(&hints, 0, sizeof hints);
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : AI_ADDRCONFIG);
-  if (*host == '\0' && passive) host = NULL;
-  GILUA_BEGIN_ALLOW_THREADS(L)
-    r = getaddrinfo(host, serv, &hints, &res);
-  GILUA_END_ALLOW_THREADS(L)
-  if (r != 0) {
-    int e = r == EAI_SYSTEM ? errno : 0;
-    if (e != 0) return gilua_oserror(L, e, "getaddrinfo", NULL), NULL;
-    return gilua_raise(L, "OSError", "[Errno %d] %s: '%s'", r, gai_strerror(r),
-                       host ? host : ""), NULL;
-  }
-  return res;
+    gilua_raise(L, "OverflowError", "port must be 0-65535, not %I", (LUAI_UACINT)port);
+  return (int)port;
 }
 
 
@@ -120,34 +87,9 @@ static void nodelay (int fd) {
 /* listen_tcp(host, port, [backlog]) -> descriptor, host, port: the
 ** address really bound (port 0 asks the system for a free port). */
 static int l_listen_tcp (lua_State *L) {
-  int backlog = (int)luaL_optinteger(L, 3, 64), fd = -1, e = 0, one = 1;
-  struct addrinfo *res = resolve(L, 1), *ai;
-  struct sockaddr_storage ss;
-  socklen_t len = sizeof ss;
-  for (ai = res; ai != NULL; ai = ai->ai_next) {
-    fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-    if (fd < 0) { e = errno; continue; }
-    /* a server started again at once may reuse its port (Python's rule) */
-    (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, backlog) == 0)
-      break;
-    e = errno;
-    close(fd);
-    fd = -1;
-  }
-  freeaddrinfo(res);
-  if (fd < 0) return gilua_oserror(L, e, "bind", NULL);
-  if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0) {
-    e = errno;
-    close(fd);
-    return gilua_oserror(L, e, "getsockname", NULL);
-  }
-  lua_pushinteger(L, fd);
-  if (push_inet(L, (struct sockaddr *)&ss, len) == 0) {
-    close(fd);
-    return gilua_raise(L, "OSError", "listen_tcp(): cannot read the bound address");
-  }
-  return 3;
+  int port = checkport(L);
+  return gilua_listen_tcp(L, luaL_optstring(L, 1, ""), port,
+                          (int)luaL_optinteger(L, 3, 64), 0, "bind");
 }
 
 
@@ -173,7 +115,8 @@ static int connect_fd (int fd, const struct sockaddr *sa, socklen_t len) {
 
 /* connect_tcp(host, port) -> a Connection */
 static int l_connect_tcp (lua_State *L) {
-  struct addrinfo *res = resolve(L, 0), *ai;
+  int port = checkport(L);
+  struct addrinfo *res = gilua_resolve(L, luaL_optstring(L, 1, ""), port, 0), *ai;
   int fd = -1, e = ECONNREFUSED;
   for (ai = res; ai != NULL; ai = ai->ai_next) {
     fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
@@ -214,7 +157,7 @@ static int l_accept (lua_State *L) {
   mp_newconn(L, fd, fd);
   if (ss.ss_family == AF_INET || ss.ss_family == AF_INET6) {
     nodelay(fd);
-    return 1 + push_inet(L, (struct sockaddr *)&ss, len);
+    return 1 + gilua_pushaddr(L, (struct sockaddr *)&ss, len);
   }
   return 1;
 }
