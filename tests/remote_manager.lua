@@ -275,6 +275,11 @@ do
   t.raises(function() return ClientManager{ address = srv.address, authkey = "srv" }:connect() end,
            "Connection refused", "and it listens no more")
   t.raises(function() return m:start() end, mp.ProcessError, "start() after get_server(): ProcessError")
+  -- the server's client threads end too; and the fork below must not come
+  -- while they do (ASan's allocator, of clang 14, is not locked across a
+  -- fork: a child forked while another thread allocates may hang in malloc)
+  t.ok(require("support.util").wait_until(function() return threading.active_count() == 1 end, 10),
+       "after server:shutdown() its client threads end (" .. threading.active_count() .. " threads)")
 end
 
 -- serve_forever in another process, over a Unix socket address

@@ -33,7 +33,9 @@ local finished = false
 rather than stall `make test`. A background shell kills this process after
 $TAP_TIMEOUT seconds (default 120; 0 turns it off) with SIGKILL (prove
 then reports "Wstat: 9"), unless done_testing stops it first. It checks that
-the pid is still this script before killing it. ]]
+the pid is still this script before killing it. Its children go first: a
+child process of the test (a forked server, say) that outlived it would
+hold prove's end of the pipe, and prove would wait for ever. ]]
 local watchdog_pid
 local function start_watchdog()
   if not (os.getpid and io.popen) then return end
@@ -45,7 +47,7 @@ local function start_watchdog()
   local q = function(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
   local body = ("trap 'kill $s 2>/dev/null; exit 0' TERM; sleep %d & s=$!; wait $s; " ..
                 "if grep -qF -- %s /proc/%d/cmdline 2>/dev/null; then " ..
-                "kill -9 %d; fi"):format(secs, q(script), pid, pid)
+                "pkill -9 -P %d; kill -9 %d; fi"):format(secs, q(script), pid, pid, pid)
   -- all of its output to /dev/null: prove (even with --merge) must not
   -- wait for the watchdog's end
   local p = io.popen("sh -c " .. q(body) .. " >/dev/null 2>&1 </dev/null & echo $!", "r")
