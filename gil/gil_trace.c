@@ -555,7 +555,10 @@ void gil_printfigures (FILE *out, const gilua_stats *st,
                        const gil_policy *policy, int check_interval) {
   int i, alive = 0;
   for (i = 0; i < n; i++) alive |= ts[i].alive;
-  if (policy->tick)  /* its own clock: instructions */
+  if (policy == &gil_policy_sched)  /* the draws decide: no interval */
+    fprintf(out, "GIL statistics: %.3f s, policy sched (the scheduler's "
+            "draws decide every switch)\n", st->elapsed);
+  else if (policy->tick)  /* its own clock: instructions */
     fprintf(out, "GIL statistics: %.3f s, policy %s, check interval %d "
             "instructions\n", st->elapsed, policy->name, check_interval);
   else

@@ -230,6 +230,14 @@ t1:join()
 end
 
 
+do  -- --gil-stats under the scheduler: no interval to show, the draws decide
+  local r = t.run("local th = require('threading').Thread{target = function() end}; th:start(); th:join()",
+                  { flags = { "--sched=random", "--seed=1", "--gil-stats" } })
+  t.like(r.stderr, "policy sched %(the scheduler's draws decide every switch%)",
+         "--gil-stats names the scheduler, not a check interval it does not use")
+end
+
+
 -- What it refuses, what it says ------------------------------------------------------------------
 
 t.is(sys.getscheduler().mode, "off", "getscheduler: off by default")
