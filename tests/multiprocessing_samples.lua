@@ -189,7 +189,7 @@ S.check{
       speedups(c, r, (speed(r.out, "Accélération: ")), false, nil, "sequentiel_parallele")
     end },
 
-  { "multiprocessing/processus_vs_threads.lua", cores = true, args = slow and {4000000} or nil, check = function(c, r)
+  { "multiprocessing/processus_vs_threads.lua", cores = true, args = slow and {20000000} or nil, check = function(c, r)
       local thr, thr_cores = speed(r.out, "2 threads")
       local seq_cores = select(2, speed(r.out, "séquentiel"))
       c.ok(seq_cores and seq_cores <= 1.2, "processus_vs_threads: sequential code keeps one core busy at most ("

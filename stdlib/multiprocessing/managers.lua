@@ -273,6 +273,9 @@ function Server:init(registry, fd, address, authkey, ppid, dir)
   self._objects, self._ids, self._next = {}, {}, 0
   self._conns = setmetatable({}, { __mode = "k" })
   self._timeout = mp.connection.HANDSHAKE_TIMEOUT
+  -- the wake-up pipe is written by shutdown() in a client's thread while
+  -- serve_forever may be closing it: one at a time
+  self._wake_lock = threading.Lock()
 end
 
 local function new_id(self, typeid, entry, obj)
@@ -399,7 +402,9 @@ function Server:serve_forever()
     end
   end)
   self._stop = true
+  self._wake_lock:acquire()
   self._wake = nil
+  self._wake_lock:release()
   r:close(); w:close()
   _mp.close(self._fd)
   self._fd = nil
@@ -414,7 +419,9 @@ end
 -- another thread of the server's process).
 function Server:shutdown()
   self._stop = true
+  self._wake_lock:acquire()
   if self._wake then pcall(self._wake.send_bytes, self._wake, "x") end
+  self._wake_lock:release()
 end
 
 -- The server of a manager's start(): in a child process, forked or spawned.
