@@ -245,7 +245,9 @@ end
 
 -- a GIL each: CPU-bound calls in parallel ----------------------------------------------------
 do
-  local n = util.calibrate(0.25)
+  -- sanitizer builds pay more for a call's fixed costs (its function and
+  -- modules loaded in the interpreter): more work there, the same claim
+  local n = util.calibrate(require("support.samples").sanitized and 0.6 or 0.25)
   local spin = util.spin
   local a <close> = interpreters.create()
   local b <close> = interpreters.create()
