@@ -245,9 +245,11 @@ end
 
 -- a GIL each: CPU-bound calls in parallel ----------------------------------------------------
 do
-  -- sanitizer builds pay more for a call's fixed costs (its function and
-  -- modules loaded in the interpreter): more work there, the same claim
-  local n = util.calibrate(require("support.samples").sanitized and 0.6 or 0.25)
+  -- enough work that a call's fixed costs (its function and modules
+  -- loaded in the interpreter, more so in sanitizer builds) and a shared
+  -- machine's jitter do not decide the ratio (0.25 s measured x1.45-x2.07
+  -- here, idle)
+  local n = util.calibrate(0.5)
   local spin = util.spin
   local a <close> = interpreters.create()
   local b <close> = interpreters.create()
@@ -289,7 +291,10 @@ do
     return r
   end
   local r = round()
-  if r.seq / r.par < S.want(r, 1.7) then r = round() end
+  for _ = 1, 2 do  -- up to two more rounds on a noisy machine
+    if r.seq / r.par >= S.want(r, 1.7) then break end
+    r = round()
+  end
   local spans = r.spans
   t.ok(spans[1][3] == spans[2][3], "both calls computed the same result")
   t.ok(spans[1][1] < spans[2][2] and spans[2][1] < spans[1][2], "the two calls overlapped in time")
