@@ -14,6 +14,16 @@
 #include "gilua_vm.h"
 
 
+/* A port argument: 0-65535, else Python's OverflowError. */
+int gilua_checkport (lua_State *L, int arg, const char *fname) {
+  lua_Integer port = luaL_checkinteger(L, arg);
+  if (port < 0 || port > 65535)
+    gilua_raise(L, "OverflowError", "%s(): port must be 0-65535, not %I", fname,
+                (LUAI_UACINT)port);
+  return (int)port;
+}
+
+
 /*
 ** The resolver may take a while for a name: it runs without the GIL. A
 ** failure is an OSError with the resolver's words and the host, as

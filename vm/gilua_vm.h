@@ -379,7 +379,7 @@ int luaopen_gilua_core(lua_State *L);    /* "_gilua": the rule for Lua */
 ** listening socket on the first address that binds (SO_REUSEADDR,
 ** SOCK_CLOEXEC plus 'sockflags'), or raises OSError naming 'call';
 ** gilua_pushaddr pushes an address's numeric host and port (nil, nil if it
-** is not IP): 2 results.
+** is not IP): 2 results. gilua_checkport checks a port argument (0-65535).
 */
 struct addrinfo;
 struct sockaddr;
@@ -388,6 +388,7 @@ struct addrinfo *gilua_resolve(lua_State *L, const char *host, int port,
 int gilua_listen_tcp(lua_State *L, const char *host, int port, int backlog,
                      int sockflags, const char *call);
 int gilua_pushaddr(lua_State *L, const struct sockaddr *sa, unsigned int len);
+int gilua_checkport(lua_State *L, int arg, const char *fname);
 
 struct pollfd;
 double gilua_deadline_after(double timeout);

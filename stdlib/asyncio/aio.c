@@ -244,20 +244,11 @@ static int setnonblock (int fd) {
 
 
 /* A port as Python's sockets take it: 0 to 65535, else OverflowError. */
-static int checkport (lua_State *L, int arg, const char *fname) {
-  lua_Integer p = luaL_checkinteger(L, arg);
-  if (p < 0 || p > 65535)
-    gilua_raise(L, "OverflowError", "%s(): port must be 0-65535.", fname);
-  return (int)p;
-}
-
-
-/* Resolves host:port (GIL released); the caller frees the list. */
 /* listen(host, port, backlog) -> fd, host, port: a listening socket on
 ** the first address that binds. */
 static int l_listen (lua_State *L) {
   const char *host = luaL_optstring(L, 1, NULL);
-  int port = checkport(L, 2, "bind");
+  int port = gilua_checkport(L, 2, "bind");
   return gilua_listen_tcp(L, host, port, (int)luaL_optinteger(L, 3, 100),
                           SOCK_NONBLOCK, "listen");
 }
@@ -293,7 +284,7 @@ static int l_accept (lua_State *L) {
 */
 static int l_connect (lua_State *L) {
   const char *host = luaL_checkstring(L, 1);
-  int port = checkport(L, 2, "connect");
+  int port = gilua_checkport(L, 2, "connect");
   int skip = (int)luaL_optinteger(L, 3, 0);
   struct addrinfo *res = gilua_resolve(L, host, port, 0), *ai;
   int fd = -1, en = EADDRNOTAVAIL, pending = 0, one = 1, index = 0;

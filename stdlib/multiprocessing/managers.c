@@ -69,15 +69,6 @@ static int l_listen (lua_State *L) {
 ** ===================================================================
 */
 
-/* The port argument at 2: 0-65535, as Python's OverflowError says. */
-static int checkport (lua_State *L) {
-  lua_Integer port = luaL_checkinteger(L, 2);
-  if (port < 0 || port > 65535)
-    gilua_raise(L, "OverflowError", "port must be 0-65535, not %I", (LUAI_UACINT)port);
-  return (int)port;
-}
-
-
 static void nodelay (int fd) {
   int one = 1;   /* requests and replies are small: no Nagle delay */
   (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -87,7 +78,7 @@ static void nodelay (int fd) {
 /* listen_tcp(host, port, [backlog]) -> descriptor, host, port: the
 ** address really bound (port 0 asks the system for a free port). */
 static int l_listen_tcp (lua_State *L) {
-  int port = checkport(L);
+  int port = gilua_checkport(L, 2, "listen_tcp");
   return gilua_listen_tcp(L, luaL_optstring(L, 1, ""), port,
                           (int)luaL_optinteger(L, 3, 64), 0, "bind");
 }
@@ -115,7 +106,7 @@ static int connect_fd (int fd, const struct sockaddr *sa, socklen_t len) {
 
 /* connect_tcp(host, port) -> a Connection */
 static int l_connect_tcp (lua_State *L) {
-  int port = checkport(L);
+  int port = gilua_checkport(L, 2, "connect_tcp");
   struct addrinfo *res = gilua_resolve(L, luaL_optstring(L, 1, ""), port, 0), *ai;
   int fd = -1, e = ECONNREFUSED;
   for (ai = res; ai != NULL; ai = ai->ai_next) {

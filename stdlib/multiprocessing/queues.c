@@ -106,7 +106,6 @@ static void *feeder (void *ud) {
   qlocal *q = ud;
   char *buf = NULL;
   size_t cap = 0, n;
-  int last;
   pthread_mutex_lock(&q->m);
   q->running = 1;
   pthread_cond_broadcast(&q->drained);
@@ -136,9 +135,8 @@ static void *feeder (void *ud) {
   free(buf);
   q->feeder = q->running = 0;
   pthread_cond_broadcast(&q->drained);
-  last = --q->refs == 0;
   pthread_mutex_unlock(&q->m);
-  if (last) q_free(q);
+  q_drop(q);
   return NULL;
 }
 
@@ -205,14 +203,7 @@ int mp_feeders_flush (qlocal **qs, int n) {
 
 static void feeders_unhold (qlocal **qs, int n) {
   int i;
-  for (i = 0; i < n; i++) {
-    qlocal *q = qs[i];
-    int last;
-    pthread_mutex_lock(&q->m);
-    last = --q->refs == 0;
-    pthread_mutex_unlock(&q->m);
-    if (last) q_free(q);
-  }
+  for (i = 0; i < n; i++) q_drop(qs[i]);
   free(qs);
 }
 
@@ -313,16 +304,14 @@ static int q_fds (lua_State *L);
 static int q_gc (lua_State *L) {
   qlocal **u = luaL_checkudata(L, 1, QUEUE_MT);
   qlocal *q = *u;
-  int last;
   if (q == NULL) return 0;
   *u = NULL;
   q_unlink(q);
   pthread_mutex_lock(&q->m);
   q->closed = 1;
   pthread_cond_signal(&q->c);
-  last = --q->refs == 0;
   pthread_mutex_unlock(&q->m);
-  if (last) q_free(q);  /* else a feeder or a waiting call drops it last */
+  q_drop(q);  /* a feeder or a waiting call may drop it last */
   return 0;
 }
 
